@@ -1,0 +1,21 @@
+import { Module, ValidationPipe } from '@nestjs/common';
+import { APP_FILTER, APP_GUARD, APP_PIPE } from '@nestjs/core';
+import { AuthGuard } from './auth/auth.guard';
+import { PrismaExceptionFilter } from './common/prisma-exception.filter';
+import { VALIDATION_OPTIONS } from './common/validation';
+import { DatabaseModule } from './database/database.module';
+import { HealthController } from './health/health.controller';
+import { RequestContextModule } from './request-context/request-context.module';
+import { ResourcesModule } from './resources/resources.module';
+import { WorkspacesModule } from './workspaces/workspaces.module';
+
+@Module({
+  imports: [DatabaseModule, RequestContextModule, ResourcesModule, WorkspacesModule],
+  controllers: [HealthController],
+  providers: [
+    { provide: APP_GUARD, useClass: AuthGuard },
+    { provide: APP_PIPE, useValue: new ValidationPipe(VALIDATION_OPTIONS) },
+    { provide: APP_FILTER, useClass: PrismaExceptionFilter },
+  ],
+})
+export class AppModule {}

@@ -1,0 +1,87 @@
+import { NestFactory } from '@nestjs/core';
+import { parseArgs } from 'node:util';
+import { AppModule } from './app.module';
+import { ConfigError } from './config/app-config';
+import { MigrationError } from './database/migrator';
+import { runAsSystem } from './request-context/run-with-actor';
+import { DemoSeeder } from './workspaces/demo-seeder';
+import { WorkspacesService } from './workspaces/workspaces.service';
+
+const USAGE = `Usage:
+  npm run cli -- bootstrap --workspace <name> --email <email> --name <name>
+  npm run cli -- add-user --workspace <workspaceId> --email <email> --name <name> --role admin|member
+  npm run cli -- token --email <email>
+  npm run cli -- seed-demo
+Each prints one JSON line. DATABASE_URL selects PostgreSQL; unset, the embedded database is used.`;
+
+class UsageError extends Error {}
+
+function required(values: Record<string, string | undefined>, name: string): string {
+  const value = values[name]?.trim();
+  if (!value) throw new UsageError(`--${name} is required.`);
+  return value;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      workspace: { type: 'string' },
+      email: { type: 'string' },
+      name: { type: 'string' },
+      role: { type: 'string' },
+    },
+    strict: true,
+  });
+  if (!command || !['bootstrap', 'add-user', 'token', 'seed-demo'].includes(command)) {
+    throw new UsageError(command ? `Unknown command "${command}".` : 'No command given.');
+  }
+  const email = (): string => {
+    const value = required(values, 'email').toLowerCase();
+    if (!/^[^\s@]+@[^\s@]+$/.test(value)) throw new UsageError(`--email ${value} is not an email address.`);
+    return value;
+  };
+  const role = (): 'admin' | 'member' => {
+    const value = required(values, 'role');
+    if (value !== 'admin' && value !== 'member') throw new UsageError('--role must be admin or member.');
+    return value;
+  };
+  const app = await NestFactory.createApplicationContext(AppModule, { logger: ['error'] });
+  try {
+    const workspaces = app.get(WorkspacesService);
+    const result = await runAsSystem('cli', async () => {
+      switch (command) {
+        case 'bootstrap':
+          return workspaces.bootstrap(required(values, 'workspace'), {
+            email: email(),
+            name: required(values, 'name'),
+          });
+        case 'add-user':
+          return workspaces.addUser(
+            required(values, 'workspace'),
+            { email: email(), name: required(values, 'name') },
+            role(),
+          );
+        case 'token':
+          return workspaces.issueTokenByEmail(email());
+        default:
+          return app.get(DemoSeeder).seed();
+      }
+    });
+    console.log(JSON.stringify(result));
+  } finally {
+    await app.close();
+  }
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  if (error instanceof UsageError || (error as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+    console.error(`${(error as Error).message}\n\n${USAGE}`);
+  } else if (error instanceof ConfigError || error instanceof MigrationError) {
+    console.error(error.message);
+  } else {
+    console.error((error as Error).message ?? error);
+  }
+  process.exit(1);
+});

@@ -1,0 +1,28 @@
+import { applyDecorators, BadRequestException, Body, ParseUUIDPipe, type Type, ValidationPipe } from '@nestjs/common';
+import { Transform } from 'class-transformer';
+import { IsString, Length } from 'class-validator';
+
+export const VALIDATION_OPTIONS = {
+  whitelist: true,
+  forbidNonWhitelisted: true,
+  transform: true,
+  stopAtFirstError: false,
+} as const;
+
+/** A resource name: trimmed, then 1..200 characters. */
+export function IsResourceName(): PropertyDecorator {
+  return applyDecorators(
+    Transform(({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim() : value)),
+    IsString(),
+    Length(1, 200, { message: 'name must be 1 to 200 characters long after trimming' }),
+  );
+}
+
+/** A body validated against `dto` even where the parameter's static type is generic. */
+export function ValidBody(dto: Type<unknown>): ParameterDecorator {
+  return Body(new ValidationPipe({ ...VALIDATION_OPTIONS, expectedType: dto }));
+}
+
+export function uuidPipe(name: string): ParseUUIDPipe {
+  return new ParseUUIDPipe({ exceptionFactory: () => new BadRequestException(`${name} must be a UUID.`) });
+}

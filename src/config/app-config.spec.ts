@@ -1,0 +1,31 @@
+import { ConfigError, loadConfig } from './app-config';
+
+describe('loadConfig', () => {
+  it('defaults to port 3000 on the embedded database', () => {
+    expect(loadConfig({})).toMatchObject({
+      port: 3000,
+      databaseUrl: undefined,
+      pgliteDir: './.data/pglite',
+      databasePoolSize: 10,
+      nodeEnv: 'development',
+    });
+  });
+
+  it('reads a PostgreSQL URL and a pool size', () => {
+    const config = loadConfig({ DATABASE_URL: 'postgresql://u:p@db:5432/app', DATABASE_POOL_SIZE: '25' });
+    expect(config).toMatchObject({ databaseUrl: 'postgresql://u:p@db:5432/app', databasePoolSize: 25 });
+  });
+
+  it.each([
+    [{ PORT: 'eighty' }, /PORT="eighty" is invalid: expected a whole number from 1 to 65535/],
+    [{ PORT: '70000' }, /PORT="70000"/],
+    [{ DATABASE_POOL_SIZE: '0' }, /DATABASE_POOL_SIZE="0" is invalid/],
+    [{ DATABASE_URL: 'mysql://x@y/z' }, /DATABASE_URL has protocol "mysql:": expected postgresql:\/\//],
+    [{ DATABASE_URL: 'not a url' }, /DATABASE_URL is not a URL/],
+    [{ NODE_ENV: 'staging' }, /NODE_ENV="staging" is invalid: expected one of development, test, production/],
+    [{ SEED_DEMO: 'yes' }, /SEED_DEMO="yes" is invalid: expected one of true, false/],
+  ])('rejects %j naming the variable and what it accepts', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(message);
+  });
+});

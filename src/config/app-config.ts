@@ -1,0 +1,64 @@
+/** Settings read once from the environment at start-up; see the README's configuration table. */
+export interface AppConfig {
+  port: number;
+  nodeEnv: 'development' | 'test' | 'production';
+  /** Unset: the embedded database (PGlite) in `pgliteDir`. */
+  databaseUrl: string | undefined;
+  databasePoolSize: number;
+  pgliteDir: string;
+  /** Seed the demo workspace on the first start of an empty embedded database. */
+  seedDemo: boolean;
+}
+
+export const APP_CONFIG = Symbol('APP_CONFIG');
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!/^\d+$/.test(raw) || value < min || value > max) {
+    throw new ConfigError(`${name}=${JSON.stringify(raw)} is invalid: expected a whole number from ${min} to ${max}.`);
+  }
+  return value;
+}
+
+function oneOf<T extends string>(env: NodeJS.ProcessEnv, name: string, fallback: T, allowed: readonly T[]): T {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!(allowed as readonly string[]).includes(raw)) {
+    throw new ConfigError(`${name}=${JSON.stringify(raw)} is invalid: expected one of ${allowed.join(', ')}.`);
+  }
+  return raw as T;
+}
+
+function databaseUrl(env: NodeJS.ProcessEnv): string | undefined {
+  const raw = env.DATABASE_URL;
+  if (raw === undefined || raw === '') return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError('DATABASE_URL is not a URL: expected postgresql://user:password@host:5432/database.');
+  }
+  if (url.protocol !== 'postgresql:' && url.protocol !== 'postgres:') {
+    throw new ConfigError(
+      `DATABASE_URL has protocol "${url.protocol}": expected postgresql:// (leave it unset for the embedded database).`,
+    );
+  }
+  return raw;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
+  return {
+    port: integer(env, 'PORT', 3000, 1, 65535),
+    nodeEnv: oneOf(env, 'NODE_ENV', 'development', ['development', 'test', 'production'] as const),
+    databaseUrl: databaseUrl(env),
+    databasePoolSize: integer(env, 'DATABASE_POOL_SIZE', 10, 1, 200),
+    pgliteDir: env.PGLITE_DIR || './.data/pglite',
+    seedDemo: oneOf(env, 'SEED_DEMO', 'true', ['true', 'false'] as const) === 'true',
+  };
+}

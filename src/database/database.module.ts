@@ -1,0 +1,30 @@
+import { Global, Inject, Module, type OnApplicationShutdown } from '@nestjs/common';
+import { APP_CONFIG, type AppConfig, loadConfig } from '../config/app-config';
+import { DATABASE_CONNECTION, type DatabaseConnection, openDatabase } from './database-connection';
+import { type AppPrismaClient, createPrismaClient, PRISMA } from './prisma-client.factory';
+
+@Global()
+@Module({
+  providers: [
+    { provide: APP_CONFIG, useFactory: () => loadConfig() },
+    { provide: DATABASE_CONNECTION, inject: [APP_CONFIG], useFactory: (config: AppConfig) => openDatabase(config) },
+    {
+      provide: PRISMA,
+      inject: [APP_CONFIG, DATABASE_CONNECTION],
+      useFactory: (config: AppConfig, connection: DatabaseConnection) =>
+        createPrismaClient({ adapter: connection.adapter, requireAuditContext: config.nodeEnv !== 'production' }),
+    },
+  ],
+  exports: [APP_CONFIG, DATABASE_CONNECTION, PRISMA],
+})
+export class DatabaseModule implements OnApplicationShutdown {
+  constructor(
+    @Inject(PRISMA) private readonly prisma: AppPrismaClient,
+    @Inject(DATABASE_CONNECTION) private readonly connection: DatabaseConnection,
+  ) {}
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.prisma.$disconnect();
+    await this.connection.close();
+  }
+}

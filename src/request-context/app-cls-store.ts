@@ -1,0 +1,13 @@
+import type { ClsStore } from 'nestjs-cls';
+
+/** Who is acting: a signed-in user, or the system itself (CLI, seed, scheduled jobs). */
+export type Actor = { kind: 'user'; id: string; name: string; email: string } | { kind: 'system'; name: string };
+
+export interface AppClsStore extends ClsStore {
+  actor?: Actor;
+  requestId?: string;
+  ip?: string;
+  userAgent?: string;
+  /** The caller's role in the workspace named by the route, once the AuthGuard has checked it. */
+  workspaceRole?: 'admin' | 'member';
+}

@@ -1,0 +1,47 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Test } from '@nestjs/testing';
+import request from 'supertest';
+import { AppModule } from '../src/app.module';
+import { setupApp } from '../src/app.setup';
+import { APP_CONFIG, loadConfig } from '../src/config/app-config';
+import { DemoSeeder } from '../src/workspaces/demo-seeder';
+
+/** The zero-setup default: the whole app on PGlite in a folder, without any database server. */
+describe('the app on the embedded database', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'audit-pglite-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  const boot = async () => {
+    const config = { ...loadConfig({}), nodeEnv: 'test' as const, pgliteDir: join(dir, 'pglite') };
+    const moduleRef = await Test.createTestingModule({ imports: [AppModule] })
+      .overrideProvider(APP_CONFIG)
+      .useValue(config)
+      .compile();
+    const app = setupApp(moduleRef.createNestApplication({ logger: ['error'] }));
+    await app.init();
+    return app;
+  };
+
+  it('serves health, seeds the demo, and keeps the data across a restart', async () => {
+    let app = await boot();
+    await request(app.getHttpServer()).get('/api/health').expect(200, { status: 'ok', database: 'up' });
+    const demo = await app.get(DemoSeeder).seed();
+    const auth = { Authorization: `Bearer ${demo.admin.token}` };
+    const before = await request(app.getHttpServer())
+      .get(`/api/workspaces/${demo.workspaceId}/segments`)
+      .set(auth)
+      .expect(200);
+    expect(before.body.items.length).toBeGreaterThan(0);
+    await app.close();
+
+    app = await boot();
+    const after = await request(app.getHttpServer())
+      .get(`/api/workspaces/${demo.workspaceId}/segments`)
+      .set(auth)
+      .expect(200);
+    expect(after.body.items).toEqual(before.body.items);
+    await app.close();
+  });
+});

@@ -1,0 +1,42 @@
+import { DATABASE_CONNECTION, type DatabaseConnection } from '../src/database/database-connection';
+import { createTestApp, type TestApp } from './test-app';
+
+describe('GET /api/health', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await createTestApp();
+  });
+  afterAll(() => t.close());
+
+  it('answers 200 with the database up, without a token', async () => {
+    const res = await t.http.get('/api/health').expect(200);
+    expect(res.body).toEqual({ status: 'ok', database: 'up' });
+  });
+
+  it('generates an X-Request-Id when none is sent', async () => {
+    const res = await t.http.get('/api/health');
+    expect(res.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('echoes a valid incoming X-Request-Id and replaces an invalid one', async () => {
+    const echoed = await t.http.get('/api/health').set('X-Request-Id', 'req-123.abc');
+    expect(echoed.headers['x-request-id']).toBe('req-123.abc');
+    const replaced = await t.http.get('/api/health').set('X-Request-Id', 'bad id with spaces');
+    expect(replaced.headers['x-request-id']).not.toBe('bad id with spaces');
+    expect(replaced.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('carries X-Request-Id on errors too', async () => {
+    const res = await t.http
+      .get('/api/workspaces/00000000-0000-4000-8000-000000000000/sources')
+      .set('X-Request-Id', 'err-1');
+    expect(res.status).toBe(401);
+    expect(res.headers['x-request-id']).toBe('err-1');
+  });
+
+  it('answers 503 with the database down', async () => {
+    await t.app.get<DatabaseConnection>(DATABASE_CONNECTION).close();
+    const res = await t.http.get('/api/health').expect(503);
+    expect(res.body).toMatchObject({ status: 'error', database: 'down' });
+  });
+});

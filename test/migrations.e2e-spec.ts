@@ -1,0 +1,96 @@
+import { PGlite } from '@electric-sql/pglite';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Client } from 'pg';
+import { loadConfig } from '../src/config/app-config';
+import { openDatabase } from '../src/database/database-connection';
+import { migrate, MigrationError, migrationStatus, MIGRATIONS_DIR, readMigrations } from '../src/database/migrator';
+import { pgExecutor, pgliteExecutor } from '../src/database/sql-executor';
+import { createTestDatabase, type TestDatabase } from './database';
+
+describe('migration runner', () => {
+  let database: TestDatabase;
+  const clients: Client[] = [];
+  const connect = async (): Promise<Client> => {
+    const client = new Client({ connectionString: database.url });
+    await client.connect();
+    clients.push(client);
+    return client;
+  };
+  beforeEach(async () => {
+    database = await createTestDatabase({ empty: true });
+  });
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((c) => c.end()));
+    await database.drop();
+  });
+
+  it('applies every migration once, with Prisma Migrate bookkeeping and sha256 checksums', async () => {
+    const client = await connect();
+    const all = readMigrations().map((m) => m.name);
+    expect(await migrate(pgExecutor(client))).toEqual(all);
+    expect(await migrate(pgExecutor(client))).toEqual([]);
+    const { rows } = await client.query<{ migration_name: string; checksum: string; finished_at: Date | null }>(
+      'SELECT migration_name, checksum, finished_at FROM "_prisma_migrations" ORDER BY migration_name',
+    );
+    expect(rows.map((r) => r.migration_name)).toEqual(all);
+    for (const row of rows) {
+      const file = readFileSync(join(MIGRATIONS_DIR, row.migration_name, 'migration.sql'));
+      expect(row.checksum).toBe(createHash('sha256').update(file).digest('hex'));
+      expect(row.finished_at).toBeInstanceOf(Date);
+    }
+  });
+
+  it('lets two runners start at once without interleaving', async () => {
+    const [a, b] = [await connect(), await connect()];
+    const [first, second] = await Promise.all([migrate(pgExecutor(a)), migrate(pgExecutor(b))]);
+    expect([...first, ...second].sort()).toEqual(readMigrations().map((m) => m.name));
+    const { rows } = await a.query<{ n: string }>('SELECT count(*) AS n FROM "_prisma_migrations"');
+    expect(Number(rows[0].n)).toBe(readMigrations().length);
+  });
+
+  it('names an applied migration whose file was edited', async () => {
+    const client = await connect();
+    await migrate(pgExecutor(client));
+    const edited = readMigrations().map((m, i) => (i === 1 ? { ...m, sql: `${m.sql}\n-- edit`, checksum: 'x' } : m));
+    await expect(migrationStatus(pgExecutor(client), edited)).rejects.toThrow(
+      new RegExp(`${readMigrations()[1].name} was edited after it was applied`),
+    );
+  });
+
+  it('rolls a failing migration back whole and records nothing for it', async () => {
+    const client = await connect();
+    const broken = [
+      ...readMigrations(),
+      {
+        name: '29991231000000_broken',
+        sql: 'CREATE TABLE half_done (id int); SELECT no_such_function();',
+        checksum: 'y',
+      },
+    ];
+    await expect(migrate(pgExecutor(client), broken)).rejects.toThrow(/Migration 29991231000000_broken failed/);
+    const { rows } = await client.query(`SELECT to_regclass('half_done') AS t`);
+    expect(rows[0].t).toBeNull();
+    expect((await migrationStatus(pgExecutor(client), broken)).pending).toEqual(['29991231000000_broken']);
+  });
+
+  it('works on the embedded database (PGlite)', async () => {
+    const db = await PGlite.create();
+    try {
+      expect(await migrate(pgliteExecutor(db))).toHaveLength(readMigrations().length);
+      expect(await migrate(pgliteExecutor(db))).toEqual([]);
+      const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM audit_logs');
+      expect(rows[0].n).toBe(0);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('keeps the server from starting on PostgreSQL with pending migrations, naming them and the command', async () => {
+    const config = { ...loadConfig({}), databaseUrl: database.url };
+    const attempt = openDatabase(config);
+    await expect(attempt).rejects.toBeInstanceOf(MigrationError);
+    await expect(openDatabase(config)).rejects.toThrow(new RegExp(`${readMigrations()[0].name}.*npm run db:migrate`));
+  });
+});

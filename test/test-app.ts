@@ -1,0 +1,75 @@
+import type { INestApplication } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import request from 'supertest';
+import type TestAgent from 'supertest/lib/agent';
+import { AppModule } from '../src/app.module';
+import { setupApp } from '../src/app.setup';
+import { APP_CONFIG, type AppConfig, loadConfig } from '../src/config/app-config';
+import { type AppPrismaClient, PRISMA } from '../src/database/prisma-client.factory';
+import { runAsSystem } from '../src/request-context/run-with-actor';
+import { WorkspacesService } from '../src/workspaces/workspaces.service';
+import { createTestDatabase, type TestDatabase } from './database';
+
+export interface TestApp {
+  app: INestApplication;
+  http: TestAgent;
+  prisma: AppPrismaClient;
+  database: TestDatabase;
+  close(): Promise<void>;
+}
+
+/** The whole application on a fresh copy of the migrated database, ready for supertest. */
+export async function createTestApp(overrides: Partial<AppConfig> = {}): Promise<TestApp> {
+  const database = await createTestDatabase();
+  const config: AppConfig = {
+    ...loadConfig({}),
+    nodeEnv: 'test',
+    databaseUrl: database.url,
+    databasePoolSize: 10,
+    ...overrides,
+  };
+  const moduleRef = await Test.createTestingModule({ imports: [AppModule] })
+    .overrideProvider(APP_CONFIG)
+    .useValue(config)
+    .compile();
+  const app = setupApp(moduleRef.createNestApplication({ logger: ['error'] }));
+  await app.init();
+  return {
+    app,
+    http: request(app.getHttpServer()),
+    prisma: app.get<AppPrismaClient>(PRISMA),
+    database,
+    async close() {
+      await app.close();
+      await database.drop();
+    },
+  };
+}
+
+export interface TestWorkspace {
+  workspaceId: string;
+  admin: { id: string; token: string; auth: { Authorization: string } };
+  member: { id: string; token: string; auth: { Authorization: string } };
+}
+
+let counter = 0;
+
+/** A workspace with an admin and a member, created as the CLI would. */
+export async function createWorkspace(app: INestApplication, name = 'Acme'): Promise<TestWorkspace> {
+  const workspaces = app.get(WorkspacesService);
+  const n = ++counter;
+  const suffix = `${process.pid}-${n}-${Math.random().toString(36).slice(2, 8)}`;
+  return runAsSystem('test', async () => {
+    const boot = await workspaces.bootstrap(name, { email: `admin-${suffix}@acme.test`, name: `Admin ${n}` });
+    const member = await workspaces.addUser(
+      boot.workspaceId,
+      { email: `member-${suffix}@acme.test`, name: `Member ${n}` },
+      'member',
+    );
+    return {
+      workspaceId: boot.workspaceId,
+      admin: { id: boot.userId, token: boot.token, auth: { Authorization: `Bearer ${boot.token}` } },
+      member: { id: member.userId, token: member.token, auth: { Authorization: `Bearer ${member.token}` } },
+    };
+  });
+}
