@@ -1,6 +1,7 @@
 import { NestFactory } from '@nestjs/core';
 import { parseArgs } from 'node:util';
 import { AppModule } from './app.module';
+import { isUuid } from './common/uuid';
 import { ConfigError } from './config/app-config';
 import { MigrationError } from './database/migrator';
 import { runAsSystem } from './request-context/run-with-actor';
@@ -47,6 +48,12 @@ async function main(argv: string[]): Promise<void> {
     if (value !== 'admin' && value !== 'member') throw new UsageError('--role must be admin or member.');
     return value;
   };
+  const workspaceId = (): string => {
+    const value = required(values, 'workspace');
+    if (!isUuid(value))
+      throw new UsageError(`--workspace must be a workspace id (a UUID), not ${JSON.stringify(value)}.`);
+    return value;
+  };
   const app = await NestFactory.createApplicationContext(AppModule, { logger: ['error'] });
   try {
     const workspaces = app.get(WorkspacesService);
@@ -58,11 +65,7 @@ async function main(argv: string[]): Promise<void> {
             name: required(values, 'name'),
           });
         case 'add-user':
-          return workspaces.addUser(
-            required(values, 'workspace'),
-            { email: email(), name: required(values, 'name') },
-            role(),
-          );
+          return workspaces.addUser(workspaceId(), { email: email(), name: required(values, 'name') }, role());
         case 'token':
           return workspaces.issueTokenByEmail(email());
         default:

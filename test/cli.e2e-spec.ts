@@ -1,0 +1,111 @@
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Client } from 'pg';
+import { createTestDatabase, type TestDatabase } from './database';
+
+const run = promisify(execFile);
+const ROOT = join(__dirname, '..');
+
+/** The CLI as a user runs it: `npm run cli -- …`, one JSON line on stdout. */
+async function cli(databaseUrl: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run('npm', ['run', '-s', 'cli', '--', ...args], {
+      cwd: ROOT,
+      env: { ...process.env, DATABASE_URL: databaseUrl, NODE_OPTIONS: '' },
+    });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('npm run cli', () => {
+  let database: TestDatabase;
+  beforeAll(async () => {
+    database = await createTestDatabase();
+  });
+  afterAll(() => database.drop());
+
+  it('bootstraps a workspace and adds a member, printing the JSON lines of the contract', async () => {
+    const boot = await cli(
+      database.url,
+      'bootstrap',
+      '--workspace',
+      'Acme',
+      '--email',
+      'alice@acme.test',
+      '--name',
+      'Alice',
+    );
+    expect(boot.code).toBe(0);
+    const created = JSON.parse(boot.stdout.trim()) as { workspaceId: string; userId: string; token: string };
+    expect(Object.keys(created).sort()).toEqual(['token', 'userId', 'workspaceId']);
+    expect(created.token.length).toBeGreaterThanOrEqual(43);
+
+    const added = await cli(
+      database.url,
+      'add-user',
+      '--workspace',
+      created.workspaceId,
+      '--email',
+      'bob@acme.test',
+      '--name',
+      'Bob',
+      '--role',
+      'member',
+    );
+    expect(added.code).toBe(0);
+    const bob = JSON.parse(added.stdout.trim()) as { userId: string; token: string };
+    expect(Object.keys(bob).sort()).toEqual(['token', 'userId']);
+
+    const client = new Client({ connectionString: database.url });
+    await client.connect();
+    try {
+      const { rows } = await client.query<{ email: string; role: string }>(
+        `SELECT u.email, m.role FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.workspace_id = $1 ORDER BY u.email`,
+        [created.workspaceId],
+      );
+      expect(rows).toEqual([
+        { email: 'alice@acme.test', role: 'admin' },
+        { email: 'bob@acme.test', role: 'member' },
+      ]);
+    } finally {
+      await client.end();
+    }
+  });
+
+  it('explains a bad call on stderr and exits 1', async () => {
+    const unknown = await cli(database.url, 'frobnicate');
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/Unknown command "frobnicate"[\s\S]*Usage:/);
+    const badWorkspace = await cli(
+      database.url,
+      'add-user',
+      '--workspace',
+      'nope',
+      '--email',
+      'c@acme.test',
+      '--name',
+      'C',
+      '--role',
+      'member',
+    );
+    expect(badWorkspace.code).toBe(1);
+    expect(badWorkspace.stderr).toMatch(/--workspace must be a workspace id/);
+    const badRole = await cli(
+      database.url,
+      'add-user',
+      '--workspace',
+      '3b241101-e2bb-4255-8caf-4136c566a962',
+      '--email',
+      'c@acme.test',
+      '--name',
+      'C',
+      '--role',
+      'owner',
+    );
+    expect(badRole.stderr).toMatch(/--role must be admin or member/);
+  });
+});
