@@ -9,11 +9,14 @@ export interface PrismaClientOptions {
   adapter: DriverAdapter;
   /** See AuditCaptureOptions.requireContext. */
   requireAuditContext: boolean;
+  /** Called with every SQL statement the client sends (benchmarks and statement-count tests). */
+  onQuery?: (sql: string) => void;
 }
 
 /** The one Prisma client of the application, with every extension applied here and nowhere else. */
-export function createPrismaClient({ adapter, requireAuditContext }: PrismaClientOptions) {
-  const base = new PrismaClient({ adapter });
+export function createPrismaClient({ adapter, requireAuditContext, onQuery }: PrismaClientOptions) {
+  const base = new PrismaClient({ adapter, log: onQuery ? [{ emit: 'event', level: 'query' }] : [] });
+  if (onQuery) base.$on('query' as never, (event: { query: string }) => onQuery(event.query));
   const dataModel = (base as unknown as { _runtimeDataModel?: RuntimeDataModel })._runtimeDataModel;
   if (!dataModel?.models) {
     throw new Error('Prisma client exposes no runtime data model; the audit capture cannot describe the models.');

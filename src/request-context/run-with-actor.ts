@@ -8,10 +8,11 @@ import type { Actor, AppClsStore } from './app-cls-store';
  */
 export function runWithActor<T>(actor: Actor, fn: () => Promise<T>): Promise<T> {
   const cls = ClsServiceManager.getClsService<AppClsStore>();
-  return cls.run({ ifNested: 'override' }, () => {
+  // Awaited inside the context: a Prisma query is lazy and reads the context only when awaited.
+  return cls.run({ ifNested: 'override' }, async () => {
     cls.set('actor', actor);
     cls.set('requestId', randomUUID());
-    return fn();
+    return await fn();
   });
 }
 

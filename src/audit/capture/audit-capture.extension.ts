@@ -263,17 +263,28 @@ export function auditCapture(dataModel: RuntimeDataModel, options: AuditCaptureO
       if (data.length > 0) await tx.auditLog.createMany({ data });
     };
 
-    /** Locks the rows `where` selects and returns their current state, in one statement when it can. */
-    const lockRows = async (where: unknown, take?: number): Promise<Row[]> => {
-      const byIdOnly =
-        isPlainObject(where) && Object.keys(where).length === 1 && typeof where.id === 'string' && take === undefined;
-      const ids = byIdOnly
-        ? [where.id as string]
-        : (
-            (await delegate.findMany({ where, select: { id: true }, ...(take === undefined ? {} : { take }) })) as {
-              id: string;
-            }[]
-          ).map((r) => r.id);
+    /**
+     * Locks the rows `where` selects and returns their current state, in one statement when `where`
+     * is a bare id. `unique` marks a unique-input where (update, upsert, delete), which only the
+     * findUnique family accepts.
+     */
+    const lockRows = async (where: unknown, { unique, take }: { unique: boolean; take?: number }): Promise<Row[]> => {
+      const byIdOnly = isPlainObject(where) && Object.keys(where).length === 1 && typeof where.id === 'string';
+      const matchingIds = async (): Promise<string[]> => {
+        if (unique) {
+          const row = (await delegate.findUnique({ where, select: { id: true } })) as { id: string } | null;
+          return row ? [row.id] : [];
+        }
+        const rows = (await delegate.findMany({
+          where,
+          select: { id: true },
+          ...(take === undefined ? {} : { take }),
+        })) as {
+          id: string;
+        }[];
+        return rows.map((r) => r.id);
+      };
+      const ids = byIdOnly && take === undefined ? [where.id as string] : await matchingIds();
       if (ids.length === 0) return [];
       const columns = info.scalarFields.map((f) => `"${info.columns.get(f)}" AS "${f}"`).join(', ');
       const locked = (await tx.$queryRawUnsafe(
@@ -281,14 +292,8 @@ export function auditCapture(dataModel: RuntimeDataModel, options: AuditCaptureO
         ids,
       )) as Row[];
       if (byIdOnly || locked.length === 0) return locked;
-      // A row may have stopped matching `where` between the id read and the lock.
-      const still = new Set(
-        (
-          (await delegate.findMany({ where: { AND: [where, { id: { in: ids } }] }, select: { id: true } })) as {
-            id: string;
-          }[]
-        ).map((r) => r.id),
-      );
+      // A row may have stopped matching `where` between reading its id and locking it.
+      const still = new Set(await matchingIds());
       return locked.filter((row) => still.has(row.id));
     };
 
@@ -353,13 +358,13 @@ export function auditCapture(dataModel: RuntimeDataModel, options: AuditCaptureO
       }
 
       case 'update': {
-        const [before] = await lockRows(args.where);
+        const [before] = await lockRows(args.where, { unique: true });
         if (!before) return write('update', args); // Prisma raises its own "record not found".
         return updateOne(before, args.data, args);
       }
 
       case 'upsert': {
-        const [before] = await lockRows(args.where);
+        const [before] = await lockRows(args.where, { unique: true });
         return before ? updateOne(before, args.update, args) : create(args.create, args);
       }
 
@@ -367,7 +372,9 @@ export function auditCapture(dataModel: RuntimeDataModel, options: AuditCaptureO
       case 'updateManyAndReturn': {
         const patch = plainData(info, args.data, operation);
         const take = typeof args.limit === 'number' ? args.limit : undefined;
-        const before = (await lockRows(args.where ?? {}, take)).filter((row) => changesSomething(row, patch));
+        const before = (await lockRows(args.where ?? {}, { unique: false, take })).filter((row) =>
+          changesSomething(row, patch),
+        );
         const after =
           before.length === 0
             ? []
@@ -381,7 +388,7 @@ export function auditCapture(dataModel: RuntimeDataModel, options: AuditCaptureO
       }
 
       case 'delete': {
-        const [before] = await lockRows(args.where);
+        const [before] = await lockRows(args.where, { unique: true });
         if (!before) return write('delete', args);
         const result = await write('delete', { ...args, where: { id: before.id } });
         await record([{ action: 'deleted', before }]);
@@ -390,7 +397,7 @@ export function auditCapture(dataModel: RuntimeDataModel, options: AuditCaptureO
 
       case 'deleteMany': {
         const take = typeof args.limit === 'number' ? args.limit : undefined;
-        const before = await lockRows(args.where ?? {}, take);
+        const before = await lockRows(args.where ?? {}, { unique: false, take });
         if (before.length === 0) return { count: 0 };
         const result = await write<{ count: number }>('deleteMany', { where: { id: { in: before.map((r) => r.id) } } });
         await record(before.map((row) => ({ action: 'deleted' as const, before: row })));
