@@ -5,7 +5,7 @@ import type TestAgent from 'supertest/lib/agent';
 import { AppModule } from '../src/app.module';
 import { setupApp } from '../src/app.setup';
 import { APP_CONFIG, type AppConfig, loadConfig } from '../src/config/app-config';
-import { type AppPrismaClient, PRISMA } from '../src/database/prisma-client.factory';
+import { type AppPrismaClient, PRISMA, QUERY_LISTENER, type QueryListener } from '../src/database/prisma-client.factory';
 import { runAsSystem } from '../src/request-context/run-with-actor';
 import { WorkspacesService } from '../src/workspaces/workspaces.service';
 import { createTestDatabase, type TestDatabase } from './database';
@@ -19,7 +19,10 @@ export interface TestApp {
 }
 
 /** The whole application on a fresh copy of the migrated database, ready for supertest. */
-export async function createTestApp(overrides: Partial<AppConfig> = {}): Promise<TestApp> {
+export async function createTestApp(
+  overrides: Partial<AppConfig> = {},
+  options: { onQuery?: QueryListener } = {},
+): Promise<TestApp> {
   const database = await createTestDatabase();
   const config: AppConfig = {
     ...loadConfig({}),
@@ -31,6 +34,8 @@ export async function createTestApp(overrides: Partial<AppConfig> = {}): Promise
   const moduleRef = await Test.createTestingModule({ imports: [AppModule] })
     .overrideProvider(APP_CONFIG)
     .useValue(config)
+    .overrideProvider(QUERY_LISTENER)
+    .useValue(options.onQuery ?? null)
     .compile();
   const app = setupApp(moduleRef.createNestApplication({ logger: ['error'] }));
   await app.init();

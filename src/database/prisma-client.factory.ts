@@ -3,6 +3,10 @@ import { PrismaClient } from '../generated/prisma/client';
 
 export const PRISMA = Symbol('PRISMA');
 
+/** Optional provider: a function called with every SQL statement (statement-count tests, profiling). */
+export const QUERY_LISTENER = Symbol('QUERY_LISTENER');
+export type QueryListener = (sql: string) => void;
+
 export type DriverAdapter = NonNullable<ConstructorParameters<typeof PrismaClient>[0]['adapter']>;
 
 export interface PrismaClientOptions {
@@ -10,7 +14,7 @@ export interface PrismaClientOptions {
   /** See AuditCaptureOptions.requireContext. */
   requireAuditContext: boolean;
   /** Called with every SQL statement the client sends (benchmarks and statement-count tests). */
-  onQuery?: (sql: string) => void;
+  onQuery?: QueryListener;
 }
 
 /** The one Prisma client of the application, with every extension applied here and nowhere else. */

@@ -39,7 +39,7 @@ type Args = Record<string, unknown>;
 type Delegate = Record<string, (args: Args) => Promise<unknown>>;
 type TxClient = Record<string, unknown> & {
   $queryRawUnsafe: (sql: string, ...params: unknown[]) => Promise<Record<string, unknown>[]>;
-  auditLog: { createMany: (args: { data: Prisma.AuditLogCreateManyInput[] }) => Promise<unknown> };
+  $executeRawUnsafe: (sql: string, ...params: unknown[]) => Promise<number>;
 };
 
 const AUDITED_OPERATIONS = new Set([
@@ -55,6 +55,15 @@ const AUDITED_OPERATIONS = new Set([
 ]);
 const NESTED_WRITE_OPERATIONS = new Set([...AUDITED_OPERATIONS]);
 const SHAPE_KEYS = ['select', 'include', 'omit'] as const;
+
+const INSERT_ENTRIES = `
+INSERT INTO "audit_logs" ("id", "workspace_id", "occurred_at", "action", "resource_type", "resource_id", "resource_name",
+  "actor_id", "actor_name", "actor_email", "request_id", "ip", "user_agent", "changes")
+SELECT "id", "workspace_id", "occurred_at", "action", "resource_type", "resource_id", "resource_name",
+  "actor_id", "actor_name", "actor_email", "request_id", "ip", "user_agent", "changes"
+FROM jsonb_to_recordset($1::jsonb) AS e("id" uuid, "workspace_id" uuid, "occurred_at" timestamptz, "action" text,
+  "resource_type" text, "resource_id" uuid, "resource_name" text, "actor_id" uuid, "actor_name" text,
+  "actor_email" text, "request_id" text, "ip" text, "user_agent" text, "changes" jsonb)`;
 
 /** Prisma's private marker on an interactive-transaction client: which transaction it belongs to. */
 const TX_SCOPE = Symbol.for('prisma.client.transaction.scope_context');
@@ -236,31 +245,33 @@ export function auditCapture(dataModel: RuntimeDataModel, options: AuditCaptureO
     const actorId = actor.user?.id ?? null;
 
     const record = async (entries: { action: AuditAction; before?: Row; after?: Row }[]): Promise<void> => {
-      const occurredAt = new Date();
-      const data = entries.flatMap(({ action, before, after }) => {
+      const occurredAt = new Date().toISOString();
+      const rows = entries.flatMap(({ action, before, after }) => {
         const changes = diffRows(before, after, info.diffFields, resource.secretFields);
         if (action === 'updated' && changes.length === 0) return [];
         const row = (after ?? before)!;
         return [
           {
             id: uuidv7(),
-            workspaceId: row.workspaceId,
-            occurredAt,
+            workspace_id: row.workspaceId,
+            occurred_at: occurredAt,
             action,
-            resourceType: resource.type,
-            resourceId: row.id,
-            resourceName: row.name,
-            actorId,
-            actorName: actor.user?.name ?? null,
-            actorEmail: actor.user?.email ?? null,
-            requestId: actor.requestId,
+            resource_type: resource.type,
+            resource_id: row.id,
+            resource_name: row.name,
+            actor_id: actorId,
+            actor_name: actor.user?.name ?? null,
+            actor_email: actor.user?.email ?? null,
+            request_id: actor.requestId,
             ip: actor.ip,
-            userAgent: actor.userAgent,
-            changes: changes as unknown as Prisma.InputJsonValue,
+            user_agent: actor.userAgent,
+            changes,
           },
         ];
       });
-      if (data.length > 0) await tx.auditLog.createMany({ data });
+      // One statement and one parameter for any number of entries: Prisma's createMany binds 14
+      // parameters per row and takes most of a second for a thousand rows.
+      if (rows.length > 0) await tx.$executeRawUnsafe(INSERT_ENTRIES, JSON.stringify(rows));
     };
 
     /**

@@ -1,0 +1,172 @@
+/**
+ * `npm run bench:write`: the cost of audit capture on the write path, measured side by side in one
+ * run on a throw-away PostgreSQL database. Each round runs the plain and the audited variant back to
+ * back (alternating which goes first), so drift in the machine's load hits both alike.
+ *
+ * BENCH_DATABASE_URL (default: TEST_DATABASE_URL or the local server) names the server to use;
+ * BENCH_ITERATIONS (default 400) the single-row rounds; BENCH_BULK_ITERATIONS (default 15) the
+ * 1,000-row rounds.
+ */
+import { Test } from '@nestjs/testing';
+import { randomBytes } from 'node:crypto';
+import { Client } from 'pg';
+import { AppModule } from '../src/app.module';
+import { APP_CONFIG, loadConfig } from '../src/config/app-config';
+import { DATABASE_CONNECTION, type DatabaseConnection } from '../src/database/database-connection';
+import { migrate } from '../src/database/migrator';
+import { type AppPrismaClient, PRISMA } from '../src/database/prisma-client.factory';
+import { pgExecutor } from '../src/database/sql-executor';
+import { PrismaClient } from '../src/generated/prisma/client';
+import { runAsSystem, runWithActor } from '../src/request-context/run-with-actor';
+import { WorkspacesService } from '../src/workspaces/workspaces.service';
+
+const server = process.env.BENCH_DATABASE_URL || process.env.TEST_DATABASE_URL || 'postgresql://postgres@127.0.0.1:5432/postgres';
+const ITERATIONS = Number(process.env.BENCH_ITERATIONS ?? 400);
+const BULK_ITERATIONS = Number(process.env.BENCH_BULK_ITERATIONS ?? 15);
+const BULK_ROWS = 1000;
+
+function dbUrl(name: string): string {
+  const url = new URL(server);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+async function admin(sql: string): Promise<void> {
+  const client = new Client({ connectionString: server });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+const percentile = (values: number[], p: number): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+};
+
+async function time(fn: () => Promise<unknown>): Promise<number> {
+  const start = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - start) / 1e6;
+}
+
+interface Row {
+  operation: string;
+  plain: number[];
+  audited: number[];
+}
+
+async function main(): Promise<void> {
+  const name = `audit_bench_${randomBytes(4).toString('hex')}`;
+  await admin(`CREATE DATABASE "${name}"`);
+  const migrator = new Client({ connectionString: dbUrl(name) });
+  await migrator.connect();
+  await migrate(pgExecutor(migrator));
+  await migrator.end();
+
+  const moduleRef = await Test.createTestingModule({ imports: [AppModule] })
+    .overrideProvider(APP_CONFIG)
+    .useValue({ ...loadConfig({}), nodeEnv: 'test', databaseUrl: dbUrl(name), databasePoolSize: 4 })
+    .compile();
+  const app = moduleRef.createNestApplication({ logger: ['error'] });
+  await app.init();
+  try {
+    const audited = app.get<AppPrismaClient>(PRISMA);
+    const plain = new PrismaClient({ adapter: app.get<DatabaseConnection>(DATABASE_CONNECTION).adapter });
+    const { workspaceId, userId } = await runAsSystem('bench', () =>
+      app.get(WorkspacesService).bootstrap('Bench', { email: 'bench@acme.test', name: 'Bench' }),
+    );
+    const actor = { kind: 'user' as const, id: userId, name: 'Bench', email: 'bench@acme.test' };
+    const as = <T>(fn: () => Promise<T>) => runWithActor(actor, fn);
+    const config = { host: 'warehouse.acme.test', port: 5432, password: 'bench-secret', options: { ssl: true } };
+    let n = 0;
+    const source = (client: 'plain' | 'audited') => ({
+      workspaceId,
+      name: `${client}-${++n}`,
+      type: 'postgresql',
+      config,
+    });
+
+    const results: Row[] = [
+      { operation: 'create (1 row)', plain: [], audited: [] },
+      { operation: 'update (1 row)', plain: [], audited: [] },
+      { operation: 'delete (1 row)', plain: [], audited: [] },
+      { operation: `updateMany (${BULK_ROWS} rows)`, plain: [], audited: [] },
+    ];
+    const [create, update, remove, bulk] = results;
+    const target = {
+      plain: await plain.source.create({ data: source('plain') }),
+      audited: await as(() => audited.source.create({ data: source('audited') })),
+    };
+    const warmup = Math.max(20, Math.floor(ITERATIONS / 10));
+    for (let i = 0; i < ITERATIONS + warmup; i++) {
+      const record = i >= warmup;
+      const order = i % 2 === 0 ? (['plain', 'audited'] as const) : (['audited', 'plain'] as const);
+      for (const which of order) {
+        const created: { id: string }[] = [];
+        const c = await time(async () =>
+          created.push(
+            which === 'plain'
+              ? await plain.source.create({ data: source('plain') })
+              : await as(() => audited.source.create({ data: source('audited') })),
+          ),
+        );
+        const u = await time(() =>
+          which === 'plain'
+            ? plain.source.update({ where: { id: target.plain.id }, data: { type: `t${i}` } })
+            : as(() => audited.source.update({ where: { id: target.audited.id }, data: { type: `t${i}` } })),
+        );
+        const d = await time(() =>
+          which === 'plain'
+            ? plain.source.delete({ where: { id: created[0].id } })
+            : as(() => audited.source.delete({ where: { id: created[0].id } })),
+        );
+        if (record) {
+          create[which].push(c);
+          update[which].push(u);
+          remove[which].push(d);
+        }
+      }
+    }
+
+    for (const which of ['plain', 'audited'] as const) {
+      const data = Array.from({ length: BULK_ROWS }, (_, i) => ({ ...source(which), name: `bulk-${which}-${i}` }));
+      if (which === 'plain') await plain.source.createMany({ data });
+      else await as(() => audited.source.createMany({ data }));
+    }
+    for (let i = 0; i < BULK_ITERATIONS + 2; i++) {
+      const order = i % 2 === 0 ? (['plain', 'audited'] as const) : (['audited', 'plain'] as const);
+      for (const which of order) {
+        const where = { workspaceId, name: { startsWith: `bulk-${which}-` } };
+        const ms = await time(() =>
+          which === 'plain'
+            ? plain.source.updateMany({ where, data: { type: `bulk${i}` } })
+            : as(() => audited.source.updateMany({ where, data: { type: `bulk${i}` } })),
+        );
+        if (i >= 2) bulk[which].push(ms);
+      }
+    }
+    await plain.$disconnect();
+
+    const f = (ms: number) => ms.toFixed(2);
+    console.log(`\nbench:write — PostgreSQL ${server.replace(/:[^:@/]*@/, ':***@')}, ${ITERATIONS} rounds (${BULK_ITERATIONS} for bulk)\n`);
+    console.log('| operation | plain p50 ms | audited p50 ms | ratio p50 | plain p95 ms | audited p95 ms | ratio p95 |');
+    console.log('|---|---|---|---|---|---|---|');
+    for (const row of results) {
+      const [p50, a50, p95, a95] = [percentile(row.plain, 50), percentile(row.audited, 50), percentile(row.plain, 95), percentile(row.audited, 95)];
+      console.log(`| ${row.operation} | ${f(p50)} | ${f(a50)} | ${(a50 / p50).toFixed(2)}× | ${f(p95)} | ${f(a95)} | ${(a95 / p95).toFixed(2)}× |`);
+    }
+    const entries = await audited.auditLog.count();
+    console.log(`\naudit entries written: ${entries}`);
+  } finally {
+    await app.close();
+    await admin(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
