@@ -20,7 +20,8 @@ import { PrismaClient } from '../src/generated/prisma/client';
 import { runAsSystem, runWithActor } from '../src/request-context/run-with-actor';
 import { WorkspacesService } from '../src/workspaces/workspaces.service';
 
-const server = process.env.BENCH_DATABASE_URL || process.env.TEST_DATABASE_URL || 'postgresql://postgres@127.0.0.1:5432/postgres';
+const server =
+  process.env.BENCH_DATABASE_URL || process.env.TEST_DATABASE_URL || 'postgresql://postgres@127.0.0.1:5432/postgres';
 const ITERATIONS = Number(process.env.BENCH_ITERATIONS ?? 400);
 const BULK_ITERATIONS = Number(process.env.BENCH_BULK_ITERATIONS ?? 15);
 const BULK_ROWS = 1000;
@@ -151,12 +152,23 @@ async function main(): Promise<void> {
     await plain.$disconnect();
 
     const f = (ms: number) => ms.toFixed(2);
-    console.log(`\nbench:write — PostgreSQL ${server.replace(/:[^:@/]*@/, ':***@')}, ${ITERATIONS} rounds (${BULK_ITERATIONS} for bulk)\n`);
-    console.log('| operation | plain p50 ms | audited p50 ms | ratio p50 | plain p95 ms | audited p95 ms | ratio p95 |');
+    console.log(
+      `\nbench:write — PostgreSQL ${server.replace(/:[^:@/]*@/, ':***@')}, ${ITERATIONS} rounds (${BULK_ITERATIONS} for bulk)\n`,
+    );
+    console.log(
+      '| operation | plain p50 ms | audited p50 ms | ratio p50 | plain p95 ms | audited p95 ms | ratio p95 |',
+    );
     console.log('|---|---|---|---|---|---|---|');
     for (const row of results) {
-      const [p50, a50, p95, a95] = [percentile(row.plain, 50), percentile(row.audited, 50), percentile(row.plain, 95), percentile(row.audited, 95)];
-      console.log(`| ${row.operation} | ${f(p50)} | ${f(a50)} | ${(a50 / p50).toFixed(2)}× | ${f(p95)} | ${f(a95)} | ${(a95 / p95).toFixed(2)}× |`);
+      const [p50, a50, p95, a95] = [
+        percentile(row.plain, 50),
+        percentile(row.audited, 50),
+        percentile(row.plain, 95),
+        percentile(row.audited, 95),
+      ];
+      console.log(
+        `| ${row.operation} | ${f(p50)} | ${f(a50)} | ${(a50 / p50).toFixed(2)}× | ${f(p95)} | ${f(a95)} | ${(a95 / p95).toFixed(2)}× |`,
+      );
     }
     const entries = await audited.auditLog.count();
     console.log(`\naudit entries written: ${entries}`);

@@ -1,5 +1,6 @@
 import { Module, ValidationPipe } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD, APP_PIPE } from '@nestjs/core';
+import { AuditModule } from './audit/audit.module';
 import { AuthGuard } from './auth/auth.guard';
 import { PrismaExceptionFilter } from './common/prisma-exception.filter';
 import { VALIDATION_OPTIONS } from './common/validation';
@@ -10,7 +11,7 @@ import { ResourcesModule } from './resources/resources.module';
 import { WorkspacesModule } from './workspaces/workspaces.module';
 
 @Module({
-  imports: [DatabaseModule, RequestContextModule, ResourcesModule, WorkspacesModule],
+  imports: [DatabaseModule, RequestContextModule, ResourcesModule, WorkspacesModule, AuditModule],
   controllers: [HealthController],
   providers: [
     { provide: APP_GUARD, useClass: AuthGuard },

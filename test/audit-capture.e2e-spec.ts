@@ -304,16 +304,25 @@ describe('Audit capture', () => {
         const prefix = `stmt-${rows}-${Date.now()}`;
         await asAlice(() =>
           t.prisma.source.createMany({
-            data: Array.from({ length: rows }, (_, i) => ({ workspaceId: ws.workspaceId, name: `${prefix}-${i}`, type: 'pg' })),
+            data: Array.from({ length: rows }, (_, i) => ({
+              workspaceId: ws.workspaceId,
+              name: `${prefix}-${i}`,
+              type: 'pg',
+            })),
           }),
         );
         statements.length = 0;
         const result = await asAlice(() =>
-          t.prisma.source.updateMany({ where: { workspaceId: ws.workspaceId, name: { startsWith: prefix } }, data: { type: 'mysql' } }),
+          t.prisma.source.updateMany({
+            where: { workspaceId: ws.workspaceId, name: { startsWith: prefix } },
+            data: { type: 'mysql' },
+          }),
         );
         const sent = [...statements];
         expect(result.count).toBe(rows);
-        expect(await t.prisma.auditLog.count({ where: { action: 'updated', resourceName: { startsWith: prefix } } })).toBe(rows);
+        expect(
+          await t.prisma.auditLog.count({ where: { action: 'updated', resourceName: { startsWith: prefix } } }),
+        ).toBe(rows);
         return sent;
       };
       const few = await countFor(10);

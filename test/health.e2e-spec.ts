@@ -40,3 +40,21 @@ describe('GET /api/health', () => {
     expect(res.body).toMatchObject({ status: 'error', database: 'down' });
   });
 });
+
+describe('GET /api/docs', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await createTestApp();
+  });
+  afterAll(() => t.close());
+
+  it('serves the OpenAPI document with the audit-log routes and their query parameters', async () => {
+    const res = await t.http.get('/api/docs-json').expect(200);
+    const list = res.body.paths['/api/workspaces/{workspaceId}/audit-logs'].get;
+    const names = list.parameters.map((p: { name: string }) => p.name);
+    expect(names).toEqual(
+      expect.arrayContaining(['userId', 'resourceType', 'resourceName', 'from', 'to', 'limit', 'cursor']),
+    );
+    await t.http.get('/api/docs').expect(200);
+  });
+});

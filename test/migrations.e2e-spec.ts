@@ -1,4 +1,5 @@
 import { PGlite } from '@electric-sql/pglite';
+import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -76,7 +77,7 @@ describe('migration runner', () => {
   });
 
   it('works on the embedded database (PGlite)', async () => {
-    const db = await PGlite.create();
+    const db = await PGlite.create({ extensions: { pg_trgm } });
     try {
       expect(await migrate(pgliteExecutor(db))).toHaveLength(readMigrations().length);
       expect(await migrate(pgliteExecutor(db))).toEqual([]);

@@ -5,7 +5,12 @@ import type TestAgent from 'supertest/lib/agent';
 import { AppModule } from '../src/app.module';
 import { setupApp } from '../src/app.setup';
 import { APP_CONFIG, type AppConfig, loadConfig } from '../src/config/app-config';
-import { type AppPrismaClient, PRISMA, QUERY_LISTENER, type QueryListener } from '../src/database/prisma-client.factory';
+import {
+  type AppPrismaClient,
+  PRISMA,
+  QUERY_LISTENER,
+  type QueryListener,
+} from '../src/database/prisma-client.factory';
 import { runAsSystem } from '../src/request-context/run-with-actor';
 import { WorkspacesService } from '../src/workspaces/workspaces.service';
 import { createTestDatabase, type TestDatabase } from './database';

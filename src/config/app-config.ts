@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+
 /** Settings read once from the environment at start-up; see the README's configuration table. */
 export interface AppConfig {
   port: number;
@@ -8,6 +10,8 @@ export interface AppConfig {
   pgliteDir: string;
   /** Seed the demo workspace on the first start of an empty embedded database. */
   seedDemo: boolean;
+  /** Signs audit-log paging cursors; random per process when unset, so cursors end with a restart. */
+  cursorSecret: string;
 }
 
 export const APP_CONFIG = Symbol('APP_CONFIG');
@@ -52,6 +56,13 @@ function databaseUrl(env: NodeJS.ProcessEnv): string | undefined {
   return raw;
 }
 
+function cursorSecret(env: NodeJS.ProcessEnv): string {
+  const raw = env.AUDIT_CURSOR_SECRET;
+  if (raw === undefined || raw === '') return randomBytes(32).toString('hex');
+  if (raw.length < 32) throw new ConfigError('AUDIT_CURSOR_SECRET is too short: expected at least 32 characters.');
+  return raw;
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   return {
     port: integer(env, 'PORT', 3000, 1, 65535),
@@ -60,5 +71,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     databasePoolSize: integer(env, 'DATABASE_POOL_SIZE', 10, 1, 200),
     pgliteDir: env.PGLITE_DIR || './.data/pglite',
     seedDemo: oneOf(env, 'SEED_DEMO', 'true', ['true', 'false'] as const) === 'true',
+    cursorSecret: cursorSecret(env),
   };
 }

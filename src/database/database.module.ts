@@ -1,7 +1,13 @@
 import { Global, Inject, Module, type OnApplicationShutdown } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig, loadConfig } from '../config/app-config';
 import { DATABASE_CONNECTION, type DatabaseConnection, openDatabase } from './database-connection';
-import { type AppPrismaClient, createPrismaClient, PRISMA, QUERY_LISTENER, type QueryListener } from './prisma-client.factory';
+import {
+  type AppPrismaClient,
+  createPrismaClient,
+  PRISMA,
+  QUERY_LISTENER,
+  type QueryListener,
+} from './prisma-client.factory';
 
 @Global()
 @Module({

@@ -1,0 +1,89 @@
+import { ApiPropertyOptional } from '@nestjs/swagger';
+import { Transform, Type } from 'class-transformer';
+import {
+  ArrayMaxSize,
+  IsIn,
+  IsInt,
+  IsISO8601,
+  IsOptional,
+  IsString,
+  IsUUID,
+  Length,
+  Matches,
+  Max,
+  Min,
+} from 'class-validator';
+import { RESOURCE_TYPES, type ResourceType } from '../capture/audited-resources';
+
+/** `?a=1&a=2` and `?a=1,2` both become ['1', '2']. */
+const toList = ({ value }: { value: unknown }): unknown => {
+  const values = Array.isArray(value) ? value : [value];
+  return values
+    .flatMap((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()) : [v]))
+    .filter((v) => v !== '');
+};
+
+/** An ISO-8601 instant with milliseconds optional and an explicit offset or Z. */
+const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})$/;
+
+export class AuditLogFilterDto {
+  @ApiPropertyOptional({ description: 'User ids, repeated or comma-separated; at most 50', type: [String] })
+  @IsOptional()
+  @Transform(toList)
+  @ArrayMaxSize(50, { message: 'userId accepts at most 50 user ids' })
+  @IsUUID('all', { each: true, message: 'userId must be user ids (UUIDs), repeated or comma-separated' })
+  userId?: string[];
+
+  @ApiPropertyOptional({ enum: RESOURCE_TYPES, isArray: true })
+  @IsOptional()
+  @Transform(toList)
+  @ArrayMaxSize(RESOURCE_TYPES.length * 2)
+  @IsIn(RESOURCE_TYPES, { each: true, message: `resourceType must be one or more of ${RESOURCE_TYPES.join(', ')}` })
+  resourceType?: ResourceType[];
+
+  @ApiPropertyOptional({ description: 'Case-insensitive substring of the name at the time of the action' })
+  @IsOptional()
+  @IsString()
+  @Length(1, 200, { message: 'resourceName must be 1 to 200 characters long' })
+  resourceName?: string;
+
+  @ApiPropertyOptional({ description: "One resource's whole history" })
+  @IsOptional()
+  @IsUUID('all', { message: 'resourceId must be a UUID' })
+  resourceId?: string;
+
+  @ApiPropertyOptional({ description: 'Inclusive lower bound, ISO-8601 with an offset or Z' })
+  @IsOptional()
+  @Matches(INSTANT, { message: 'from must be an ISO-8601 instant with an offset or Z, e.g. 2026-11-25T18:04:05.123Z' })
+  @IsISO8601({ strict: true }, { message: 'from is not a valid date' })
+  from?: string;
+
+  @ApiPropertyOptional({ description: 'Exclusive upper bound, ISO-8601 with an offset or Z' })
+  @IsOptional()
+  @Matches(INSTANT, { message: 'to must be an ISO-8601 instant with an offset or Z, e.g. 2026-11-26T00:00:00Z' })
+  @IsISO8601({ strict: true }, { message: 'to is not a valid date' })
+  to?: string;
+}
+
+export class AuditLogQueryDto extends AuditLogFilterDto {
+  @ApiPropertyOptional({ minimum: 1, maximum: 200, default: 50 })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt({ message: 'limit must be a whole number from 1 to 200' })
+  @Min(1, { message: 'limit must be a whole number from 1 to 200' })
+  @Max(200, { message: 'limit must be a whole number from 1 to 200' })
+  limit?: number;
+
+  @ApiPropertyOptional({ description: 'The nextCursor of the previous page' })
+  @IsOptional()
+  @IsString()
+  @Length(1, 500, { message: 'cursor must be the nextCursor of a previous page' })
+  cursor?: string;
+}
+
+export class AuditLogExportDto extends AuditLogFilterDto {
+  @ApiPropertyOptional({ enum: ['csv', 'ndjson'], default: 'csv' })
+  @IsOptional()
+  @IsIn(['csv', 'ndjson'], { message: 'format must be csv or ndjson' })
+  format?: 'csv' | 'ndjson';
+}

@@ -1,0 +1,63 @@
+import { Controller, Get, Param, Query, Res, UseGuards } from '@nestjs/common';
+import { ApiBearerAuth, ApiProduces, ApiTags } from '@nestjs/swagger';
+import { stringify } from 'csv-stringify/sync';
+import type { Response } from 'express';
+import { once } from 'node:events';
+import { AdminGuard } from '../../auth/admin.guard';
+import { uuidPipe } from '../../common/validation';
+import { type AuditEntry, CSV_COLUMNS, toCsvRecord } from './audit-entry';
+import { AuditLogExportDto, AuditLogQueryDto } from './audit-log-query.dto';
+import { type AuditLogPage, AuditLogsService, type FilterChoices } from './audit-logs.service';
+
+@ApiTags('audit-logs')
+@ApiBearerAuth()
+@UseGuards(AdminGuard)
+@Controller('workspaces/:workspaceId/audit-logs')
+export class AuditLogsController {
+  constructor(private readonly auditLogs: AuditLogsService) {}
+
+  @Get()
+  list(@Param('workspaceId') workspaceId: string, @Query() query: AuditLogQueryDto): Promise<AuditLogPage> {
+    return this.auditLogs.list(workspaceId, query, query.limit, query.cursor);
+  }
+
+  @Get('filters')
+  filters(@Param('workspaceId') workspaceId: string): Promise<FilterChoices> {
+    return this.auditLogs.filterChoices(workspaceId);
+  }
+
+  /** Streams the whole filtered log; each batch is written before the next one is read. */
+  @Get('export')
+  @ApiProduces('text/csv', 'application/x-ndjson')
+  async export(
+    @Param('workspaceId') workspaceId: string,
+    @Query() query: AuditLogExportDto,
+    @Res() res: Response,
+  ): Promise<void> {
+    const format = query.format ?? 'csv';
+    const batches = this.auditLogs.batches(workspaceId, query);
+    const first = await batches.next(); // validation errors surface before any header is sent
+    const range = [query.from, query.to].map((d) => (d ? d.slice(0, 10) : 'all')).join('_to_');
+    res.setHeader('Content-Type', format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson; charset=utf-8');
+    res.setHeader(
+      'Content-Disposition',
+      `attachment; filename="audit-log_${workspaceId}_${range}.${format === 'csv' ? 'csv' : 'ndjson'}"`,
+    );
+    const render = (entries: AuditEntry[]): string =>
+      format === 'csv'
+        ? stringify(entries.map(toCsvRecord), { escape_formulas: true })
+        : entries.map((entry) => `${JSON.stringify(entry)}\n`).join('');
+    if (format === 'csv') res.write(stringify([[...CSV_COLUMNS]]));
+    const write = async (chunk: string): Promise<void> => {
+      if (!res.write(chunk)) await once(res, 'drain');
+    };
+    if (!first.done) await write(render(first.value));
+    for await (const batch of batches) await write(render(batch));
+    res.end();
+  }
+
+  @Get(':id')
+  get(@Param('workspaceId') workspaceId: string, @Param('id', uuidPipe('id')) id: string): Promise<AuditEntry> {
+    return this.auditLogs.get(workspaceId, id);
+  }
+}

@@ -1,0 +1,311 @@
+import { randomUUID } from 'node:crypto';
+import { Client } from 'pg';
+import { runWithActor } from '../src/request-context/run-with-actor';
+import { ResourceFactory } from './factories';
+import { createTestApp, createWorkspace, type TestApp, type TestWorkspace } from './test-app';
+
+interface Entry {
+  id: string;
+  occurredAt: string;
+  action: string;
+  actionName: string;
+  resourceType: string;
+  resourceId: string;
+  resourceName: string;
+  user: { id: string; name: string; email: string } | null;
+  requestId: string | null;
+  changes: unknown[];
+}
+interface Page {
+  items: Entry[];
+  nextCursor: string | null;
+}
+
+describe('Audit log API', () => {
+  let t: TestApp;
+  let ws: TestWorkspace;
+  let other: TestWorkspace;
+  let api: ResourceFactory;
+  let pg: Client;
+
+  beforeAll(async () => {
+    t = await createTestApp();
+    ws = await createWorkspace(t.app, 'Acme');
+    other = await createWorkspace(t.app, 'Globex');
+    api = new ResourceFactory(t.http, ws.workspaceId, ws.admin.auth);
+    pg = new Client({ connectionString: t.database.url });
+    await pg.connect();
+  });
+  afterAll(async () => {
+    await pg.end();
+    await t.close();
+  });
+
+  const url = (workspaceId = ws.workspaceId, suffix = '') => `/api/workspaces/${workspaceId}/audit-logs${suffix}`;
+  const list = async (query: Record<string, string | string[]> = {}, workspace = ws): Promise<Page> => {
+    const res = await t.http.get(url(workspace.workspaceId)).query(query).set(workspace.admin.auth);
+    if (res.status !== 200) throw new Error(`${res.status} ${JSON.stringify(res.body)}`);
+    return res.body as Page;
+  };
+  /** Entries with chosen times, for exact boundary checks: a fixture, written as the capture would. */
+  const insertEntry = async (fields: { occurredAt: string; name: string; type?: string; actorId?: string | null }) => {
+    const id = randomUUID();
+    await pg.query(
+      `INSERT INTO audit_logs (id, workspace_id, occurred_at, action, resource_type, resource_id, resource_name, actor_id, actor_name, actor_email, changes)
+       VALUES ($1, $2, $3, 'updated', $4, $5, $6, $7, 'Fixture', 'fixture@acme.test', '[]')`,
+      [
+        id,
+        ws.workspaceId,
+        fields.occurredAt,
+        fields.type ?? 'segment',
+        randomUUID(),
+        fields.name,
+        fields.actorId ?? null,
+      ],
+    );
+    return id;
+  };
+
+  describe('GET /audit-logs', () => {
+    it('lists entries newest first with the contract fields', async () => {
+      const source = await api.create('sources');
+      const page = await list();
+      const entry = page.items.find((e) => e.resourceId === source.id)!;
+      expect(entry).toEqual({
+        id: expect.any(String),
+        occurredAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+        action: 'created',
+        actionName: 'Source created',
+        resourceType: 'source',
+        resourceId: source.id,
+        resourceName: source.name,
+        user: { id: ws.admin.id, name: expect.any(String), email: expect.any(String) },
+        requestId: expect.any(String),
+        changes: expect.arrayContaining([{ field: 'name', after: source.name }]),
+      });
+      const keys = page.items.map((e) => [e.occurredAt, e.id].join(' '));
+      expect(keys).toEqual([...keys].sort().reverse());
+    });
+
+    it('filters by user (repeated or comma-separated), by type (one or several), and combines them', async () => {
+      const byMember = new ResourceFactory(t.http, ws.workspaceId, ws.member.auth);
+      const segment = await byMember.create('segments'); // the member creates a source, a model and a segment
+      const memberOnly = await list({ userId: ws.member.id, limit: '200' });
+      expect(memberOnly.items.length).toBeGreaterThanOrEqual(3);
+      expect(memberOnly.items.every((e) => e.user?.id === ws.member.id)).toBe(true);
+      const both = await list({ userId: `${ws.member.id},${ws.admin.id}`, limit: '200' });
+      const repeated = await list({ userId: [ws.member.id, ws.admin.id], limit: '200' });
+      expect(repeated.items).toEqual(both.items);
+      expect(both.items.length).toBeGreaterThan(memberOnly.items.length);
+      const segments = await list({ resourceType: 'segment', limit: '200' });
+      expect(segments.items.every((e) => e.resourceType === 'segment')).toBe(true);
+      const two = await list({ resourceType: 'segment,model', limit: '200' });
+      expect(new Set(two.items.map((e) => e.resourceType))).toEqual(new Set(['segment', 'model']));
+      const combined = await list({ userId: ws.member.id, resourceType: 'segment' });
+      expect(combined.items.map((e) => e.resourceId)).toEqual([segment.id]);
+      const history = await list({ resourceId: segment.id });
+      expect(history.items.map((e) => e.action)).toEqual(['created']);
+    });
+
+    it('finds a resource by the name it had at the time, ignoring case, after a rename', async () => {
+      const model = await api.create('models', { name: 'Quarterly Revenue' });
+      await t.http.patch(api.url('models', model.id)).set(ws.admin.auth).send({ name: 'Annual revenue' }).expect(200);
+      const old = await list({ resourceName: 'QUARTERLY' });
+      expect(old.items.map((e) => [e.action, e.resourceName])).toEqual([['created', 'Quarterly Revenue']]);
+      const current = await list({ resourceName: 'annual REV' });
+      expect(current.items.map((e) => e.action)).toEqual(['updated']);
+    });
+
+    it('matches %, _ and \\ literally in a name search', async () => {
+      await api.create('sources', { name: '100% real_data\\x' });
+      await api.create('sources', { name: '100 percent realXdata' });
+      expect((await list({ resourceName: '100%' })).items.map((e) => e.resourceName)).toEqual(['100% real_data\\x']);
+      expect((await list({ resourceName: 'real_data' })).items.map((e) => e.resourceName)).toEqual([
+        '100% real_data\\x',
+      ]);
+      expect((await list({ resourceName: 'data\\x' })).items).toHaveLength(1);
+    });
+
+    it('takes from inclusive and to exclusive, at exact boundaries and with non-UTC offsets', async () => {
+      const at = ['2020-01-01T10:00:00.000Z', '2020-01-01T11:00:00.000Z', '2020-01-01T12:00:00.000Z'];
+      const ids = [];
+      for (const occurredAt of at) ids.push(await insertEntry({ occurredAt, name: `boundary ${occurredAt}` }));
+      const range = await list({ from: at[0], to: at[2] });
+      expect(range.items.map((e) => e.id)).toEqual([ids[1], ids[0]]);
+      // 12:00+01:00 is 11:00Z: excluded as `to`; 06:00-05:00 is 11:00Z: included as `from`.
+      const offsets = await list({ from: '2020-01-01T06:00:00-05:00', to: '2020-01-01T13:00:00.000+01:00' });
+      expect(offsets.items.map((e) => e.id)).toEqual([ids[1]]);
+      const empty = await list({ from: at[1], to: at[1] });
+      expect(empty.items).toEqual([]);
+    });
+
+    it('pages 1,000 entries by 7 with each exactly once, in order, while new entries are written', async () => {
+      const prefix = `paging-${Date.now()}`;
+      const admin = await t.prisma.user.findUniqueOrThrow({ where: { id: ws.admin.id } });
+      await runWithActor({ kind: 'user', id: admin.id, name: admin.name, email: admin.email }, () =>
+        t.prisma.source.createMany({
+          data: Array.from({ length: 1000 }, (_, i) => ({
+            workspaceId: ws.workspaceId,
+            name: `${prefix}-${i}`,
+            type: 'pg',
+          })),
+        }),
+      );
+      const seen: Entry[] = [];
+      let cursor: string | null | undefined;
+      let pages = 0;
+      do {
+        const page = await list({ resourceName: prefix, limit: '7', ...(cursor ? { cursor } : {}) });
+        seen.push(...page.items);
+        cursor = page.nextCursor;
+        if (++pages % 20 === 0) await api.create('sources', { name: `${prefix}-late-${pages}` });
+      } while (cursor);
+      const original = seen.filter((e) => !e.resourceName.includes('-late-'));
+      expect(original).toHaveLength(1000);
+      expect(new Set(seen.map((e) => e.id)).size).toBe(seen.length);
+      const keys = seen.map((e) => `${e.occurredAt} ${e.id}`);
+      expect(keys).toEqual([...keys].sort().reverse());
+      expect(pages).toBe(Math.ceil(1000 / 7));
+    });
+
+    it('never shows another workspace, whatever the filter', async () => {
+      const foreign = await new ResourceFactory(t.http, other.workspaceId, other.admin.auth).create('sources');
+      expect((await list({ resourceId: foreign.id })).items).toEqual([]);
+      expect((await list({ resourceName: foreign.name })).items).toEqual([]);
+      expect((await list({ userId: other.admin.id })).items).toEqual([]);
+      expect((await list({ resourceId: foreign.id }, other)).items).toHaveLength(1);
+    });
+
+    it.each([
+      [{ resourceType: 'widget' }, /resourceType must be one or more of source, model, segment, destination/],
+      [{ userId: 'nope' }, /userId must be user ids/],
+      [{ userId: Array.from({ length: 51 }, () => randomUUID()).join(',') }, /at most 50/],
+      [{ limit: '0' }, /limit must be a whole number from 1 to 200/],
+      [{ limit: '201' }, /limit must be a whole number from 1 to 200/],
+      [{ limit: 'ten' }, /limit must be a whole number from 1 to 200/],
+      [{ from: 'yesterday' }, /from must be an ISO-8601 instant/],
+      [{ from: '2026-11-25T10:00:00' }, /from must be an ISO-8601 instant with an offset or Z/],
+      [{ to: '2026-02-30T10:00:00Z' }, /to is not a valid date/],
+      [{ from: '2026-11-26T00:00:00Z', to: '2026-11-25T00:00:00Z' }, /from .* must not be after to/],
+      [{ resourceName: 'x'.repeat(201) }, /resourceName must be 1 to 200 characters/],
+      [{ resourceId: '42' }, /resourceId must be a UUID/],
+      [{ cursor: 'garbage' }, /cursor is not valid/],
+      [{ sort: 'asc' }, /property sort should not exist/],
+    ])('answers 400 for %j, naming the parameter and what it accepts', async (query, message) => {
+      const res = await t.http.get(url()).query(query).set(ws.admin.auth).expect(400);
+      expect(JSON.stringify(res.body.message)).toMatch(message);
+    });
+
+    it('answers 400 for a tampered cursor and for one from another workspace', async () => {
+      const { nextCursor } = await list({ limit: '1' });
+      expect(nextCursor).toBeTruthy();
+      const [payload, signature] = nextCursor!.split('.');
+      const forged = Buffer.from(JSON.stringify(['2999-01-01T00:00:00.000Z', randomUUID()])).toString('base64url');
+      await t.http
+        .get(url())
+        .query({ cursor: `${forged}.${signature}` })
+        .set(ws.admin.auth)
+        .expect(400);
+      await t.http
+        .get(url())
+        .query({ cursor: `${payload}.${signature.slice(1)}x` })
+        .set(ws.admin.auth)
+        .expect(400);
+      await t.http.get(url(other.workspaceId)).query({ cursor: nextCursor! }).set(other.admin.auth).expect(400);
+    });
+  });
+
+  describe('access', () => {
+    const routes = ['', '/filters', '/export', `/${randomUUID()}`];
+    it.each(routes)(
+      'GET /audit-logs%s: 401 without a token, 403 for a member, 404 for a non-member',
+      async (suffix) => {
+        await t.http.get(url(ws.workspaceId, suffix)).expect(401);
+        const forbidden = await t.http.get(url(ws.workspaceId, suffix)).set(ws.member.auth).expect(403);
+        expect(forbidden.body.message).toMatch(/admins only/);
+        await t.http.get(url(ws.workspaceId, suffix)).set(other.admin.auth).expect(404);
+      },
+    );
+  });
+
+  describe('GET /audit-logs/:id', () => {
+    it('returns one entry of the workspace, 404 for one of another workspace, 400 for a malformed id', async () => {
+      const [entry] = (await list({ limit: '1' })).items;
+      const res = await t.http
+        .get(url(ws.workspaceId, `/${entry.id}`))
+        .set(ws.admin.auth)
+        .expect(200);
+      expect(res.body).toEqual(entry);
+      const [foreign] = (await list({ limit: '1' }, other)).items;
+      await t.http
+        .get(url(ws.workspaceId, `/${foreign.id}`))
+        .set(ws.admin.auth)
+        .expect(404);
+      await t.http.get(url(ws.workspaceId, '/not-a-uuid')).set(ws.admin.auth).expect(400);
+    });
+  });
+
+  describe('GET /audit-logs/filters', () => {
+    it('offers the workspace users and the four resource types', async () => {
+      const res = await t.http.get(url(ws.workspaceId, '/filters')).set(ws.admin.auth).expect(200);
+      expect(res.body.resourceTypes).toEqual(['source', 'model', 'segment', 'destination']);
+      expect(res.body.users.map((u: { id: string }) => u.id).sort()).toEqual([ws.admin.id, ws.member.id].sort());
+    });
+  });
+
+  describe('GET /audit-logs/export', () => {
+    it('exports as NDJSON exactly the items the API lists for the same filter', async () => {
+      const filter = { resourceType: 'source', userId: ws.admin.id };
+      const items: Entry[] = [];
+      let cursor: string | null = null;
+      do {
+        const page: Page = await list({ ...filter, limit: '200', ...(cursor ? { cursor } : {}) });
+        items.push(...page.items);
+        cursor = page.nextCursor;
+      } while (cursor);
+      const res = await t.http
+        .get(url(ws.workspaceId, '/export'))
+        .query({ ...filter, format: 'ndjson' })
+        .set(ws.admin.auth)
+        .expect(200);
+      expect(res.headers['content-type']).toMatch(/application\/x-ndjson/);
+      expect(res.headers['content-disposition']).toMatch(/^attachment; filename="audit-log_.*\.ndjson"$/);
+      const lines = res.text
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as Entry);
+      expect(lines).toEqual(items);
+      expect(items.length).toBeGreaterThan(1000);
+    });
+
+    it('exports CSV with the contract columns, quoting, and formula injection neutralised', async () => {
+      await api.create('sources', { name: '=HYPERLINK("http://evil.test","x")' });
+      await api.create('sources', { name: 'comma, "quoted"' });
+      const res = await t.http
+        .get(url(ws.workspaceId, '/export'))
+        .query({ resourceName: 'HYPERLINK' })
+        .set(ws.admin.auth)
+        .expect(200);
+      expect(res.headers['content-type']).toMatch(/text\/csv/);
+      const [header, row] = res.text.trim().split('\n');
+      expect(header).toBe('occurredAt,actionName,resourceType,resourceName,userName,userEmail,resourceId,requestId,id');
+      expect(row).toContain(`"'=HYPERLINK(""http://evil.test"",""x"")"`);
+      const quoted = await t.http
+        .get(url(ws.workspaceId, '/export'))
+        .query({ resourceName: 'comma,' })
+        .set(ws.admin.auth)
+        .expect(200);
+      expect(quoted.text).toContain('"comma, ""quoted"""');
+    });
+
+    it('answers 400 for a bad format or filter before sending anything', async () => {
+      const res = await t.http
+        .get(url(ws.workspaceId, '/export'))
+        .query({ format: 'xlsx' })
+        .set(ws.admin.auth)
+        .expect(400);
+      expect(JSON.stringify(res.body.message)).toMatch(/format must be csv or ndjson/);
+      await t.http.get(url(ws.workspaceId, '/export')).query({ from: 'x' }).set(ws.admin.auth).expect(400);
+    });
+  });
+});
