@@ -17,7 +17,7 @@ import { RESOURCE_TYPES, type ResourceType } from '../capture/audited-resources'
 
 /** `?a=1&a=2` and `?a=1,2` both become ['1', '2']. */
 const toList = ({ value }: { value: unknown }): unknown => {
-  const values = Array.isArray(value) ? value : [value];
+  const values: unknown[] = Array.isArray(value) ? (value as unknown[]) : [value];
   return values
     .flatMap((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()) : [v]))
     .filter((v) => v !== '');
