@@ -19,7 +19,31 @@ export default tseslint.config(
     },
   },
   {
+    files: ['src/web/public/**/*.js'],
+    extends: [tseslint.configs.disableTypeChecked],
+    languageOptions: {
+      sourceType: 'module',
+      globals: Object.fromEntries(
+        [
+          'window',
+          'document',
+          'localStorage',
+          'fetch',
+          'URL',
+          'URLSearchParams',
+          'Intl',
+          'history',
+          'location',
+          'setTimeout',
+          'clearTimeout',
+          'Option',
+        ].map((name) => [name, 'readonly']),
+      ),
+    },
+  },
+  {
     files: ['**/*.js'],
+    ignores: ['src/web/public/**'],
     extends: [tseslint.configs.disableTypeChecked],
     languageOptions: {
       globals: { require: 'readonly', module: 'writable', process: 'readonly', __dirname: 'readonly' },

@@ -8,10 +8,11 @@ import { DatabaseModule } from './database/database.module';
 import { HealthController } from './health/health.controller';
 import { RequestContextModule } from './request-context/request-context.module';
 import { ResourcesModule } from './resources/resources.module';
+import { WebModule } from './web/web.module';
 import { WorkspacesModule } from './workspaces/workspaces.module';
 
 @Module({
-  imports: [DatabaseModule, RequestContextModule, ResourcesModule, WorkspacesModule, AuditModule],
+  imports: [DatabaseModule, RequestContextModule, ResourcesModule, WorkspacesModule, AuditModule, WebModule],
   controllers: [HealthController],
   providers: [
     { provide: APP_GUARD, useClass: AuthGuard },

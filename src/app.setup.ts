@@ -1,9 +1,17 @@
-import type { INestApplication } from '@nestjs/common';
+import { type INestApplication, RequestMethod } from '@nestjs/common';
+import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { WEB_ROOT } from './web/web.controller';
 
 /** What every HTTP entry point (server and tests) applies to the application. */
 export function setupApp(app: INestApplication): INestApplication {
-  app.setGlobalPrefix('api');
+  app.setGlobalPrefix('api', {
+    exclude: [
+      { path: '/', method: RequestMethod.GET },
+      { path: 'settings/audit-logs', method: RequestMethod.GET },
+    ],
+  });
+  (app as NestExpressApplication).useStaticAssets(WEB_ROOT, { prefix: '/assets/', index: false });
   app.enableShutdownHooks();
   const document = SwaggerModule.createDocument(
     app,

@@ -1,4 +1,5 @@
 import { PGlite } from '@electric-sql/pglite';
+import { btree_gin } from '@electric-sql/pglite/contrib/btree_gin';
 import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -77,7 +78,7 @@ describe('migration runner', () => {
   });
 
   it('works on the embedded database (PGlite)', async () => {
-    const db = await PGlite.create({ extensions: { pg_trgm } });
+    const db = await PGlite.create({ extensions: { pg_trgm, btree_gin } });
     try {
       expect(await migrate(pgliteExecutor(db))).toHaveLength(readMigrations().length);
       expect(await migrate(pgliteExecutor(db))).toEqual([]);

@@ -1,4 +1,5 @@
 import { PGlite } from '@electric-sql/pglite';
+import { btree_gin } from '@electric-sql/pglite/contrib/btree_gin';
 import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -81,7 +82,7 @@ export async function openEmbedded(dir: string): Promise<DatabaseConnection> {
   const path = resolve(dir);
   mkdirSync(path, { recursive: true });
   const unlock = lockFolder(path);
-  const db = await PGlite.create(path, { extensions: { pg_trgm } });
+  const db = await PGlite.create(path, { extensions: { pg_trgm, btree_gin } });
   return {
     kind: 'embedded',
     description: `embedded PostgreSQL (PGlite) in ${path}`,

@@ -57,7 +57,7 @@ export class AuditLogsService {
   }
 
   /** Every entry the filter selects, newest first, in batches: memory stays flat whatever the total. */
-  async *batches(workspaceId: string, filter: AuditLogFilterDto, size = 1000): AsyncGenerator<AuditEntry[]> {
+  async *batches(workspaceId: string, filter: AuditLogFilterDto, size = 5000): AsyncGenerator<AuditEntry[]> {
     let after: CursorPosition | undefined;
     for (;;) {
       const rows = await this.page(workspaceId, filter, size, after);

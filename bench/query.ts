@@ -1,0 +1,246 @@
+/**
+ * `npm run bench:query`: the audit-log query API on a realistic log. Seeds BENCH_ROWS entries
+ * (default 1,000,000) over 100 workspaces (skewed: the largest holds about a fifth), 12 months and
+ * 300 users, with set-based SQL into a throw-away database; then times each query shape through
+ * HTTP against the largest workspace and exports it whole.
+ *
+ * BENCH_DATABASE_URL (default: TEST_DATABASE_URL or the local server) names the server to use;
+ * BENCH_RUNS (default 40) the repetitions of each query; BENCH_KEEP=1 keeps the database.
+ */
+import type { INestApplication } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { randomBytes } from 'node:crypto';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Client } from 'pg';
+import { AppModule } from '../src/app.module';
+import { setupApp } from '../src/app.setup';
+import { generateToken } from '../src/auth/token';
+import { APP_CONFIG, loadConfig } from '../src/config/app-config';
+import { migrate } from '../src/database/migrator';
+import { pgExecutor } from '../src/database/sql-executor';
+
+const server =
+  process.env.BENCH_DATABASE_URL || process.env.TEST_DATABASE_URL || 'postgresql://postgres@127.0.0.1:5432/postgres';
+const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
+const RUNS = Number(process.env.BENCH_RUNS ?? 40);
+const WORKSPACES = 100;
+const USERS_PER_WORKSPACE = 3;
+const RESOURCES_PER_WORKSPACE = 2000;
+const WORDS = [
+  'Customers',
+  'Orders',
+  'Revenue',
+  'Churn',
+  'Leads',
+  'Events',
+  'Sessions',
+  'Accounts',
+  'Invoices',
+  'Products',
+];
+
+function dbUrl(name: string): string {
+  const url = new URL(server);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+async function withClient<T>(url: string, fn: (c: Client) => Promise<T>): Promise<T> {
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+const percentile = (values: number[], p: number): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+};
+
+async function seed(db: Client): Promise<{ workspaceId: string; token: string; entries: number }> {
+  const started = Date.now();
+  // md5-derived ids made valid version-4 UUIDs, so that they pass the API's UUID validation.
+  await db.query(`
+    CREATE FUNCTION bench_uuid(text) RETURNS uuid IMMUTABLE LANGUAGE sql
+      AS $$ SELECT overlay(overlay(md5($1) placing '4' from 13) placing '8' from 17)::uuid $$;
+    INSERT INTO workspaces (id, name)
+    SELECT bench_uuid('ws-' || w), 'Workspace ' || w FROM generate_series(0, ${WORKSPACES - 1}) w;
+    INSERT INTO users (id, email, name)
+    SELECT bench_uuid('user-' || w || '-' || u), 'user' || u || '@ws' || w || '.test', 'User ' || w || '-' || u
+    FROM generate_series(0, ${WORKSPACES - 1}) w, generate_series(0, ${USERS_PER_WORKSPACE - 1}) u;
+    INSERT INTO memberships (id, workspace_id, user_id, role)
+    SELECT gen_random_uuid(), bench_uuid('ws-' || w), bench_uuid('user-' || w || '-' || u),
+           (CASE WHEN u = 0 THEN 'admin' ELSE 'member' END)::"Role"
+    FROM generate_series(0, ${WORKSPACES - 1}) w, generate_series(0, ${USERS_PER_WORKSPACE - 1}) u;`);
+  const chunk = 100_000;
+  for (let done = 0; done < ROWS; done += chunk) {
+    const n = Math.min(chunk, ROWS - done);
+    // Workspace index skewed by a cube: workspace 0 gets ~21% of entries, the smallest a handful.
+    await db.query(`
+      INSERT INTO audit_logs (id, workspace_id, occurred_at, action, resource_type, resource_id, resource_name,
+                              actor_id, actor_name, actor_email, request_id, changes)
+      SELECT gen_random_uuid(), bench_uuid('ws-' || w),
+             now() - random() * interval '365 days',
+             (ARRAY['created','updated','updated','updated','deleted'])[1 + (random() * 4)::int],
+             (ARRAY['source','model','segment','destination'])[1 + r % 4],
+             bench_uuid('res-' || w || '-' || r),
+             (ARRAY['${WORDS.join("','")}'])[1 + r % ${WORDS.length}] || ' ' || r,
+             CASE WHEN random() < 0.05 THEN NULL ELSE bench_uuid('user-' || w || '-' || u) END,
+             'User ' || w || '-' || u, 'user' || u || '@ws' || w || '.test',
+             md5(random()::text),
+             jsonb_build_array(jsonb_build_object('field', 'definition.rules[0].value', 'before', r, 'after', r + 1))
+      FROM (SELECT floor(${WORKSPACES} * power(random(), 3))::int AS w,
+                   floor(random() * ${RESOURCES_PER_WORKSPACE})::int AS r,
+                   floor(random() * ${USERS_PER_WORKSPACE})::int AS u
+            FROM generate_series(1, ${n})) g`);
+    process.stdout.write(`\r  seeded ${(done + n).toLocaleString('en')} / ${ROWS.toLocaleString('en')} entries`);
+  }
+  await db.query('VACUUM ANALYZE');
+  const { rows } = await db.query<{ n: string; bytes: string }>(
+    `SELECT count(*) AS n, pg_total_relation_size('audit_logs') AS bytes FROM audit_logs WHERE workspace_id = bench_uuid('ws-0')`,
+  );
+  const { token, hash } = generateToken();
+  await db.query(
+    `INSERT INTO api_tokens (id, user_id, label, token_hash) VALUES (gen_random_uuid(), bench_uuid('user-0-0'), 'bench', $1)`,
+    [hash],
+  );
+  console.log(
+    `\n  seeding took ${((Date.now() - started) / 1000).toFixed(1)} s; audit_logs with indexes: ${(Number(rows[0].bytes) / 2 ** 20).toFixed(0)} MiB; largest workspace: ${Number(rows[0].n).toLocaleString('en')} entries`,
+  );
+  return {
+    workspaceId: (await db.query<{ id: string }>(`SELECT bench_uuid('ws-0') AS id`)).rows[0].id,
+    token,
+    entries: Number(rows[0].n),
+  };
+}
+
+async function main(): Promise<void> {
+  const name = `audit_bench_${randomBytes(4).toString('hex')}`;
+  await withClient(server, (c) => c.query(`CREATE DATABASE "${name}"`));
+  let app: INestApplication | undefined;
+  try {
+    console.log(`bench:query — ${ROWS.toLocaleString('en')} entries, ${WORKSPACES} workspaces, ${RUNS} runs per query`);
+    const { workspaceId, token, entries } = await withClient(dbUrl(name), async (db) => {
+      await migrate(pgExecutor(db));
+      return seed(db);
+    });
+    const moduleRef = await Test.createTestingModule({ imports: [AppModule] })
+      .overrideProvider(APP_CONFIG)
+      .useValue({ ...loadConfig({}), nodeEnv: 'test', databaseUrl: dbUrl(name), databasePoolSize: 4 })
+      .compile();
+    app = setupApp(moduleRef.createNestApplication({ logger: ['error'] }));
+    await app.listen(0, '127.0.0.1');
+    const base = `http://127.0.0.1:${((app.getHttpServer() as Server).address() as AddressInfo).port}/api/workspaces/${workspaceId}/audit-logs`;
+    const headers = { Authorization: `Bearer ${token}` };
+    const get = async (
+      query: Record<string, string>,
+    ): Promise<{ ms: number; body: { items: { id: string }[]; nextCursor: string | null } }> => {
+      const start = process.hrtime.bigint();
+      const res = await fetch(`${base}?${new URLSearchParams(query).toString()}`, { headers });
+      const body = (await res.json()) as { items: { id: string }[]; nextCursor: string | null };
+      if (res.status !== 200) throw new Error(`${res.status} ${JSON.stringify(body)}`);
+      return { ms: Number(process.hrtime.bigint() - start) / 1e6, body };
+    };
+    const users = await withClient(dbUrl(name), (db) =>
+      db.query<{ id: string }>(`SELECT user_id AS id FROM memberships WHERE workspace_id = $1`, [workspaceId]),
+    );
+    const resource = (i: number) => `bench_uuid('res-0-${i}')`;
+    const resourceIds = await withClient(dbUrl(name), (db) =>
+      db.query<{ id: string }>(
+        `SELECT ${Array.from({ length: 10 }, (_, i) => `${resource(i * 37)} AS "r${i}"`).join(', ')}`,
+      ),
+    ).then((r) => Object.values(r.rows[0]));
+    const month = (i: number) => {
+      const from = new Date(Date.now() - (i + 1) * 30 * 86_400_000);
+      return { from: from.toISOString(), to: new Date(from.getTime() + 30 * 86_400_000).toISOString() };
+    };
+
+    const shapes: [string, (i: number) => Record<string, string>][] = [
+      ['first page, unfiltered', () => ({})],
+      ['user', (i) => ({ userId: users.rows[i % users.rows.length].id })],
+      [
+        'two users',
+        () => ({
+          userId: users.rows
+            .slice(0, 2)
+            .map((u) => u.id)
+            .join(','),
+        }),
+      ],
+      ['resource type', (i) => ({ resourceType: ['source', 'model', 'segment', 'destination'][i % 4] })],
+      ['resource id (history)', (i) => ({ resourceId: resourceIds[i % resourceIds.length] })],
+      ['date range (30 days)', (i) => month(i % 11)],
+      ['name search, common word', (i) => ({ resourceName: WORDS[i % WORDS.length].toLowerCase() })],
+      ['name search, one resource', (i) => ({ resourceName: `${WORDS[(i * 7) % WORDS.length]} ${(i * 7) % 2000}` })],
+      ['name search, no match', (i) => ({ resourceName: `zzq${i}` })],
+      [
+        'all filters combined',
+        (i) => ({ userId: users.rows[i % 3].id, resourceType: 'segment,model', resourceName: 'rev', ...month(i % 11) }),
+      ],
+    ];
+    const results: [string, number[]][] = [];
+    for (const [label, query] of shapes) {
+      const times: number[] = [];
+      for (let i = 0; i < RUNS + 3; i++) {
+        const { ms } = await get(query(i));
+        if (i >= 3) times.push(ms);
+      }
+      results.push([label, times]);
+    }
+    // Page 200: follow the cursors once, then time fetching page 1 and page 200 alternately.
+    let cursor: string | null = null;
+    for (let page = 1; page < 200; page++) {
+      cursor = (await get(cursor ? { cursor } : {})).body.nextCursor;
+    }
+    const page1: number[] = [];
+    const page200: number[] = [];
+    for (let i = 0; i < RUNS + 3; i++) {
+      const a = await get({});
+      const b = await get({ cursor: cursor! });
+      if (i >= 3) {
+        page1.push(a.ms);
+        page200.push(b.ms);
+      }
+    }
+    results.push(['page 1 (paired with page 200)', page1], ['page 200', page200]);
+
+    console.log(`\n| query (largest workspace, ${entries.toLocaleString('en')} entries) | p50 ms | p95 ms |`);
+    console.log('|---|---|---|');
+    for (const [label, times] of results) {
+      console.log(`| ${label} | ${percentile(times, 50).toFixed(1)} | ${percentile(times, 95).toFixed(1)} |`);
+    }
+    console.log(`\npage 200 / page 1 at p50: ${(percentile(page200, 50) / percentile(page1, 50)).toFixed(2)}×`);
+
+    for (const format of ['ndjson', 'csv']) {
+      const before = process.memoryUsage().rss;
+      let peak = before;
+      const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+      const start = process.hrtime.bigint();
+      const res = await fetch(`${base}/export?format=${format}`, { headers });
+      let lines = 0;
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        for (const byte of chunk) if (byte === 10) lines++;
+      }
+      const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+      clearInterval(sampler);
+      const rows = format === 'csv' ? lines - 1 : lines;
+      console.log(
+        `export ${format}: ${rows.toLocaleString('en')} rows in ${seconds.toFixed(1)} s = ${Math.round(rows / seconds).toLocaleString('en')} rows/s; ` +
+          `process RSS ${(before / 2 ** 20).toFixed(0)} → peak ${(peak / 2 ** 20).toFixed(0)} MiB (server and client in one process)`,
+      );
+    }
+  } finally {
+    await app?.close();
+    if (!process.env.BENCH_KEEP)
+      await withClient(server, (c) => c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
