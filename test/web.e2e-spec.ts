@@ -73,8 +73,7 @@ if (!available) {
 
   const rows = () => page.locator('#rows tr');
   const column = (n: number) => rows().locator(`td:nth-child(${n})`).allInnerTexts();
-  const settled = () =>
-    page.waitForFunction(() => !document.getElementById('status')!.textContent.startsWith('Loading'));
+  const settled = () => page.waitForFunction(() => document.getElementById('log')!.dataset.state === 'ready');
   const apiFirst = async (query: Record<string, string> = {}) =>
     (await t.http.get(`/api/workspaces/${ws.workspaceId}/audit-logs`).query(query).set(ws.admin.auth).expect(200)).body
       .items as { actionName: string; resourceName: string; occurredAt: string }[];

@@ -171,8 +171,15 @@ async function reload() {
   await loadPage();
 }
 
+/** `data-state` on the log section tells tests and assistive tech when a page has arrived. */
+function setLoading(loading) {
+  $('log').dataset.state = loading ? 'loading' : 'ready';
+  $('log').setAttribute('aria-busy', String(loading));
+}
+
 async function loadPage() {
   const seq = ++state.seq;
+  setLoading(true);
   setStatus('Loading…');
   $('more').disabled = true;
   const query = filterQuery();
@@ -185,6 +192,7 @@ async function loadPage() {
     return;
   }
   if (seq !== state.seq) return; // a newer request superseded this one
+  setLoading(false);
   $('more').disabled = false;
   if (page.status === 403) return show('denied');
   if (page.status !== 200) {
