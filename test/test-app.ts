@@ -27,8 +27,12 @@ export interface TestApp {
 export async function createTestApp(
   overrides: Partial<AppConfig> = {},
   options: { onQuery?: QueryListener } = {},
+  /** Connect to this URL instead of a new database (which is then neither created nor dropped here). */
+  databaseUrl?: string,
 ): Promise<TestApp> {
-  const database = await createTestDatabase();
+  const database: TestDatabase = databaseUrl
+    ? { name: new URL(databaseUrl).pathname.slice(1), url: databaseUrl, drop: () => Promise.resolve() }
+    : await createTestDatabase();
   const config: AppConfig = {
     ...loadConfig({}),
     nodeEnv: 'test',

@@ -7,7 +7,7 @@ import { AdminGuard } from '../../auth/admin.guard';
 import { uuidPipe } from '../../common/validation';
 import { type AuditEntry, CSV_COLUMNS, toCsvRecord } from './audit-entry';
 import { AuditLogExportDto, AuditLogQueryDto } from './audit-log-query.dto';
-import { type AuditLogPage, AuditLogsService, type FilterChoices } from './audit-logs.service';
+import { type AuditLogPage, AuditLogsService, type ChainVerification, type FilterChoices } from './audit-logs.service';
 
 @ApiTags('audit-logs')
 @ApiBearerAuth()
@@ -19,6 +19,11 @@ export class AuditLogsController {
   @Get()
   list(@Param('workspaceId') workspaceId: string, @Query() query: AuditLogQueryDto): Promise<AuditLogPage> {
     return this.auditLogs.list(workspaceId, query, query.limit, query.cursor);
+  }
+
+  @Get('verify')
+  verify(@Param('workspaceId') workspaceId: string): Promise<ChainVerification> {
+    return this.auditLogs.verifyChain(workspaceId);
   }
 
   @Get('filters')

@@ -12,6 +12,15 @@ export interface AuditLogPage {
   nextCursor: string | null;
 }
 
+export interface ChainVerification {
+  intact: boolean;
+  /** Entries checked, in chain order. */
+  entries: number;
+  headHash: string | null;
+  /** The first entry where the chain breaks, and why; absent when intact. */
+  firstBroken?: { id: string | null; seq: number; reason: string };
+}
+
 export interface FilterChoices {
   users: { id: string; name: string; email: string }[];
   resourceTypes: ResourceType[];
@@ -67,6 +76,67 @@ export class AuditLogsService {
       const last = rows[rows.length - 1];
       after = { occurredAt: last.occurred_at, id: last.id };
     }
+  }
+
+  /**
+   * Recomputes every hash of the workspace's chain in one pass in the database and reports the
+   * first entry whose content, link or position does not match, or a head that no entry ends.
+   */
+  async verifyChain(workspaceId: string): Promise<ChainVerification> {
+    const [result] = await this.prisma.$queryRaw<
+      {
+        entries: bigint;
+        last_seq: bigint | null;
+        last_hash: string | null;
+        broken_id: string | null;
+        broken_seq: bigint | null;
+        reason: string | null;
+      }[]
+    >`
+      WITH chain AS (
+        SELECT a."id", a."seq", a."hash",
+               a."hash" = "audit_log_digest"(a."prev_hash", a) AS content_ok,
+               a."prev_hash" = coalesce(lag(a."hash") OVER w, '') AS link_ok,
+               a."seq" = coalesce(lag(a."seq") OVER w, 0) + 1 AS position_ok
+        FROM "audit_logs" a WHERE a."workspace_id" = ${workspaceId}::uuid
+        WINDOW w AS (ORDER BY a."seq")
+      ),
+      first_broken AS (
+        SELECT "id", "seq",
+               CASE WHEN NOT position_ok THEN 'an entry before this one is missing'
+                    WHEN NOT content_ok THEN 'the entry was altered after it was written'
+                    ELSE 'the entry does not link to the one before it' END AS reason
+        FROM chain WHERE NOT (content_ok AND link_ok AND position_ok) ORDER BY "seq" LIMIT 1
+      ),
+      last AS (SELECT "seq", "hash" FROM chain ORDER BY "seq" DESC LIMIT 1)
+      SELECT (SELECT count(*) FROM chain) AS entries,
+             (SELECT "seq" FROM last) AS last_seq, (SELECT "hash" FROM last) AS last_hash,
+             b."id" AS broken_id, b."seq" AS broken_seq, b.reason
+      FROM (SELECT 1) one LEFT JOIN first_broken b ON true`;
+    const [head] = await this.prisma.$queryRaw<{ seq: bigint; hash: string }[]>`
+      SELECT "seq", "hash" FROM "audit_chain_heads" WHERE "workspace_id" = ${workspaceId}::uuid`;
+    const entries = Number(result.entries);
+    if (result.broken_seq !== null) {
+      return {
+        intact: false,
+        entries,
+        headHash: head?.hash ?? null,
+        firstBroken: { id: result.broken_id, seq: Number(result.broken_seq), reason: result.reason! },
+      };
+    }
+    if ((head?.seq ?? 0n) !== (result.last_seq ?? 0n) || (head && head.hash !== result.last_hash)) {
+      return {
+        intact: false,
+        entries,
+        headHash: head?.hash ?? null,
+        firstBroken: {
+          id: null,
+          seq: Number(result.last_seq ?? 0n) + 1,
+          reason: 'entries at the end of the chain are missing',
+        },
+      };
+    }
+    return { intact: true, entries, headHash: head?.hash ?? null };
   }
 
   async filterChoices(workspaceId: string): Promise<FilterChoices> {
