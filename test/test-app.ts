@@ -38,6 +38,8 @@ export async function createTestApp(
     nodeEnv: 'test',
     databaseUrl: database.url,
     databasePoolSize: 10,
+    auditRateLimit: 100_000,
+    exportRateLimit: 100_000,
     ...overrides,
   };
   const moduleRef = await Test.createTestingModule({ imports: [AppModule] })

@@ -10,6 +10,9 @@ export interface AppConfig {
   pgliteDir: string;
   /** Seed the demo workspace on the first start of an empty embedded database. */
   seedDemo: boolean;
+  /** Requests per minute and token on the audit-log routes, and on its export. */
+  auditRateLimit: number;
+  exportRateLimit: number;
   /** Signs audit-log paging cursors; random per process when unset, so cursors end with a restart. */
   cursorSecret: string;
 }
@@ -72,5 +75,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     pgliteDir: env.PGLITE_DIR || './.data/pglite',
     seedDemo: oneOf(env, 'SEED_DEMO', 'true', ['true', 'false'] as const) === 'true',
     cursorSecret: cursorSecret(env),
+    auditRateLimit: integer(env, 'AUDIT_RATE_LIMIT', 120, 1, 100_000),
+    exportRateLimit: integer(env, 'AUDIT_EXPORT_RATE_LIMIT', 10, 1, 100_000),
   };
 }

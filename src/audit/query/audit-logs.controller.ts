@@ -6,12 +6,13 @@ import { once } from 'node:events';
 import { AdminGuard } from '../../auth/admin.guard';
 import { uuidPipe } from '../../common/validation';
 import { type AuditEntry, CSV_COLUMNS, toCsvRecord } from './audit-entry';
+import { TokenThrottlerGuard } from './token-throttler.guard';
 import { AuditLogExportDto, AuditLogQueryDto } from './audit-log-query.dto';
 import { type AuditLogPage, AuditLogsService, type ChainVerification, type FilterChoices } from './audit-logs.service';
 
 @ApiTags('audit-logs')
 @ApiBearerAuth()
-@UseGuards(AdminGuard)
+@UseGuards(AdminGuard, TokenThrottlerGuard)
 @Controller('workspaces/:workspaceId/audit-logs')
 export class AuditLogsController {
   constructor(private readonly auditLogs: AuditLogsService) {}
