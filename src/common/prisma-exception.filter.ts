@@ -1,26 +1,46 @@
-import { type ArgumentsHost, Catch, ConflictException, type ExceptionFilter, NotFoundException } from '@nestjs/common';
+import {
+  type ArgumentsHost,
+  Catch,
+  ConflictException,
+  type ExceptionFilter,
+  NotFoundException,
+  ServiceUnavailableException,
+} from '@nestjs/common';
 import { BaseExceptionFilter } from '@nestjs/core';
 import { Prisma } from '../generated/prisma/client';
 
-/** Prisma's known errors, mapped once: unique → 409, missing row → 404, restricted reference → 409. */
+/** PostgreSQL errors after which the transaction was rolled back and a retry may succeed. */
+const ROLLED_BACK = new Set(['57014', '55P03', '40001', '40P01']);
+/** Prisma's own codes for a database that did not answer in time or a pool that had no connection. */
+const UNAVAILABLE = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024', 'P2028']);
+
+/** Prisma's known errors, mapped once: unique → 409, missing row → 404, restricted reference → 409, timeouts → 503. */
 @Catch(Prisma.PrismaClientKnownRequestError)
 export class PrismaExceptionFilter extends BaseExceptionFilter implements ExceptionFilter {
   override catch(error: Prisma.PrismaClientKnownRequestError, host: ArgumentsHost): void {
+    super.catch(this.map(error), host);
+  }
+
+  private map(error: Prisma.PrismaClientKnownRequestError): Error {
+    const databaseCode = (error.meta as { driverAdapterError?: { cause?: { originalCode?: string } } } | undefined)
+      ?.driverAdapterError?.cause?.originalCode;
+    if (databaseCode && ROLLED_BACK.has(databaseCode)) {
+      return new ServiceUnavailableException(
+        'The database took too long or hit a conflict, so nothing was changed. Retry the request.',
+      );
+    }
+    if (UNAVAILABLE.has(error.code)) {
+      return new ServiceUnavailableException('The database is not answering right now. Retry the request shortly.');
+    }
     switch (error.code) {
       case 'P2002':
-        return super.catch(
-          new ConflictException(`A record with the same ${uniqueTarget(error)} already exists.`),
-          host,
-        );
+        return new ConflictException(`A record with the same ${uniqueTarget(error)} already exists.`);
       case 'P2025':
-        return super.catch(new NotFoundException('The record was not found.'), host);
+        return new NotFoundException('The record was not found.');
       case 'P2003':
-        return super.catch(
-          new ConflictException('The change would break a reference between records (something still uses it).'),
-          host,
-        );
+        return new ConflictException('The change would break a reference between records (something still uses it).');
       default:
-        return super.catch(error, host);
+        return error;
     }
   }
 }

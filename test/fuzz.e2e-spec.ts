@@ -1,0 +1,198 @@
+import fc from 'fast-check';
+import { randomUUID } from 'node:crypto';
+import { Client } from 'pg';
+import { ResourceFactory, type ResourceJson } from './factories';
+import { createTestApp, createWorkspace, type TestApp, type TestWorkspace } from './test-app';
+
+/** Requests per route: sized down for CI; `npm run test:soak` runs the full count. */
+const RUNS = Number(process.env.FUZZ_RUNS ?? (process.env.SOAK === '1' ? 1000 : 60));
+const MARKER = 'globex-secret-marker';
+
+describe('Generated bad input', () => {
+  let t: TestApp;
+  let ws: TestWorkspace;
+  let foreign: TestWorkspace;
+  let db: Client;
+  const foreignIds: string[] = [];
+  const ids: Record<string, ResourceJson> = {};
+  let tried = 0;
+
+  beforeAll(async () => {
+    t = await createTestApp();
+    ws = await createWorkspace(t.app, 'Acme');
+    foreign = await createWorkspace(t.app, 'Globex');
+    const api = new ResourceFactory(t.http, ws.workspaceId, ws.admin.auth);
+    ids.destinations = await api.create('destinations');
+    const other = new ResourceFactory(t.http, foreign.workspaceId, foreign.admin.auth);
+    const theirs = await other.create('destinations', { name: `${MARKER} destination`, config: { token: MARKER } });
+    foreignIds.push(theirs.id, theirs.segmentIds![0]);
+    const entries = await t.http
+      .get(`/api/workspaces/${foreign.workspaceId}/audit-logs`)
+      .set(foreign.admin.auth)
+      .expect(200);
+    foreignIds.push(...entries.body.items.map((e: { id: string }) => e.id));
+    db = new Client({ connectionString: t.database.url });
+    await db.connect();
+  });
+  afterAll(async () => {
+    console.log(`fuzz: ${tried} generated requests, 0 answered 5xx, 0 showed another workspace, 0 rejected ones wrote`);
+    await db.end();
+    await t.close();
+  });
+
+  const nasty = fc.oneof(
+    fc.string(),
+    fc.string({ unit: 'grapheme', maxLength: 300 }),
+    fc.string({
+      unit: fc.constantFrom('\u0000', '\u0007', '\n', '\r', '\t', '\u202e', '\ufeff', '%', '_', '\\', ',', '"', "'"),
+    }),
+    fc.constantFrom(
+      'x'.repeat(250),
+      'y'.repeat(20_000),
+      '',
+      ' ',
+      'null',
+      'undefined',
+      '[]',
+      '{}',
+      '-1',
+      '1e309',
+      'NaN',
+    ),
+    fc.constantFrom('2026-13-01T00:00:00Z', '2026-11-25', '1970-01-01T00:00:00Z', '9999-12-31T23:59:59.999+14:00'),
+    fc.uuid().map(String),
+    fc.constantFrom(...['3b241101-e2bb-4255-8caf-4136c566a96', 'not-a-uuid', '00000000-0000-0000-0000-000000000000']),
+  );
+  const anyValue: fc.Arbitrary<unknown> = fc.oneof(
+    nasty,
+    fc.integer(),
+    fc.double(),
+    fc.boolean(),
+    fc.constant(null),
+    fc.array(nasty, { maxLength: 600 }),
+    fc.dictionary(nasty, nasty, { maxKeys: 5 }),
+    fc.constantFrom(...[0, 1, 2].map(() => foreignIds[0])),
+  );
+  const queryKey = fc.oneof(
+    fc.constantFrom('userId', 'resourceType', 'resourceName', 'resourceId', 'from', 'to', 'limit', 'cursor', 'format'),
+    fc.string({ maxLength: 12 }),
+  );
+  const query = fc.dictionary(queryKey, fc.oneof(nasty, fc.array(nasty, { maxLength: 60 })), { maxKeys: 6 });
+  const body = fc.oneof(
+    fc.dictionary(
+      fc.oneof(
+        fc.constantFrom(
+          'name',
+          'type',
+          'config',
+          'sql',
+          'sourceId',
+          'modelId',
+          'definition',
+          'enabled',
+          'segmentIds',
+          'ids',
+        ),
+        fc.string({ maxLength: 10 }),
+      ),
+      anyValue,
+      { maxKeys: 6 },
+    ),
+    fc.array(anyValue, { maxLength: 3 }),
+  );
+
+  const entryCount = async () =>
+    Number((await db.query<{ n: string }>('SELECT count(*) AS n FROM audit_logs')).rows[0].n);
+
+  /** One generated request: never a 5xx, nothing of the other workspace, no entry from a rejected write. */
+  const check = async (send: () => Promise<{ status: number; text: string }>, writes: boolean) => {
+    const before = writes ? await entryCount() : 0;
+    const res = await send();
+    tried++;
+    if (res.status >= 500) throw new Error(`answered ${res.status}: ${res.text.slice(0, 300)}`);
+    for (const id of foreignIds) if (res.text.includes(id)) throw new Error(`showed ${id} of another workspace`);
+    if (res.text.includes(MARKER)) throw new Error('showed another workspace’s data');
+    if (writes && res.status >= 400 && (await entryCount()) !== before)
+      throw new Error(`a rejected request (${res.status}) wrote entries`);
+  };
+  const base = () => `/api/workspaces/${ws.workspaceId}`;
+  const run = <T extends unknown[]>(property: fc.IAsyncPropertyWithHooks<T>) =>
+    fc.assert(property, { numRuns: RUNS, seed: Number(process.env.FUZZ_SEED ?? 20261125) });
+
+  it.each(['', '/export', '/filters', '/verify'])('GET /audit-logs%s with generated query strings', async (suffix) => {
+    await run(
+      fc.asyncProperty(query, (q) =>
+        check(
+          () =>
+            t.http
+              .get(`${base()}/audit-logs${suffix}`)
+              .query(q as Record<string, string>)
+              .set(ws.admin.auth),
+          false,
+        ),
+      ),
+    );
+  });
+
+  it('GET /audit-logs/:id with generated ids', async () => {
+    await run(
+      fc.asyncProperty(nasty, (id) =>
+        check(() => t.http.get(`${base()}/audit-logs/${encodeURIComponent(id)}`).set(ws.admin.auth), false),
+      ),
+    );
+  });
+
+  it.each(['sources', 'models', 'segments', 'destinations'])('POST /%s with generated bodies', async (path) => {
+    await run(
+      fc.asyncProperty(body, (b) => check(() => t.http.post(`${base()}/${path}`).set(ws.admin.auth).send(b), true)),
+    );
+  });
+
+  it.each(['sources', 'models', 'segments', 'destinations'])(
+    'PATCH /%s/:id with generated ids and bodies',
+    async (path) => {
+      const known = fc.constantFrom(ids.destinations.id, foreignIds[0], randomUUID());
+      await run(
+        fc.asyncProperty(fc.oneof(known, nasty), body, (id, b) =>
+          check(
+            () =>
+              t.http
+                .patch(`${base()}/${path}/${encodeURIComponent(id)}`)
+                .set(ws.admin.auth)
+                .send(b),
+            true,
+          ),
+        ),
+      );
+    },
+  );
+
+  it.each(['sources', 'models', 'segments', 'destinations'])(
+    'POST /%s/bulk-delete and PATCH /destinations/bulk with generated bodies',
+    async (path) => {
+      await run(
+        fc.asyncProperty(body, (b) =>
+          check(() => t.http.post(`${base()}/${path}/bulk-delete`).set(ws.admin.auth).send(b), true),
+        ),
+      );
+      await run(
+        fc.asyncProperty(body, (b) =>
+          check(() => t.http.patch(`${base()}/destinations/bulk`).set(ws.admin.auth).send(b), true),
+        ),
+      );
+    },
+  );
+
+  it('malformed JSON, wrong content types and oversized bodies are 4xx', async () => {
+    for (const raw of ['{', '{"name": }', 'null', '"x"', '[1,2', `{"name":"${'z'.repeat(300_000)}"}`]) {
+      await check(
+        () => t.http.post(`${base()}/sources`).set(ws.admin.auth).set('Content-Type', 'application/json').send(raw),
+        true,
+      );
+    }
+    await check(
+      () => t.http.post(`${base()}/sources`).set(ws.admin.auth).set('Content-Type', 'text/plain').send('name=x'),
+      true,
+    );
+  });
+});
