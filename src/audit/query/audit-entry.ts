@@ -56,17 +56,3 @@ export const CSV_COLUMNS = [
   'requestId',
   'id',
 ] as const;
-
-export function toCsvRecord(entry: AuditEntry): string[] {
-  return [
-    entry.occurredAt,
-    entry.actionName,
-    entry.resourceType,
-    entry.resourceName,
-    entry.user?.name ?? '',
-    entry.user?.email ?? '',
-    entry.resourceId,
-    entry.requestId ?? '',
-    entry.id,
-  ];
-}

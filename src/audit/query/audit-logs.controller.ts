@@ -1,11 +1,10 @@
 import { Controller, Get, Param, Query, Res, UseGuards } from '@nestjs/common';
 import { ApiBearerAuth, ApiProduces, ApiTags } from '@nestjs/swagger';
-import { stringify } from 'csv-stringify/sync';
 import type { Response } from 'express';
 import { once } from 'node:events';
 import { AdminGuard } from '../../auth/admin.guard';
 import { uuidPipe } from '../../common/validation';
-import { type AuditEntry, CSV_COLUMNS, toCsvRecord } from './audit-entry';
+import type { AuditEntry } from './audit-entry';
 import { TokenThrottlerGuard } from './token-throttler.guard';
 import { AuditLogExportDto, AuditLogQueryDto } from './audit-log-query.dto';
 import { type AuditLogPage, AuditLogsService, type ChainVerification, type FilterChoices } from './audit-logs.service';
@@ -32,7 +31,7 @@ export class AuditLogsController {
     return this.auditLogs.filterChoices(workspaceId);
   }
 
-  /** Streams the whole filtered log; each batch is written before the next one is read. */
+  /** Streams the whole filtered log; each chunk is written (and drained) before the next is read. */
   @Get('export')
   @ApiProduces('text/csv', 'application/x-ndjson')
   async export(
@@ -41,24 +40,16 @@ export class AuditLogsController {
     @Res() res: Response,
   ): Promise<void> {
     const format = query.format ?? 'csv';
-    const batches = this.auditLogs.batches(workspaceId, query);
-    const first = await batches.next(); // validation errors surface before any header is sent
+    const chunks = this.auditLogs.exportChunks(workspaceId, query, format);
+    const first = await chunks.next(); // a bad filter fails here, before any header is sent
     const range = [query.from, query.to].map((d) => (d ? d.slice(0, 10) : 'all')).join('_to_');
     res.setHeader('Content-Type', format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson; charset=utf-8');
-    res.setHeader(
-      'Content-Disposition',
-      `attachment; filename="audit-log_${workspaceId}_${range}.${format === 'csv' ? 'csv' : 'ndjson'}"`,
-    );
-    const render = (entries: AuditEntry[]): string =>
-      format === 'csv'
-        ? stringify(entries.map(toCsvRecord), { escape_formulas: true })
-        : entries.map((entry) => `${JSON.stringify(entry)}\n`).join('');
-    if (format === 'csv') res.write(stringify([[...CSV_COLUMNS]]));
+    res.setHeader('Content-Disposition', `attachment; filename="audit-log_${workspaceId}_${range}.${format}"`);
     const write = async (chunk: string): Promise<void> => {
       if (!res.write(chunk)) await once(res, 'drain');
     };
-    if (!first.done) await write(render(first.value));
-    for await (const batch of batches) await write(render(batch));
+    if (!first.done) await write(first.value);
+    for await (const chunk of chunks) await write(chunk);
     res.end();
   }
 

@@ -2,9 +2,10 @@ import { BadRequestException, Inject, Injectable, NotFoundException } from '@nes
 import { APP_CONFIG, type AppConfig } from '../../config/app-config';
 import { type AppPrismaClient, PRISMA } from '../../database/prisma-client.factory';
 import { Prisma } from '../../generated/prisma/client';
-import { RESOURCE_TYPES, type ResourceType } from '../capture/audited-resources';
+import { AUDITED_RESOURCES, RESOURCE_TYPES, type ResourceType } from '../capture/audited-resources';
 import { AuditCursorCodec, type CursorPosition } from './audit-cursor';
-import { type AuditEntry, type AuditLogRow, toAuditEntry } from './audit-entry';
+import { stringify } from 'csv-stringify/sync';
+import { type AuditEntry, type AuditLogRow, CSV_COLUMNS, toAuditEntry } from './audit-entry';
 import type { AuditLogFilterDto } from './audit-log-query.dto';
 
 export interface AuditLogPage {
@@ -29,6 +30,33 @@ export interface FilterChoices {
 const COLUMNS = Prisma.raw(
   `"id", "occurred_at", "action", "resource_type", "resource_id", "resource_name", "actor_id", "actor_name", "actor_email", "request_id", "changes"`,
 );
+
+const EXPORT_BATCH = 5000;
+
+/** "Segment updated", computed by PostgreSQL from the same labels as `actionName()`. */
+const ACTION_NAME = Prisma.raw(
+  `(CASE "resource_type" ${AUDITED_RESOURCES.map((r) => `WHEN '${r.type}' THEN '${r.label}'`).join(' ')} END || ' ' || "action")`,
+);
+const ISO_TIME = Prisma.raw(`to_char("occurred_at" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`);
+
+/** One AuditEntry as JSON text, shaped exactly as `toAuditEntry` shapes it. */
+const NDJSON_SELECT = Prisma.sql`"id", "occurred_at", json_build_object(
+  'id', "id", 'occurredAt', ${ISO_TIME}, 'action', "action", 'actionName', ${ACTION_NAME},
+  'resourceType', "resource_type", 'resourceId', "resource_id", 'resourceName', "resource_name",
+  'user', CASE WHEN "actor_id" IS NULL THEN NULL
+          ELSE json_build_object('id', "actor_id", 'name', "actor_name", 'email', "actor_email") END,
+  'requestId', "request_id", 'changes', "changes")::text AS "line"`;
+
+/** The CSV columns of the contract, in order (see CSV_COLUMNS). */
+const CSV_SELECT = Prisma.sql`"id", "occurred_at", ARRAY[${ISO_TIME}, ${ACTION_NAME}, "resource_type", "resource_name",
+  coalesce("actor_name", ''), coalesce("actor_email", ''), "resource_id"::text, coalesce("request_id", ''), "id"::text] AS "cells"`;
+
+interface ExportRow {
+  id: string;
+  occurred_at: Date;
+  line?: string;
+  cells: string[];
+}
 
 /** `%`, `_` and `\` in a searched name match themselves. */
 function likePattern(text: string): string {
@@ -65,14 +93,29 @@ export class AuditLogsService {
     return toAuditEntry(row);
   }
 
-  /** Every entry the filter selects, newest first, in batches: memory stays flat whatever the total. */
-  async *batches(workspaceId: string, filter: AuditLogFilterDto, size = 5000): AsyncGenerator<AuditEntry[]> {
+  /**
+   * The whole filtered log as export text, newest first, a batch of rows at a time: memory stays
+   * flat whatever the total. PostgreSQL renders each NDJSON line and CSV cell, so the rows are not
+   * decoded into objects only to be encoded again.
+   */
+  async *exportChunks(
+    workspaceId: string,
+    filter: AuditLogFilterDto,
+    format: 'csv' | 'ndjson',
+  ): AsyncGenerator<string> {
+    const columns = format === 'csv' ? CSV_SELECT : NDJSON_SELECT;
     let after: CursorPosition | undefined;
+    if (format === 'csv') yield stringify([[...CSV_COLUMNS]]);
     for (;;) {
-      const rows = await this.page(workspaceId, filter, size, after);
+      const rows = await this.page<ExportRow>(workspaceId, filter, EXPORT_BATCH, after, columns);
       if (rows.length === 0) return;
-      yield rows.map(toAuditEntry);
-      if (rows.length < size) return;
+      yield format === 'csv'
+        ? stringify(
+            rows.map((row) => row.cells),
+            { escape_formulas: true },
+          )
+        : rows.map((row) => `${row.line}\n`).join('');
+      if (rows.length < EXPORT_BATCH) return;
       const last = rows[rows.length - 1];
       after = { occurredAt: last.occurred_at, id: last.id };
     }
@@ -158,16 +201,17 @@ export class AuditLogsService {
     return { users, resourceTypes: [...RESOURCE_TYPES] };
   }
 
-  private async page(
+  private async page<Row = AuditLogRow>(
     workspaceId: string,
     filter: AuditLogFilterDto,
     take: number,
     after?: CursorPosition,
-  ): Promise<AuditLogRow[]> {
+    columns: Prisma.Sql = COLUMNS,
+  ): Promise<Row[]> {
     const where = this.where(workspaceId, filter);
     if (after) where.push(Prisma.sql`("occurred_at", "id") < (${after.occurredAt}::timestamptz, ${after.id}::uuid)`);
-    return this.prisma.$queryRaw<AuditLogRow[]>`
-      SELECT ${COLUMNS} FROM "audit_logs"
+    return this.prisma.$queryRaw<Row[]>`
+      SELECT ${columns} FROM "audit_logs"
       WHERE ${Prisma.join(where, ' AND ')}
       ORDER BY "occurred_at" DESC, "id" DESC
       LIMIT ${take}`;
