@@ -9,7 +9,6 @@
  */
 import type { INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
-import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Client } from 'pg';
@@ -17,11 +16,8 @@ import { AppModule } from '../src/app.module';
 import { setupApp } from '../src/app.setup';
 import { generateToken } from '../src/auth/token';
 import { APP_CONFIG, loadConfig } from '../src/config/app-config';
-import { migrate } from '../src/database/migrator';
-import { pgExecutor } from '../src/database/sql-executor';
+import { createBenchDatabase, percentile, withClient } from './bench-database';
 
-const server =
-  process.env.BENCH_DATABASE_URL || process.env.TEST_DATABASE_URL || 'postgresql://postgres@127.0.0.1:5432/postgres';
 const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 40);
 const WORKSPACES = 100;
@@ -39,27 +35,6 @@ const WORDS = [
   'Invoices',
   'Products',
 ];
-
-function dbUrl(name: string): string {
-  const url = new URL(server);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
-
-async function withClient<T>(url: string, fn: (c: Client) => Promise<T>): Promise<T> {
-  const client = new Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
-}
-
-const percentile = (values: number[], p: number): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-};
 
 async function seed(db: Client): Promise<{ workspaceId: string; token: string; entries: number }> {
   const started = Date.now();
@@ -119,18 +94,14 @@ async function seed(db: Client): Promise<{ workspaceId: string; token: string; e
 }
 
 async function main(): Promise<void> {
-  const name = `audit_bench_${randomBytes(4).toString('hex')}`;
-  await withClient(server, (c) => c.query(`CREATE DATABASE "${name}"`));
+  const database = await createBenchDatabase();
   let app: INestApplication | undefined;
   try {
     console.log(`bench:query — ${ROWS.toLocaleString('en')} entries, ${WORKSPACES} workspaces, ${RUNS} runs per query`);
-    const { workspaceId, token, entries } = await withClient(dbUrl(name), async (db) => {
-      await migrate(pgExecutor(db));
-      return seed(db);
-    });
+    const { workspaceId, token, entries } = await withClient(database.url, seed);
     const moduleRef = await Test.createTestingModule({ imports: [AppModule] })
       .overrideProvider(APP_CONFIG)
-      .useValue({ ...loadConfig({}), nodeEnv: 'test', databaseUrl: dbUrl(name), databasePoolSize: 4 })
+      .useValue({ ...loadConfig({}), nodeEnv: 'test', databaseUrl: database.url, databasePoolSize: 4 })
       .compile();
     app = setupApp(moduleRef.createNestApplication({ logger: ['error'] }));
     await app.listen(0, '127.0.0.1');
@@ -145,11 +116,11 @@ async function main(): Promise<void> {
       if (res.status !== 200) throw new Error(`${res.status} ${JSON.stringify(body)}`);
       return { ms: Number(process.hrtime.bigint() - start) / 1e6, body };
     };
-    const users = await withClient(dbUrl(name), (db) =>
+    const users = await withClient(database.url, (db) =>
       db.query<{ id: string }>(`SELECT user_id AS id FROM memberships WHERE workspace_id = $1`, [workspaceId]),
     );
     const resource = (i: number) => `bench_uuid('res-0-${i}')`;
-    const resourceIds = await withClient(dbUrl(name), (db) =>
+    const resourceIds = await withClient(database.url, (db) =>
       db.query<{ id: string }>(
         `SELECT ${Array.from({ length: 10 }, (_, i) => `${resource(i * 37)} AS "r${i}"`).join(', ')}`,
       ),
@@ -235,8 +206,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await app?.close();
-    if (!process.env.BENCH_KEEP)
-      await withClient(server, (c) => c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
+    await database.drop();
   }
 }
 

@@ -8,44 +8,18 @@
  * 1,000-row rounds.
  */
 import { Test } from '@nestjs/testing';
-import { randomBytes } from 'node:crypto';
-import { Client } from 'pg';
 import { AppModule } from '../src/app.module';
 import { APP_CONFIG, loadConfig } from '../src/config/app-config';
 import { DATABASE_CONNECTION, type DatabaseConnection } from '../src/database/database-connection';
-import { migrate } from '../src/database/migrator';
 import { type AppPrismaClient, PRISMA } from '../src/database/prisma-client.factory';
-import { pgExecutor } from '../src/database/sql-executor';
 import { PrismaClient } from '../src/generated/prisma/client';
 import { runAsSystem, runWithActor } from '../src/request-context/run-with-actor';
 import { WorkspacesService } from '../src/workspaces/workspaces.service';
+import { BENCH_SERVER, createBenchDatabase, percentile } from './bench-database';
 
-const server =
-  process.env.BENCH_DATABASE_URL || process.env.TEST_DATABASE_URL || 'postgresql://postgres@127.0.0.1:5432/postgres';
 const ITERATIONS = Number(process.env.BENCH_ITERATIONS ?? 400);
 const BULK_ITERATIONS = Number(process.env.BENCH_BULK_ITERATIONS ?? 15);
 const BULK_ROWS = 1000;
-
-function dbUrl(name: string): string {
-  const url = new URL(server);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
-
-async function admin(sql: string): Promise<void> {
-  const client = new Client({ connectionString: server });
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
-
-const percentile = (values: number[], p: number): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-};
 
 async function time(fn: () => Promise<unknown>): Promise<number> {
   const start = process.hrtime.bigint();
@@ -60,16 +34,11 @@ interface Row {
 }
 
 async function main(): Promise<void> {
-  const name = `audit_bench_${randomBytes(4).toString('hex')}`;
-  await admin(`CREATE DATABASE "${name}"`);
-  const migrator = new Client({ connectionString: dbUrl(name) });
-  await migrator.connect();
-  await migrate(pgExecutor(migrator));
-  await migrator.end();
+  const database = await createBenchDatabase();
 
   const moduleRef = await Test.createTestingModule({ imports: [AppModule] })
     .overrideProvider(APP_CONFIG)
-    .useValue({ ...loadConfig({}), nodeEnv: 'test', databaseUrl: dbUrl(name), databasePoolSize: 4 })
+    .useValue({ ...loadConfig({}), nodeEnv: 'test', databaseUrl: database.url, databasePoolSize: 4 })
     .compile();
   const app = moduleRef.createNestApplication({ logger: ['error'] });
   await app.init();
@@ -153,7 +122,7 @@ async function main(): Promise<void> {
 
     const f = (ms: number) => ms.toFixed(2);
     console.log(
-      `\nbench:write — PostgreSQL ${server.replace(/:[^:@/]*@/, ':***@')}, ${ITERATIONS} rounds (${BULK_ITERATIONS} for bulk)\n`,
+      `\nbench:write — PostgreSQL ${BENCH_SERVER.replace(/:[^:@/]*@/, ':***@')}, ${ITERATIONS} rounds (${BULK_ITERATIONS} for bulk)\n`,
     );
     console.log(
       '| operation | plain p50 ms | audited p50 ms | ratio p50 | plain p95 ms | audited p95 ms | ratio p95 |',
@@ -174,7 +143,7 @@ async function main(): Promise<void> {
     console.log(`\naudit entries written: ${entries}`);
   } finally {
     await app.close();
-    await admin(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+    await database.drop();
   }
 }
 

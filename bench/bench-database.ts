@@ -1,0 +1,44 @@
+import { randomBytes } from 'node:crypto';
+import { Client } from 'pg';
+import { migrate } from '../src/database/migrator';
+import { pgExecutor } from '../src/database/sql-executor';
+
+/** The server benchmarks use: BENCH_DATABASE_URL, TEST_DATABASE_URL, or the local PostgreSQL. */
+export const BENCH_SERVER =
+  process.env.BENCH_DATABASE_URL || process.env.TEST_DATABASE_URL || 'postgresql://postgres@127.0.0.1:5432/postgres';
+
+export async function withClient<T>(url: string, fn: (client: Client) => Promise<T>): Promise<T> {
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+export interface BenchDatabase {
+  url: string;
+  drop(): Promise<void>;
+}
+
+/** A freshly migrated throw-away database; `drop()` removes it (unless BENCH_KEEP=1). */
+export async function createBenchDatabase(): Promise<BenchDatabase> {
+  const name = `audit_bench_${randomBytes(4).toString('hex')}`;
+  await withClient(BENCH_SERVER, (c) => c.query(`CREATE DATABASE "${name}"`));
+  const url = new URL(BENCH_SERVER);
+  url.pathname = `/${name}`;
+  await withClient(url.toString(), (c) => migrate(pgExecutor(c)));
+  return {
+    url: url.toString(),
+    drop: async () => {
+      if (process.env.BENCH_KEEP === '1') return console.log(`kept database ${name}`);
+      await withClient(BENCH_SERVER, (c) => c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
+    },
+  };
+}
+
+export function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
