@@ -148,7 +148,7 @@ describe('Generated bad input', () => {
 
   it.each(['sources', 'models', 'segments', 'destinations'])('POST /%s with generated bodies', async (path) => {
     await run(
-      fc.asyncProperty(body, (b) => check(() => t.http.post(`${base()}/${path}`).set(ws.admin.auth).send(b), true)),
+      fc.asyncProperty(body, (b) => check(() => t.http.post(`${base()}/${path}`).set(ws.admin.auth).send(b), true, b)),
     );
   });
 
@@ -165,6 +165,7 @@ describe('Generated bad input', () => {
                 .set(ws.admin.auth)
                 .send(b),
             true,
+            [id, b],
           ),
         ),
       );
@@ -176,12 +177,12 @@ describe('Generated bad input', () => {
     async (path) => {
       await run(
         fc.asyncProperty(body, (b) =>
-          check(() => t.http.post(`${base()}/${path}/bulk-delete`).set(ws.admin.auth).send(b), true),
+          check(() => t.http.post(`${base()}/${path}/bulk-delete`).set(ws.admin.auth).send(b), true, b),
         ),
       );
       await run(
         fc.asyncProperty(body, (b) =>
-          check(() => t.http.patch(`${base()}/destinations/bulk`).set(ws.admin.auth).send(b), true),
+          check(() => t.http.patch(`${base()}/destinations/bulk`).set(ws.admin.auth).send(b), true, b),
         ),
       );
     },
