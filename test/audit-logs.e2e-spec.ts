@@ -1,3 +1,4 @@
+import { stringify } from 'csv-stringify/sync';
 import { randomUUID } from 'node:crypto';
 import { Client } from 'pg';
 import { runWithActor } from '../src/request-context/run-with-actor';
@@ -296,6 +297,46 @@ describe('Audit log API', () => {
         .set(ws.admin.auth)
         .expect(200);
       expect(quoted.text).toContain('"comma, ""quoted"""');
+    });
+
+    it('renders every CSV cell exactly as csv-stringify with escape_formulas would', async () => {
+      const names = [
+        '-1 minus',
+        '+plus',
+        '@at',
+        '\ttab',
+        'line\nbreak',
+        'carriage\rreturn',
+        'say "hi"',
+        'a,b',
+        'plain',
+        '=SUM(A1)',
+      ];
+      for (const name of names) await api.create('sources', { name: `csv ${name}` });
+      for (const name of names) await api.create('models', { name: name.trim() === name ? name : `m${name}` });
+      const res = await t.http
+        .get(url(ws.workspaceId, '/export'))
+        .query({ resourceType: 'model', format: 'csv' })
+        .set(ws.admin.auth)
+        .expect(200);
+      const items = (await list({ resourceType: 'model', limit: '200' })).items;
+      const expected = stringify(
+        items.map((e) => [
+          e.occurredAt,
+          e.actionName,
+          e.resourceType,
+          e.resourceName,
+          e.user?.name ?? '',
+          e.user?.email ?? '',
+          e.resourceId,
+          e.requestId ?? '',
+          e.id,
+        ]),
+        { escape_formulas: true },
+      );
+      expect(res.text).toBe(
+        `occurredAt,actionName,resourceType,resourceName,userName,userEmail,resourceId,requestId,id\n${expected}`,
+      );
     });
 
     it('answers 400 for a bad format or filter before sending anything', async () => {

@@ -4,7 +4,6 @@ import { type AppPrismaClient, PRISMA } from '../../database/prisma-client.facto
 import { Prisma } from '../../generated/prisma/client';
 import { AUDITED_RESOURCES, RESOURCE_TYPES, type ResourceType } from '../capture/audited-resources';
 import { AuditCursorCodec, type CursorPosition } from './audit-cursor';
-import { stringify } from 'csv-stringify/sync';
 import { type AuditEntry, type AuditLogRow, CSV_COLUMNS, toAuditEntry } from './audit-entry';
 import type { AuditLogFilterDto } from './audit-log-query.dto';
 
@@ -47,15 +46,37 @@ const NDJSON_SELECT = Prisma.sql`"id", "occurred_at", json_build_object(
           ELSE json_build_object('id', "actor_id", 'name', "actor_name", 'email', "actor_email") END,
   'requestId', "request_id", 'changes', "changes")::text AS "line"`;
 
-/** The CSV columns of the contract, in order (see CSV_COLUMNS). */
-const CSV_SELECT = Prisma.sql`"id", "occurred_at", ARRAY[${ISO_TIME}, ${ACTION_NAME}, "resource_type", "resource_name",
-  coalesce("actor_name", ''), coalesce("actor_email", ''), "resource_id"::text, coalesce("request_id", ''), "id"::text] AS "cells"`;
+/**
+ * One CSV cell, rendered by PostgreSQL as csv-stringify renders it with `escape_formulas`: a leading
+ * = + - @ tab or CR gets a ' in front (formula injection), then RFC 4180 quoting. In SQL so that
+ * export rows reach the response as text, without being decoded and re-encoded per row.
+ */
+function csvCell(expression: string): string {
+  const guarded = `(CASE WHEN ${expression} ~ '^[=+@\\t\\r-]' THEN '''' || ${expression} ELSE ${expression} END)`;
+  return `(CASE WHEN ${guarded} ~ '[",\\r\\n]' THEN '"' || replace(${guarded}, '"', '""') || '"' ELSE ${guarded} END)`;
+}
+
+/** The contract's CSV columns (CSV_COLUMNS), one line per entry. */
+const CSV_SELECT = Prisma.raw(
+  `"id", "occurred_at", concat_ws(',', ${[
+    `to_char("occurred_at" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`,
+    ACTION_NAME.text,
+    '"resource_type"',
+    '"resource_name"',
+    `coalesce("actor_name", '')`,
+    `coalesce("actor_email", '')`,
+    '"resource_id"::text',
+    `coalesce("request_id", '')`,
+    '"id"::text',
+  ]
+    .map(csvCell)
+    .join(', ')}) AS "line"`,
+);
 
 interface ExportRow {
   id: string;
   occurred_at: Date;
-  line?: string;
-  cells: string[];
+  line: string;
 }
 
 /** `%`, `_` and `\` in a searched name match themselves. */
@@ -95,7 +116,7 @@ export class AuditLogsService {
 
   /**
    * The whole filtered log as export text, newest first, a batch of rows at a time: memory stays
-   * flat whatever the total. PostgreSQL renders each NDJSON line and CSV cell, so the rows are not
+   * flat whatever the total. PostgreSQL renders each NDJSON or CSV line, so the rows are not
    * decoded into objects only to be encoded again.
    */
   async *exportChunks(
@@ -105,16 +126,11 @@ export class AuditLogsService {
   ): AsyncGenerator<string> {
     const columns = format === 'csv' ? CSV_SELECT : NDJSON_SELECT;
     let after: CursorPosition | undefined;
-    if (format === 'csv') yield stringify([[...CSV_COLUMNS]]);
+    if (format === 'csv') yield `${CSV_COLUMNS.join(',')}\n`;
     for (;;) {
       const rows = await this.page<ExportRow>(workspaceId, filter, EXPORT_BATCH, after, columns);
       if (rows.length === 0) return;
-      yield format === 'csv'
-        ? stringify(
-            rows.map((row) => row.cells),
-            { escape_formulas: true },
-          )
-        : rows.map((row) => `${row.line}\n`).join('');
+      yield rows.map((row) => `${row.line}\n`).join('');
       if (rows.length < EXPORT_BATCH) return;
       const last = rows[rows.length - 1];
       after = { occurredAt: last.occurred_at, id: last.id };
