@@ -31,8 +31,8 @@ const COLUMNS = Prisma.raw(
 );
 
 const EXPORT_BATCH = 5000;
-/** Below this many matches a name search reads its matches through the trigram index. */
-const NAME_PROBE = 1000;
+/** A name search first looks for its page among this many times `take` newest entries. */
+const NAME_WINDOW = 20;
 
 /** "Segment updated", computed by PostgreSQL from the same labels as `actionName()`. */
 const ACTION_NAME = Prisma.raw(
@@ -227,38 +227,32 @@ export class AuditLogsService {
     columns: Prisma.Sql = COLUMNS,
   ): Promise<Row[]> {
     const where = this.where(workspaceId, filter);
-    const rare = await this.nameMatchesAreRare(filter, where);
     if (after) where.push(Prisma.sql`("occurred_at", "id") < (${after.occurredAt}::timestamptz, ${after.id}::uuid)`);
     const predicate = Prisma.join(where, ' AND ');
-    if (rare) {
-      // Few matches: collect them through the trigram index, then sort. PostgreSQL's estimate for
-      // ILIKE '%…%' is a constant, so left alone it walks the time index and filters, which reads
-      // the whole workspace when the name is rare (hundreds of ms at 200k entries).
+    const name = filter.resourceName;
+    if (!name || name.length < 3) {
+      // Terms under 3 characters have no trigrams: the time index, filtered, is the only way.
+      const nameMatch = name ? Prisma.sql` AND "resource_name" ILIKE ${likePattern(name)}` : Prisma.empty;
       return this.prisma.$queryRaw<Row[]>`
-        WITH matches AS MATERIALIZED (SELECT * FROM "audit_logs" WHERE ${predicate})
-        SELECT ${columns} FROM matches ORDER BY "occurred_at" DESC, "id" DESC LIMIT ${take}`;
+        SELECT ${columns} FROM "audit_logs" WHERE ${predicate}${nameMatch}
+        ORDER BY "occurred_at" DESC, "id" DESC LIMIT ${take}`;
     }
+    // PostgreSQL estimates ILIKE '%…%' with a constant, so it cannot choose between walking the time
+    // index (right for a common name) and collecting matches through the trigram index (right for a
+    // rare one, where the walk reads the whole workspace). Try the newest entries first; if they do
+    // not fill the page, collect the matches through the trigram index.
+    const nameMatch = Prisma.sql`"resource_name" ILIKE ${likePattern(name)}`;
+    const recent = await this.prisma.$queryRaw<Row[]>`
+      SELECT ${columns} FROM (
+        SELECT * FROM "audit_logs" WHERE ${predicate} ORDER BY "occurred_at" DESC, "id" DESC LIMIT ${take * NAME_WINDOW}
+      ) recent WHERE ${nameMatch} ORDER BY "occurred_at" DESC, "id" DESC LIMIT ${take}`;
+    if (recent.length === take) return recent;
     return this.prisma.$queryRaw<Row[]>`
-      SELECT ${columns} FROM "audit_logs"
-      WHERE ${predicate}
-      ORDER BY "occurred_at" DESC, "id" DESC
-      LIMIT ${take}`;
+      WITH matches AS MATERIALIZED (SELECT * FROM "audit_logs" WHERE ${predicate} AND ${nameMatch})
+      SELECT ${columns} FROM matches ORDER BY "occurred_at" DESC, "id" DESC LIMIT ${take}`;
   }
 
-  /**
-   * Whether a name search matches fewer than NAME_PROBE entries, counted through the trigram index
-   * and stopping at NAME_PROBE (a materialized CTE is read only as far as the outer LIMIT asks).
-   * Terms under 3 characters have no trigrams, so the index cannot help them.
-   */
-  private async nameMatchesAreRare(filter: AuditLogFilterDto, where: Prisma.Sql[]): Promise<boolean> {
-    if (!filter.resourceName || filter.resourceName.length < 3) return false;
-    const [{ n }] = await this.prisma.$queryRaw<{ n: number }[]>`
-      WITH matches AS MATERIALIZED (SELECT 1 FROM "audit_logs" WHERE ${Prisma.join(where, ' AND ')})
-      SELECT count(*)::int AS n FROM (SELECT 1 FROM matches LIMIT ${NAME_PROBE}) probe`;
-    return n < NAME_PROBE;
-  }
-
-  /** One predicate per filter that is set; nothing else. */
+  /** One predicate per filter that is set, except the name (see `page`). */
   private where(workspaceId: string, filter: AuditLogFilterDto): Prisma.Sql[] {
     const from = filter.from ? new Date(filter.from) : undefined;
     const to = filter.to ? new Date(filter.to) : undefined;
@@ -268,7 +262,6 @@ export class AuditLogsService {
     const where = [Prisma.sql`"workspace_id" = ${workspaceId}::uuid`];
     if (filter.userId?.length) where.push(Prisma.sql`"actor_id" = ANY(${filter.userId}::uuid[])`);
     if (filter.resourceType?.length) where.push(Prisma.sql`"resource_type" = ANY(${filter.resourceType}::text[])`);
-    if (filter.resourceName) where.push(Prisma.sql`"resource_name" ILIKE ${likePattern(filter.resourceName)}`);
     if (filter.resourceId) where.push(Prisma.sql`"resource_id" = ${filter.resourceId}::uuid`);
     if (from) where.push(Prisma.sql`"occurred_at" >= ${from}::timestamptz`);
     if (to) where.push(Prisma.sql`"occurred_at" < ${to}::timestamptz`);
