@@ -42,6 +42,7 @@ type TxClient = Record<string, unknown> & {
   $executeRawUnsafe: (sql: string, ...params: unknown[]) => Promise<number>;
 };
 
+/** The write operations: captured on audited models, checked for nested writes on every model. */
 const AUDITED_OPERATIONS = new Set([
   'create',
   'createMany',
@@ -53,7 +54,6 @@ const AUDITED_OPERATIONS = new Set([
   'delete',
   'deleteMany',
 ]);
-const NESTED_WRITE_OPERATIONS = new Set([...AUDITED_OPERATIONS]);
 const SHAPE_KEYS = ['select', 'include', 'omit'] as const;
 
 const INSERT_ENTRIES = `
@@ -196,7 +196,7 @@ export function auditCapture(dataModel: RuntimeDataModel, options: AuditCaptureO
       $allModels: {
         async $allOperations(params) {
           const { model, operation, args, query } = params;
-          if (!NESTED_WRITE_OPERATIONS.has(operation) || ownWrite.getStore()) return query(args);
+          if (!AUDITED_OPERATIONS.has(operation) || ownWrite.getStore()) return query(args);
           const writeArgs = args as Args;
           for (const key of ['data', 'create', 'update'] as const) {
             if (writeArgs[key] !== undefined) refuseNestedAuditedWrites(model, writeArgs[key], key);
