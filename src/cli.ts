@@ -54,7 +54,7 @@ async function main(argv: string[]): Promise<void> {
       throw new UsageError(`--workspace must be a workspace id (a UUID), not ${JSON.stringify(value)}.`);
     return value;
   };
-  const app = await NestFactory.createApplicationContext(AppModule, { logger: ['error'] });
+  const app = await NestFactory.createApplicationContext(AppModule, { logger: false, abortOnError: false });
   try {
     const workspaces = app.get(WorkspacesService);
     const result = await runAsSystem('cli', async () => {

@@ -10,7 +10,7 @@ import { WorkspacesService } from './workspaces/workspaces.service';
 
 async function main(): Promise<void> {
   loadConfig();
-  const app = setupApp(await NestFactory.create(AppModule));
+  const app = setupApp(await NestFactory.create(AppModule, { abortOnError: false }));
   const config = app.get<AppConfig>(APP_CONFIG);
   const connection = app.get<DatabaseConnection>(DATABASE_CONNECTION);
   await app.listen(config.port);
