@@ -5,7 +5,8 @@ export const PRISMA = Symbol('PRISMA');
 
 /** Optional provider: a function called with every SQL statement (statement-count tests, profiling). */
 export const QUERY_LISTENER = Symbol('QUERY_LISTENER');
-export type QueryListener = (sql: string) => void;
+/** Called with each statement's SQL and its parameters as Prisma logs them (a JSON array). */
+export type QueryListener = (sql: string, params: string) => void;
 
 export type DriverAdapter = NonNullable<ConstructorParameters<typeof PrismaClient>[0]['adapter']>;
 
@@ -20,7 +21,8 @@ export interface PrismaClientOptions {
 /** The one Prisma client of the application, with every extension applied here and nowhere else. */
 export function createPrismaClient({ adapter, requireAuditContext, onQuery }: PrismaClientOptions) {
   const base = new PrismaClient({ adapter, log: onQuery ? [{ emit: 'event', level: 'query' }] : [] });
-  if (onQuery) base.$on('query' as never, (event: { query: string }) => onQuery(event.query));
+  if (onQuery)
+    base.$on('query' as never, (event: { query: string; params: string }) => onQuery(event.query, event.params));
   const dataModel = (base as unknown as { _runtimeDataModel?: RuntimeDataModel })._runtimeDataModel;
   if (!dataModel?.models) {
     throw new Error('Prisma client exposes no runtime data model; the audit capture cannot describe the models.');
