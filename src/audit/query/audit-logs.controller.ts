@@ -45,11 +45,19 @@ export class AuditLogsController {
     const range = [query.from, query.to].map((d) => (d ? d.slice(0, 10) : 'all')).join('_to_');
     res.setHeader('Content-Type', format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson; charset=utf-8');
     res.setHeader('Content-Disposition', `attachment; filename="audit-log_${workspaceId}_${range}.${format}"`);
-    const write = async (chunk: string): Promise<void> => {
-      if (!res.write(chunk)) await once(res, 'drain');
+    /** Writes a chunk and waits until the client has taken it; false once the client has gone. */
+    const write = async (chunk: string): Promise<boolean> => {
+      if (res.destroyed) return false;
+      if (!res.write(chunk)) {
+        const stop = new AbortController();
+        await Promise.race([once(res, 'drain', stop), once(res, 'close', stop)]).finally(() => stop.abort());
+      }
+      return !res.destroyed;
     };
-    if (!first.done) await write(first.value);
-    for await (const chunk of chunks) await write(chunk);
+    if (!first.done && !(await write(first.value))) return;
+    for await (const chunk of chunks) {
+      if (!(await write(chunk))) return; // leaving the loop ends the generator: no more batches are read
+    }
     res.end();
   }
 

@@ -1,0 +1,69 @@
+import { get } from 'node:http';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Client } from 'pg';
+import { AuditLogsService } from '../src/audit/query/audit-logs.service';
+import { createTestApp, createWorkspace, type TestApp, type TestWorkspace } from './test-app';
+
+/** A download abandoned half-way must not keep reading the database, nor hang the handler. */
+describe('GET /audit-logs/export when the client goes away', () => {
+  let t: TestApp;
+  let ws: TestWorkspace;
+  let exportStatements = 0;
+
+  beforeAll(async () => {
+    t = await createTestApp({}, { onQuery: (sql) => (exportStatements += sql.includes('json_build_object') ? 1 : 0) });
+    ws = await createWorkspace(t.app);
+    const db = new Client({ connectionString: t.database.url });
+    await db.connect();
+    await db.query(
+      `INSERT INTO audit_logs (id, workspace_id, occurred_at, action, resource_type, resource_id, resource_name, changes)
+       SELECT gen_random_uuid(), $1, now() - (g || ' seconds')::interval, 'updated', 'segment', gen_random_uuid(),
+              'Segment ' || g, jsonb_build_array(jsonb_build_object('field', 'definition', 'after', repeat('x', 400)))
+       FROM generate_series(1, 60000) g`,
+      [ws.workspaceId],
+    );
+    await db.end();
+    await t.app.listen(0, '127.0.0.1');
+  });
+  afterAll(() => t.close());
+
+  it('stops reading batches once the connection closes, ends the handler, and keeps serving', async () => {
+    const service = t.app.get(AuditLogsService);
+    const original = service.exportChunks.bind(service);
+    let ended = false;
+    jest.spyOn(service, 'exportChunks').mockImplementation(async function* (...args) {
+      try {
+        yield* original(...args);
+      } finally {
+        ended = true;
+      }
+    });
+    const { port } = (t.app.getHttpServer() as Server).address() as AddressInfo;
+    await new Promise<void>((resolve, reject) => {
+      const req = get(
+        {
+          host: '127.0.0.1',
+          port,
+          path: `/api/workspaces/${ws.workspaceId}/audit-logs/export?format=ndjson`,
+          headers: { Authorization: `Bearer ${ws.admin.token}` },
+        },
+        (res) => {
+          res.once('data', () => {
+            req.destroy();
+            resolve();
+          });
+        },
+      );
+      req.on('error', (error: NodeJS.ErrnoException) => (error.code === 'ECONNRESET' ? resolve() : reject(error)));
+    });
+    await sleep(1000);
+    const afterClose = exportStatements;
+    await sleep(1500);
+    expect(exportStatements).toBe(afterClose);
+    expect(afterClose).toBeLessThan(60000 / 5000);
+    expect(ended).toBe(true);
+    await t.http.get('/api/health').expect(200);
+  });
+});
