@@ -40,23 +40,35 @@ export class AuthGuard implements CanActivate {
       throw new UnauthorizedException('Send an API token as "Authorization: Bearer <token>".');
     }
     const prisma = this.txHost.tx;
+    const workspaceId = request.params?.workspaceId;
+    const workspaceIsValid = workspaceId !== undefined && isUuid(workspaceId);
+    // The caller's membership of the route's workspace comes with the token: one query per request.
     const found = await prisma.apiToken.findUnique({
       where: { tokenHash: hashToken(token) },
-      select: { id: true, revokedAt: true, lastUsedAt: true, user: { select: { id: true, name: true, email: true } } },
+      select: {
+        id: true,
+        revokedAt: true,
+        lastUsedAt: true,
+        user: {
+          select: {
+            id: true,
+            name: true,
+            email: true,
+            memberships: workspaceIsValid ? { where: { workspaceId }, select: { role: true } } : false,
+          },
+        },
+      },
     });
     if (!found || found.revokedAt) throw new UnauthorizedException('The API token is unknown or revoked.');
     if (!found.lastUsedAt || Date.now() - found.lastUsedAt.getTime() > LAST_USED_RESOLUTION_MS) {
       await prisma.apiToken.update({ where: { id: found.id }, data: { lastUsedAt: new Date() } });
     }
-    this.cls.set('actor', { kind: 'user', ...found.user });
+    const { memberships, ...user } = found.user;
+    this.cls.set('actor', { kind: 'user', ...user });
 
-    const workspaceId = request.params?.workspaceId;
     if (workspaceId !== undefined) {
-      if (!isUuid(workspaceId)) throw new BadRequestException('workspaceId must be a UUID.');
-      const membership = await prisma.membership.findUnique({
-        where: { workspaceId_userId: { workspaceId, userId: found.user.id } },
-        select: { role: true },
-      });
+      if (!workspaceIsValid) throw new BadRequestException('workspaceId must be a UUID.');
+      const [membership] = memberships ?? [];
       if (!membership) throw new NotFoundException(`Workspace ${workspaceId} not found.`);
       this.cls.set('workspaceRole', membership.role);
     }
