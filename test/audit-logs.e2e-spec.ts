@@ -51,6 +51,7 @@ describe('Audit log API', () => {
   /** Entries with chosen times, for exact boundary checks: a fixture, written as the capture would. */
   const insertEntry = async (fields: { occurredAt: string; name: string; type?: string; actorId?: string | null }) => {
     const id = randomUUID();
+    await pg.query(`SELECT audit_log_create_partitions($1, $1)`, [fields.occurredAt]);
     await pg.query(
       `INSERT INTO audit_logs (id, workspace_id, occurred_at, action, resource_type, resource_id, resource_name, actor_id, actor_name, actor_email, changes)
        VALUES ($1, $2, $3, 'updated', $4, $5, $6, $7, 'Fixture', 'fixture@acme.test', '[]')`,

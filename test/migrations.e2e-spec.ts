@@ -44,6 +44,43 @@ describe('migration runner', () => {
     }
   });
 
+  it('moves existing entries into monthly partitions unchanged, hash chains intact', async () => {
+    const client = await connect();
+    const all = readMigrations();
+    const split = all.findIndex((m) => m.name.endsWith('_audit_logs_partitioned_by_month'));
+    await migrate(pgExecutor(client), all.slice(0, split));
+    const workspace = '6f1c1f0e-8a4b-4c1e-9d7a-2b3c4d5e6f70';
+    await client.query(`INSERT INTO workspaces (id, name) VALUES ($1, 'Old')`, [workspace]);
+    // Three months apart, inserted as the capture did before partitions existed.
+    for (const age of ['70 days', '35 days', '1 day']) {
+      await client.query(
+        `INSERT INTO audit_logs (id, workspace_id, occurred_at, action, resource_type, resource_id, resource_name, changes)
+         VALUES (gen_random_uuid(), $1, now() - $2::interval, 'created', 'source', gen_random_uuid(), $2, '[]')`,
+        [workspace, age],
+      );
+    }
+    const snapshot = `SELECT id, occurred_at, seq, prev_hash, hash, resource_name FROM audit_logs ORDER BY seq`;
+    const before = (await client.query(snapshot)).rows;
+    expect(before).toHaveLength(3);
+
+    await migrate(pgExecutor(client), all);
+    expect((await client.query(snapshot)).rows).toEqual(before);
+    const { rows } = await client.query<{ partitioned: boolean; months: string; ok: boolean }>(`
+      SELECT (SELECT relkind = 'p' FROM pg_class WHERE relname = 'audit_logs') AS partitioned,
+             (SELECT count(DISTINCT tableoid)::text FROM audit_logs) AS months,
+             bool_and(hash = audit_log_digest(prev_hash, a)) AS ok FROM audit_logs a`);
+    expect(rows[0]).toEqual({ partitioned: true, months: expect.stringMatching(/^[23]$/) as unknown, ok: true });
+    // The chain goes on from its head: the next entry links to the last copied one.
+    await client.query(
+      `SELECT audit_log_append(jsonb_build_array(jsonb_build_object('id', gen_random_uuid(), 'workspace_id', $1::uuid,
+         'occurred_at', now(), 'action', 'updated', 'resource_type', 'source', 'resource_id', gen_random_uuid(),
+         'resource_name', 'new', 'changes', '[]'::jsonb)))`,
+      [workspace],
+    );
+    const last = (await client.query(`SELECT seq, prev_hash FROM audit_logs WHERE resource_name = 'new'`)).rows[0];
+    expect(last).toEqual({ seq: '4', prev_hash: before[2].hash });
+  });
+
   it('lets two runners start at once without interleaving', async () => {
     const [a, b] = [await connect(), await connect()];
     const [first, second] = await Promise.all([migrate(pgExecutor(a)), migrate(pgExecutor(b))]);

@@ -1,11 +1,15 @@
 import { Module } from '@nestjs/common';
+import { ScheduleModule } from '@nestjs/schedule';
 import { ThrottlerModule } from '@nestjs/throttler';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { AuditLogsController } from './query/audit-logs.controller';
 import { AuditLogsService } from './query/audit-logs.service';
+import { AuditRetentionController } from './retention/audit-retention.controller';
+import { AuditRetentionService } from './retention/audit-retention.service';
 
 @Module({
   imports: [
+    ScheduleModule.forRoot(),
     ThrottlerModule.forRootAsync({
       inject: [APP_CONFIG],
       useFactory: (config: AppConfig) => ({
@@ -20,7 +24,8 @@ import { AuditLogsService } from './query/audit-logs.service';
       }),
     }),
   ],
-  controllers: [AuditLogsController],
-  providers: [AuditLogsService],
+  controllers: [AuditLogsController, AuditRetentionController],
+  providers: [AuditLogsService, AuditRetentionService],
+  exports: [AuditRetentionService],
 })
 export class AuditModule {}

@@ -1,3 +1,4 @@
+import { validateCronExpression } from 'cron';
 import { randomBytes } from 'node:crypto';
 
 /** Settings read once from the environment at start-up; see the README's configuration table. */
@@ -15,6 +16,14 @@ export interface AppConfig {
   exportRateLimit: number;
   /** Signs audit-log paging cursors; random per process when unset, so cursors end with a restart. */
   cursorSecret: string;
+  /** When the audit maintenance job runs (cron, UTC): partitions ahead, then retention. */
+  auditMaintenanceSchedule: string;
+  /** Off: the job still creates partitions but removes nothing, whatever the workspaces' retention. */
+  auditRetentionEnabled: boolean;
+  /** Monthly partitions created ahead of the current month. */
+  auditPartitionsAhead: number;
+  /** Entries a retention batch deletes in one transaction when a whole month cannot be dropped. */
+  auditRetentionBatch: number;
 }
 
 export const APP_CONFIG = Symbol('APP_CONFIG');
@@ -66,6 +75,18 @@ function cursorSecret(env: NodeJS.ProcessEnv): string {
   return raw;
 }
 
+function cronSchedule(env: NodeJS.ProcessEnv, name: string, fallback: string): string {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const { valid } = validateCronExpression(raw);
+  if (!valid) {
+    throw new ConfigError(
+      `${name}=${JSON.stringify(raw)} is invalid: expected a cron expression such as "${fallback}" (minute hour day month weekday, UTC).`,
+    );
+  }
+  return raw;
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   return {
     port: integer(env, 'PORT', 3000, 1, 65535),
@@ -77,5 +98,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     cursorSecret: cursorSecret(env),
     auditRateLimit: integer(env, 'AUDIT_RATE_LIMIT', 120, 1, 100_000),
     exportRateLimit: integer(env, 'AUDIT_EXPORT_RATE_LIMIT', 10, 1, 100_000),
+    auditMaintenanceSchedule: cronSchedule(env, 'AUDIT_MAINTENANCE_SCHEDULE', '15 3 * * *'),
+    auditRetentionEnabled: oneOf(env, 'AUDIT_RETENTION', 'on', ['on', 'off'] as const) === 'on',
+    auditPartitionsAhead: integer(env, 'AUDIT_PARTITIONS_AHEAD', 3, 1, 24),
+    auditRetentionBatch: integer(env, 'AUDIT_RETENTION_BATCH', 5000, 100, 100_000),
   };
 }

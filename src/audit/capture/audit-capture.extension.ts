@@ -56,14 +56,11 @@ const AUDITED_OPERATIONS = new Set([
 ]);
 const SHAPE_KEYS = ['select', 'include', 'omit'] as const;
 
-const INSERT_ENTRIES = `
-INSERT INTO "audit_logs" ("id", "workspace_id", "occurred_at", "action", "resource_type", "resource_id", "resource_name",
-  "actor_id", "actor_name", "actor_email", "request_id", "ip", "user_agent", "changes")
-SELECT "id", "workspace_id", "occurred_at", "action", "resource_type", "resource_id", "resource_name",
-  "actor_id", "actor_name", "actor_email", "request_id", "ip", "user_agent", "changes"
-FROM jsonb_to_recordset($1::jsonb) AS e("id" uuid, "workspace_id" uuid, "occurred_at" timestamptz, "action" text,
-  "resource_type" text, "resource_id" uuid, "resource_name" text, "actor_id" uuid, "actor_name" text,
-  "actor_email" text, "request_id" text, "ip" text, "user_agent" text, "changes" jsonb)`;
+/**
+ * Inserts every entry of a write in one statement (`audit_log_append`, hand-written SQL), creating
+ * the month's partition first if the service has not created it ahead.
+ */
+const INSERT_ENTRIES = `SELECT "audit_log_append"($1::jsonb)`;
 
 /** Prisma's private marker on an interactive-transaction client: which transaction it belongs to. */
 const TX_SCOPE = Symbol.for('prisma.client.transaction.scope_context');
@@ -271,7 +268,7 @@ export function auditCapture(dataModel: RuntimeDataModel, options: AuditCaptureO
       });
       // One statement and one parameter for any number of entries: Prisma's createMany binds 14
       // parameters per row and takes most of a second for a thousand rows.
-      if (rows.length > 0) await tx.$executeRawUnsafe(INSERT_ENTRIES, JSON.stringify(rows));
+      if (rows.length > 0) await tx.$queryRawUnsafe(INSERT_ENTRIES, JSON.stringify(rows));
     };
 
     /**

@@ -153,6 +153,7 @@ export class AuditLogsService {
   /**
    * Recomputes every hash of the workspace's chain in one pass in the database and reports the
    * first entry whose content, link or position does not match, or a head that no entry ends.
+   * Entries removed by retention are accounted for by the anchors it recorded where it cut.
    */
   async verifyChain(workspaceId: string): Promise<ChainVerification> {
     const [result] = await this.prisma.$queryRaw<
@@ -166,21 +167,38 @@ export class AuditLogsService {
       }[]
     >`
       WITH chain AS (
-        SELECT a."id", a."seq", a."hash",
+        SELECT a."id", a."seq", a."hash", a."prev_hash",
                a."hash" = "audit_log_digest"(a."prev_hash", a) AS content_ok,
-               a."prev_hash" = coalesce(lag(a."hash") OVER w, '') AS link_ok,
-               a."seq" = coalesce(lag(a."seq") OVER w, 0) + 1 AS position_ok
+               lag(a."seq") OVER w AS prev_seq, lag(a."hash") OVER w AS prev_hash_kept
         FROM "audit_logs" a WHERE a."workspace_id" = ${workspaceId}::uuid
         WINDOW w AS (ORDER BY a."seq")
       ),
+      -- The hash this entry must link to: the entry before it, or, where retention removed that
+      -- one, the anchor retention recorded for it; '' for the first entry of the chain.
+      linked AS (
+        SELECT c.*, CASE WHEN c.prev_seq = c."seq" - 1 THEN c.prev_hash_kept
+                         WHEN x."seq" IS NOT NULL THEN x."hash"
+                         WHEN c."seq" = 1 AND c.prev_seq IS NULL THEN '' END AS expected_prev
+        FROM chain c LEFT JOIN "audit_chain_anchors" x
+          ON x."workspace_id" = ${workspaceId}::uuid AND x."seq" = c."seq" - 1
+      ),
       first_broken AS (
         SELECT "id", "seq",
-               CASE WHEN NOT position_ok THEN 'an entry before this one is missing'
+               CASE WHEN prev_seq = "seq" THEN 'another entry has the same position in the chain'
+                    WHEN expected_prev IS NULL THEN 'an entry before this one is missing'
                     WHEN NOT content_ok THEN 'the entry was altered after it was written'
                     ELSE 'the entry does not link to the one before it' END AS reason
-        FROM chain WHERE NOT (content_ok AND link_ok AND position_ok) ORDER BY "seq" LIMIT 1
+        FROM linked
+        WHERE prev_seq = "seq" OR expected_prev IS NULL OR NOT content_ok OR "prev_hash" <> expected_prev
+        ORDER BY "seq" LIMIT 1
       ),
-      last AS (SELECT "seq", "hash" FROM chain ORDER BY "seq" DESC LIMIT 1)
+      last AS (
+        SELECT "seq", "hash" FROM (
+          SELECT "seq", "hash" FROM chain
+          UNION ALL
+          SELECT "seq", "hash" FROM "audit_chain_anchors" WHERE "workspace_id" = ${workspaceId}::uuid
+        ) ends ORDER BY "seq" DESC LIMIT 1
+      )
       SELECT (SELECT count(*) FROM chain) AS entries,
              (SELECT "seq" FROM last) AS last_seq, (SELECT "hash" FROM last) AS last_hash,
              b."id" AS broken_id, b."seq" AS broken_seq, b.reason
@@ -238,7 +256,14 @@ export class AuditLogsService {
     columns: Prisma.Sql = COLUMNS,
   ): Promise<Row[]> {
     const where = this.where(workspaceId, filter);
-    if (after) where.push(Prisma.sql`("occurred_at", "id") < (${after.occurredAt}::timestamptz, ${after.id}::uuid)`);
+    if (after) {
+      // The plain bound on occurred_at is implied by the row comparison; it is there so that
+      // PostgreSQL skips the months after the cursor (it prunes partitions on plain comparisons only).
+      where.push(
+        Prisma.sql`("occurred_at", "id") < (${after.occurredAt}::timestamptz, ${after.id}::uuid)`,
+        Prisma.sql`"occurred_at" <= ${after.occurredAt}::timestamptz`,
+      );
+    }
     const predicate = Prisma.join(where, ' AND ');
     const name = filter.resourceName;
     if (!name || name.length < 3) {

@@ -1,0 +1,249 @@
+import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { SchedulerRegistry } from '@nestjs/schedule';
+import { CronJob } from 'cron';
+import { v7 as uuidv7 } from 'uuid';
+import { APP_CONFIG, type AppConfig } from '../../config/app-config';
+import { type AppPrismaClient, PRISMA } from '../../database/prisma-client.factory';
+import { Prisma } from '../../generated/prisma/client';
+import { runAsSystem } from '../../request-context/run-with-actor';
+
+/** Months a workspace keeps its entries when nothing else is known of it (a deleted workspace). */
+export const DEFAULT_RETENTION_MONTHS = 13;
+const MAINTENANCE_JOB = 'audit-maintenance';
+const PARTITION_NAME = /^audit_logs_p(\d{4})_(\d{2})$/;
+
+export interface RetentionRunSummary {
+  runId: string;
+  status: 'succeeded' | 'failed';
+  droppedPartitions: string[];
+  entriesRemoved: number;
+  /** Per workspace: entries removed and the time before which they were. */
+  workspaces: { workspaceId: string; removedBefore: Date; entries: number }[];
+  error?: string;
+}
+
+export interface WorkspaceRetention {
+  retentionMonths: number;
+  /** The newest runs that removed entries of this workspace, newest first. */
+  removals: {
+    runId: string;
+    startedAt: Date;
+    finishedAt: Date | null;
+    status: string;
+    actor: string;
+    removedBefore: Date;
+    entries: number;
+    oldest: Date | null;
+    newest: Date | null;
+  }[];
+}
+
+/** Where a monthly partition's range ends (exclusive), from its name. */
+export function partitionEnd(name: string): Date | undefined {
+  const match = PARTITION_NAME.exec(name);
+  return match ? new Date(Date.UTC(Number(match[1]), Number(match[2]), 1)) : undefined;
+}
+
+/**
+ * Keeps the monthly partitions of the audit log ahead of time and applies each workspace's
+ * retention: drops a whole month once every workspace's retention has passed its end, and deletes
+ * older entries of the workspaces with a shorter retention in bounded batches. Runs on a schedule
+ * (AUDIT_MAINTENANCE_SCHEDULE), as the system, and records each run.
+ */
+@Injectable()
+export class AuditRetentionService implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger('AuditRetention');
+
+  constructor(
+    @Inject(PRISMA) private readonly prisma: AppPrismaClient,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly scheduler: SchedulerRegistry,
+  ) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    await this.createPartitionsAhead();
+    const job = CronJob.from({
+      cronTime: this.config.auditMaintenanceSchedule,
+      timeZone: 'UTC',
+      onTick: () => this.maintain(),
+      start: true,
+    });
+    this.scheduler.addCronJob(MAINTENANCE_JOB, job);
+  }
+
+  onApplicationShutdown(): void {
+    if (this.scheduler.doesExist('cron', MAINTENANCE_JOB)) this.scheduler.deleteCronJob(MAINTENANCE_JOB);
+  }
+
+  /** The scheduled work; failures are logged and recorded, never thrown into the scheduler. */
+  async maintain(): Promise<void> {
+    try {
+      await this.createPartitionsAhead();
+      if (!this.config.auditRetentionEnabled) return;
+      const run = await this.applyRetention();
+      if (run) {
+        this.logger.log(
+          `retention run ${run.runId} ${run.status}: ${run.entriesRemoved} entries removed, ` +
+            `${run.droppedPartitions.length} partitions dropped${run.error ? ` (${run.error})` : ''}`,
+        );
+      }
+    } catch (error) {
+      this.logger.error(`audit maintenance failed: ${(error as Error).message}`);
+    }
+  }
+
+  /** Creates this month's partition and the next AUDIT_PARTITIONS_AHEAD; returns how many were new. */
+  async createPartitionsAhead(): Promise<number> {
+    const [row] = await this.prisma.$queryRaw<{ created: number }[]>`
+      SELECT "audit_log_create_partitions"(now(), now() + make_interval(months => ${this.config.auditPartitionsAhead}::int)) AS created`;
+    return row.created;
+  }
+
+  /** The audit log's monthly partitions, oldest first. */
+  async partitions(): Promise<string[]> {
+    const rows = await this.prisma.$queryRaw<{ name: string }[]>`
+      SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+      WHERE i.inhparent = 'audit_logs'::regclass ORDER BY c.relname`;
+    return rows.map((r) => r.name);
+  }
+
+  /**
+   * One retention run. Returns undefined when another run (in this or another instance) is in
+   * progress. A failure stops the run and is recorded on it; what was removed before it stays
+   * recorded, each removal being committed with its record.
+   */
+  async applyRetention(): Promise<RetentionRunSummary | undefined> {
+    return runAsSystem('retention', async () => {
+      await this.prisma.$executeRaw`
+        UPDATE "audit_retention_runs" SET "status" = 'failed', "finished_at" = now(),
+               "error" = 'abandoned: still running after 6 hours'
+        WHERE "status" = 'running' AND "started_at" < now() - interval '6 hours'`;
+      const runId = uuidv7();
+      const started = await this.prisma.$executeRaw`
+        INSERT INTO "audit_retention_runs" ("id") VALUES (${runId}::uuid) ON CONFLICT DO NOTHING`;
+      if (started === 0) {
+        this.logger.warn('a retention run is already in progress; this one is skipped');
+        return undefined;
+      }
+      const summary: RetentionRunSummary = {
+        runId,
+        status: 'succeeded',
+        droppedPartitions: [],
+        entriesRemoved: 0,
+        workspaces: [],
+      };
+      try {
+        await this.removeExpired(runId, summary);
+      } catch (error) {
+        summary.status = 'failed';
+        summary.error = (error as Error).message;
+      }
+      await this.prisma.$executeRaw`
+        UPDATE "audit_retention_runs" SET "status" = ${summary.status}, "finished_at" = now(), "error" = ${summary.error ?? null}
+        WHERE "id" = ${runId}::uuid`;
+      const removals = await this.prisma.$queryRaw<{ workspace_id: string; removed_before: Date; entries: bigint }[]>`
+        SELECT "workspace_id", "removed_before", "entries" FROM "audit_retention_removals"
+        WHERE "run_id" = ${runId}::uuid ORDER BY "workspace_id"`;
+      summary.workspaces = removals.map((r) => ({
+        workspaceId: r.workspace_id,
+        removedBefore: r.removed_before,
+        entries: Number(r.entries),
+      }));
+      return summary;
+    });
+  }
+
+  private async removeExpired(runId: string, summary: RetentionRunSummary): Promise<void> {
+    const workspaces = await this.prisma.$queryRaw<{ id: string; months: number; cutoff: Date }[]>`
+      SELECT "id", "audit_retention_months" AS months, now() - make_interval(months => "audit_retention_months") AS cutoff
+      FROM "workspaces" ORDER BY "id"`;
+    const [{ fallback }] = await this.prisma.$queryRaw<{ fallback: Date }[]>`
+      SELECT now() - make_interval(months => ${DEFAULT_RETENTION_MONTHS}::int) AS fallback`;
+    // A month goes whole only when it ended before the cutoff of every workspace (and of entries
+    // whose workspace is gone, which keep the default).
+    const everyoneCutoff = Math.min(fallback.getTime(), ...workspaces.map((w) => w.cutoff.getTime()));
+    for (const partition of await this.partitions()) {
+      const end = partitionEnd(partition);
+      if (!end || end.getTime() > everyoneCutoff) continue;
+      const removed = await this.record(
+        runId,
+        Prisma.sql`SELECT "workspace_id", "entries", "oldest", "newest" FROM "audit_log_drop_partition"(${partition}, ${runId}::uuid)`,
+        Prisma.sql`array_append("dropped_partitions", ${partition})`,
+      );
+      summary.droppedPartitions.push(partition);
+      summary.entriesRemoved += removed;
+    }
+    for (const workspace of workspaces) {
+      for (;;) {
+        const removed = await this.record(
+          runId,
+          Prisma.sql`SELECT ${workspace.id}::uuid AS "workspace_id", p."entries", p."oldest", p."newest"
+            FROM "audit_log_purge"(${workspace.id}::uuid, ${workspace.cutoff}::timestamptz,
+                                   ${this.config.auditRetentionBatch}::int, ${runId}::uuid) p`,
+        );
+        summary.entriesRemoved += removed;
+        if (removed < this.config.auditRetentionBatch) break;
+      }
+    }
+  }
+
+  /**
+   * Runs one removal (`removal` yields workspace_id, entries, oldest, newest) and records it on the
+   * run in the same statement, so that nothing is removed without its record. Returns the count.
+   */
+  private async record(runId: string, removal: Prisma.Sql, droppedPartitions?: Prisma.Sql): Promise<number> {
+    const [row] = await this.prisma.$queryRaw<{ entries: bigint | null }[]>`
+      WITH removed AS MATERIALIZED (${removal}),
+      recorded AS (
+        INSERT INTO "audit_retention_removals" ("run_id", "workspace_id", "retention_months", "removed_before", "entries", "oldest", "newest")
+        SELECT ${runId}::uuid, r."workspace_id", coalesce(w."audit_retention_months", ${DEFAULT_RETENTION_MONTHS}::int),
+               now() - make_interval(months => coalesce(w."audit_retention_months", ${DEFAULT_RETENTION_MONTHS}::int)),
+               r."entries", r."oldest", r."newest"
+        FROM removed r LEFT JOIN "workspaces" w ON w."id" = r."workspace_id" WHERE r."entries" > 0
+        ON CONFLICT ("workspace_id", "run_id") DO UPDATE SET
+          "entries" = "audit_retention_removals"."entries" + excluded."entries",
+          "oldest" = least("audit_retention_removals"."oldest", excluded."oldest"),
+          "newest" = greatest("audit_retention_removals"."newest", excluded."newest")
+      ),
+      run AS (
+        UPDATE "audit_retention_runs" SET
+          "entries_removed" = "entries_removed" + (SELECT coalesce(sum("entries"), 0) FROM removed)
+          ${droppedPartitions ? Prisma.sql`, "dropped_partitions" = ${droppedPartitions}` : Prisma.empty}
+        WHERE "id" = ${runId}::uuid
+      )
+      SELECT sum("entries")::bigint AS entries FROM removed`;
+    return Number(row.entries ?? 0n);
+  }
+
+  async workspaceRetention(workspaceId: string): Promise<WorkspaceRetention> {
+    const workspace = await this.prisma.workspace.findUniqueOrThrow({
+      where: { id: workspaceId },
+      select: { auditRetentionMonths: true },
+    });
+    const removals = await this.prisma.auditRetentionRemoval.findMany({
+      where: { workspaceId },
+      include: { run: true },
+      orderBy: { run: { startedAt: 'desc' } },
+      take: 100,
+    });
+    return {
+      retentionMonths: workspace.auditRetentionMonths,
+      removals: removals.map((r) => ({
+        runId: r.runId,
+        startedAt: r.run.startedAt,
+        finishedAt: r.run.finishedAt,
+        status: r.run.status,
+        actor: r.run.actor,
+        removedBefore: r.removedBefore,
+        entries: Number(r.entries),
+        oldest: r.oldest,
+        newest: r.newest,
+      })),
+    };
+  }
+
+  async setRetention(workspaceId: string, months: number): Promise<WorkspaceRetention> {
+    await this.prisma.workspace.update({ where: { id: workspaceId }, data: { auditRetentionMonths: months } });
+    return this.workspaceRetention(workspaceId);
+  }
+}

@@ -1,0 +1,365 @@
+import { Client } from 'pg';
+import { AuditRetentionService, partitionEnd } from '../src/audit/retention/audit-retention.service';
+import { APP_CONFIG, type AppConfig } from '../src/config/app-config';
+import { ResourceFactory } from './factories';
+import { createTestApp, createWorkspace, type TestApp, type TestWorkspace } from './test-app';
+
+/** Fakes only the clock the capture stamps entries with; timers and I/O run as usual. */
+function setClock(iso: string): void {
+  jest.useFakeTimers({
+    now: new Date(iso),
+    doNotFake: [
+      'hrtime',
+      'nextTick',
+      'performance',
+      'queueMicrotask',
+      'setImmediate',
+      'clearImmediate',
+      'setInterval',
+      'clearInterval',
+      'setTimeout',
+      'clearTimeout',
+    ],
+  });
+}
+
+describe('Monthly partitions of the audit log', () => {
+  let t: TestApp;
+  let ws: TestWorkspace;
+  let db: Client;
+  let resources: ResourceFactory;
+
+  beforeAll(async () => {
+    t = await createTestApp();
+    ws = await createWorkspace(t.app);
+    resources = new ResourceFactory(t.http, ws.workspaceId, ws.admin.auth);
+    db = new Client({ connectionString: t.database.url });
+    await db.connect();
+  });
+  afterAll(async () => {
+    jest.useRealTimers();
+    await db.end();
+    await t.close();
+  });
+  afterEach(() => jest.useRealTimers());
+
+  const partitions = async (): Promise<string[]> =>
+    (
+      await db.query<{ name: string }>(
+        `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+         WHERE i.inhparent = 'audit_logs'::regclass ORDER BY 1`,
+      )
+    ).rows.map((r) => r.name);
+  const partitionOf = async (resourceId: string): Promise<string[]> =>
+    (
+      await db.query<{ p: string }>(
+        `SELECT tableoid::regclass::text AS p FROM audit_logs WHERE resource_id = $1 ORDER BY seq`,
+        [resourceId],
+      )
+    ).rows.map((r) => r.p);
+  const verify = async () =>
+    (await t.http.get(`/api/workspaces/${ws.workspaceId}/audit-logs/verify`).set(ws.admin.auth).expect(200)).body as {
+      intact: boolean;
+      entries: number;
+    };
+
+  it('creates the current month and the three after it when the service starts', async () => {
+    const now = new Date();
+    const expected = [0, 1, 2, 3].map((ahead) => {
+      const month = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + ahead, 1));
+      return `audit_logs_p${month.getUTCFullYear()}_${String(month.getUTCMonth() + 1).padStart(2, '0')}`;
+    });
+    expect(await partitions()).toEqual(expect.arrayContaining(expected));
+    // Each month refuses TRUNCATE itself (statement triggers are not inherited).
+    await expect(db.query(`TRUNCATE ${expected[1]}`)).rejects.toThrow('append-only: TRUNCATE is not allowed');
+  });
+
+  it('puts a write at 23:59:59.999 on the last day of a month and one at midnight into their own months', async () => {
+    const segment = await resources.create('segments');
+    setClock('2026-12-31T23:59:59.999Z');
+    await t.http
+      .patch(resources.url('segments', segment.id))
+      .set(ws.admin.auth)
+      .send({ name: 'Before midnight' })
+      .expect(200);
+    setClock('2027-01-01T00:00:00.000Z');
+    await t.http
+      .patch(resources.url('segments', segment.id))
+      .set(ws.admin.auth)
+      .send({ name: 'After midnight' })
+      .expect(200);
+    jest.useRealTimers();
+
+    expect((await partitionOf(segment.id)).slice(-2)).toEqual(['audit_logs_p2026_12', 'audit_logs_p2027_01']);
+    const list = async (query: Record<string, string>) =>
+      (
+        await t.http
+          .get(`/api/workspaces/${ws.workspaceId}/audit-logs`)
+          .query({ resourceId: segment.id, ...query })
+          .set(ws.admin.auth)
+          .expect(200)
+      ).body.items.map((e: { resourceName: string }) => e.resourceName) as string[];
+    expect(await list({ from: '2027-01-01T00:00:00Z' })).toEqual(['After midnight']);
+    expect(await list({ from: '2026-12-01T00:00:00Z', to: '2027-01-01T00:00:00Z' })).toEqual(['Before midnight']);
+    // New York is five hours behind: its midnight of 31 December is 05:00 UTC.
+    expect(await list({ from: '2026-12-31T19:00:00-05:00' })).toEqual(['After midnight']);
+    expect(await verify()).toMatchObject({ intact: true });
+  });
+
+  it('creates the month of a write beyond the last partition instead of failing it', async () => {
+    const before = await partitions();
+    expect(before).not.toContain('audit_logs_p2031_03');
+    setClock('2031-03-10T12:00:00.000Z');
+    const source = await resources.create('sources');
+    jest.useRealTimers();
+    expect(await partitionOf(source.id)).toEqual(['audit_logs_p2031_03']);
+    expect((await partitions()).filter((p) => !before.includes(p))).toEqual(['audit_logs_p2031_03']);
+    const first = await t.http.get(`/api/workspaces/${ws.workspaceId}/audit-logs`).set(ws.admin.auth).expect(200);
+    expect(first.body.items[0]).toMatchObject({ resourceId: source.id, occurredAt: '2031-03-10T12:00:00.000Z' });
+    expect(await verify()).toMatchObject({ intact: true });
+  });
+
+  it('lets concurrent writers into a month that does not exist yet, each with its entry', async () => {
+    setClock('2032-07-04T09:00:00.000Z');
+    const created = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        t.http
+          .post(resources.url('sources'))
+          .set(ws.admin.auth)
+          .send({
+            name: `Concurrent ${i}`,
+            type: 'postgres',
+            config: { host: 'db.acme.test' },
+          }),
+      ),
+    );
+    jest.useRealTimers();
+    expect(created.map((r) => `${r.status} ${JSON.stringify(r.body).slice(0, 80)}`)).toEqual(
+      created.map((r) => `201 ${JSON.stringify(r.body).slice(0, 80)}`),
+    );
+    const { rows } = await db.query<{ n: string }>(
+      `SELECT count(*) AS n FROM audit_logs_p2032_07 WHERE workspace_id = $1`,
+      [ws.workspaceId],
+    );
+    expect(Number(rows[0].n)).toBe(8);
+    expect(await verify()).toMatchObject({ intact: true });
+  });
+
+  it('names each month after its UTC range, which the retention job reads back', async () => {
+    const { rows } = await db.query<{ bound: string }>(
+      `SELECT pg_get_expr(c.relpartbound, c.oid) AS bound FROM pg_class c WHERE c.relname = 'audit_logs_p2032_07'`,
+    );
+    expect(rows[0].bound).toBe("FOR VALUES FROM ('2032-07-01 00:00:00+00') TO ('2032-08-01 00:00:00+00')");
+    expect(partitionEnd('audit_logs_p2032_07')).toEqual(new Date('2032-08-01T00:00:00Z'));
+    expect(partitionEnd('audit_logs_p2032_12')).toEqual(new Date('2033-01-01T00:00:00Z'));
+    expect(partitionEnd('audit_logs')).toBeUndefined();
+  });
+});
+
+describe('Retention of the audit log', () => {
+  let t: TestApp;
+  let db: Client;
+  let short: TestWorkspace; // 12 months
+  let standard: TestWorkspace; // 13 months, the default
+  let long: TestWorkspace; // 24 months
+  let retention: AuditRetentionService;
+  /** Entry ids per workspace and age label. */
+  const ids = new Map<string, Map<string, string[]>>();
+
+  /** Entries written through the same SQL function as the capture, so each is chained. */
+  const writeEntries = async (workspace: TestWorkspace, label: string, age: string, count = 1): Promise<void> => {
+    const entries = await db.query<{ e: unknown }>(
+      `SELECT jsonb_agg(jsonb_build_object(
+         'id', gen_random_uuid(), 'workspace_id', $1::uuid, 'occurred_at', now() - $2::interval,
+         'action', 'updated', 'resource_type', 'segment', 'resource_id', gen_random_uuid(),
+         'resource_name', $3 || ' ' || g, 'changes', '[]'::jsonb)) AS e
+       FROM generate_series(1, $4::int) g`,
+      [workspace.workspaceId, age, label, count],
+    );
+    await db.query(`SELECT audit_log_append($1::jsonb)`, [JSON.stringify(entries.rows[0].e)]);
+    const { rows } = await db.query<{ id: string }>(
+      `SELECT id FROM audit_logs WHERE workspace_id = $1 AND resource_name LIKE $2 || ' %'`,
+      [workspace.workspaceId, label],
+    );
+    const byLabel = ids.get(workspace.workspaceId) ?? new Map<string, string[]>();
+    byLabel.set(
+      label,
+      rows.map((r) => r.id),
+    );
+    ids.set(workspace.workspaceId, byLabel);
+  };
+  const remaining = async (workspace: TestWorkspace): Promise<string[]> => {
+    const { rows } = await db.query<{ id: string }>(`SELECT id FROM audit_logs WHERE workspace_id = $1`, [
+      workspace.workspaceId,
+    ]);
+    const present = new Set(rows.map((r) => r.id));
+    return [...ids.get(workspace.workspaceId)!.entries()]
+      .filter(([, list]) => list.every((id) => present.has(id)))
+      .map(([label]) => label)
+      .sort();
+  };
+  const verify = async (workspace: TestWorkspace) =>
+    (
+      await t.http
+        .get(`/api/workspaces/${workspace.workspaceId}/audit-logs/verify`)
+        .set(workspace.admin.auth)
+        .expect(200)
+    ).body as { intact: boolean; entries: number; firstBroken?: unknown };
+
+  // Ages, oldest first (the chain order); 'months' are calendar months, as retention counts them.
+  const AGES: [string, string, number][] = [
+    ['30 months', '30 months', 1],
+    ['25 months', '25 months', 1],
+    ['14 months', '14 months', 1],
+    ['12 months + 5 days', '12 months 5 days', 250],
+    ['12 months - 2 days', '12 months -2 days', 1],
+    ['1 month', '1 month', 1],
+  ];
+
+  beforeAll(async () => {
+    t = await createTestApp({ auditRetentionBatch: 100 });
+    retention = t.app.get(AuditRetentionService);
+    db = new Client({ connectionString: t.database.url });
+    await db.connect();
+    short = await createWorkspace(t.app, 'Short');
+    standard = await createWorkspace(t.app, 'Standard');
+    long = await createWorkspace(t.app, 'Long');
+    for (const [label, age, count] of AGES) {
+      for (const workspace of [short, standard, long]) await writeEntries(workspace, label, age, count);
+    }
+  });
+  afterAll(async () => {
+    await db.end();
+    await t.close();
+  });
+
+  it('takes the retention from the workspace: 13 months by default, never below 12, admins only', async () => {
+    const url = (w: TestWorkspace) => `/api/workspaces/${w.workspaceId}/audit-retention`;
+    expect((await t.http.get(url(standard)).set(standard.admin.auth).expect(200)).body).toEqual({
+      retentionMonths: 13,
+      removals: [],
+    });
+    const tooShort = await t.http.put(url(short)).set(short.admin.auth).send({ retentionMonths: 11 }).expect(400);
+    expect(JSON.stringify(tooShort.body)).toContain('retentionMonths must be at least 12');
+    await t.http.put(url(short)).set(short.admin.auth).send({ retentionMonths: 'twelve' }).expect(400);
+    await t.http.put(url(short)).set(short.member.auth).send({ retentionMonths: 12 }).expect(403);
+    await t.http.get(url(short)).set(standard.admin.auth).expect(404);
+    await t.http.put(url(short)).set(short.admin.auth).send({ retentionMonths: 12 }).expect(200);
+    await t.http.put(url(long)).set(long.admin.auth).send({ retentionMonths: 24 }).expect(200);
+    await expect(
+      db.query(`UPDATE workspaces SET audit_retention_months = 6 WHERE id = $1`, [short.workspaceId]),
+    ).rejects.toThrow('workspaces_audit_retention_months_check');
+  });
+
+  it('refuses in the database to remove anything younger than 12 months', async () => {
+    await expect(
+      db.query(`SELECT * FROM audit_log_purge($1, now() - interval '11 months', 100, gen_random_uuid())`, [
+        short.workspaceId,
+      ]),
+    ).rejects.toThrow('kept at least 12 months');
+    const current = (await db.query<{ p: string }>(`SELECT audit_log_partition_name(now()) AS p`)).rows[0].p;
+    await expect(db.query(`SELECT * FROM audit_log_drop_partition($1, gen_random_uuid())`, [current])).rejects.toThrow(
+      'kept at least 12 months',
+    );
+    await db.query('BEGIN');
+    try {
+      await db.query(`SELECT set_config('audit_log.retention', 'on', true)`);
+      await expect(
+        db.query(`DELETE FROM audit_logs WHERE workspace_id = $1 AND occurred_at > now() - interval '12 months'`, [
+          short.workspaceId,
+        ]),
+      ).rejects.toThrow('audit_logs is append-only: DELETE is not allowed');
+    } finally {
+      await db.query('ROLLBACK');
+    }
+  });
+
+  it('removes nothing while retention is switched off', async () => {
+    const config = t.app.get<AppConfig>(APP_CONFIG);
+    const before = await db.query(`SELECT count(*) FROM audit_logs`);
+    config.auditRetentionEnabled = false;
+    try {
+      await retention.maintain();
+    } finally {
+      config.auditRetentionEnabled = true;
+    }
+    expect((await db.query(`SELECT count(*) FROM audit_logs`)).rows).toEqual(before.rows);
+    expect((await db.query(`SELECT count(*)::int AS n FROM audit_retention_runs`)).rows[0].n).toBe(0);
+  });
+
+  it('removes exactly the entries past each workspace retention, whole months where all allow it', async () => {
+    const oldMonths = (
+      await db.query<{ p: string }>(
+        `SELECT audit_log_partition_name(now() - interval '30 months') AS p
+         UNION ALL SELECT audit_log_partition_name(now() - interval '25 months')`,
+      )
+    ).rows.map((r) => r.p);
+    const run = await retention.applyRetention();
+
+    expect(run).toMatchObject({ status: 'succeeded', droppedPartitions: oldMonths });
+    expect(await remaining(short)).toEqual(['1 month', '12 months - 2 days']);
+    expect(await remaining(standard)).toEqual(['1 month', '12 months + 5 days', '12 months - 2 days']);
+    expect(await remaining(long)).toEqual(['1 month', '12 months + 5 days', '12 months - 2 days', '14 months']);
+    const partitionsLeft = (
+      await db.query<{ name: string }>(
+        `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+         WHERE i.inhparent = 'audit_logs'::regclass`,
+      )
+    ).rows.map((r) => r.name);
+    expect(partitionsLeft).not.toEqual(expect.arrayContaining([oldMonths[0]]));
+    expect(partitionsLeft).not.toEqual(expect.arrayContaining([oldMonths[1]]));
+
+    // Recorded: 2 entries each from the dropped months, then the short workspace's 14-month and
+    // 250 entries of 12 months + 5 days (three batches of at most 100) and the standard one's 14-month.
+    const counts = Object.fromEntries(run!.workspaces.map((w) => [w.workspaceId, w.entries]));
+    expect(counts).toEqual({ [short.workspaceId]: 253, [standard.workspaceId]: 3, [long.workspaceId]: 2 });
+    expect(run!.entriesRemoved).toBe(258);
+    const { rows } = await db.query(
+      `SELECT status, actor, entries_removed::int, dropped_partitions FROM audit_retention_runs`,
+    );
+    expect(rows).toEqual([
+      { status: 'succeeded', actor: 'system', entries_removed: 258, dropped_partitions: oldMonths },
+    ]);
+
+    const shown = await t.http
+      .get(`/api/workspaces/${short.workspaceId}/audit-retention`)
+      .set(short.admin.auth)
+      .expect(200);
+    expect(shown.body).toMatchObject({
+      retentionMonths: 12,
+      removals: [{ runId: run!.runId, entries: 253, actor: 'system' }],
+    });
+    const removedBefore = new Date(shown.body.removals[0].removedBefore).getTime();
+    const twelveMonthsAgo = new Date();
+    twelveMonthsAgo.setUTCMonth(twelveMonthsAgo.getUTCMonth() - 12);
+    expect(Math.abs(removedBefore - twelveMonthsAgo.getTime())).toBeLessThan(3 * 86_400_000);
+  });
+
+  it('keeps every chain verifiable where retention cut it, and still catches a removal of its own', async () => {
+    for (const workspace of [short, standard, long]) {
+      expect(await verify(workspace)).toMatchObject({ intact: true });
+    }
+    const [{ id }] = (
+      await db.query<{ id: string }>(
+        `SELECT id FROM audit_logs WHERE workspace_id = $1 ORDER BY seq LIMIT 1 OFFSET 1`,
+        [long.workspaceId],
+      )
+    ).rows;
+    await db.query('BEGIN');
+    await db.query('SET LOCAL session_replication_role = replica'); // what only a superuser can do
+    await db.query(`DELETE FROM audit_logs WHERE id = $1`, [id]);
+    await db.query('COMMIT');
+    expect(await verify(long)).toMatchObject({
+      intact: false,
+      firstBroken: { reason: 'an entry before this one is missing' },
+    });
+    await expect(db.query(`DELETE FROM audit_chain_anchors`)).rejects.toThrow('append-only');
+  });
+
+  it('runs once at a time and a second run finds nothing more to remove', async () => {
+    const [first, second] = await Promise.all([retention.applyRetention(), retention.applyRetention()]);
+    const ran = [first, second].filter((r) => r !== undefined);
+    expect(ran.length).toBeGreaterThanOrEqual(1);
+    for (const r of ran) expect(r).toMatchObject({ status: 'succeeded', entriesRemoved: 0, droppedPartitions: [] });
+  });
+});
