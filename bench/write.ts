@@ -5,7 +5,9 @@
  *
  * BENCH_DATABASE_URL (default: TEST_DATABASE_URL or the local server) names the server to use;
  * BENCH_ITERATIONS (default 400) the single-row rounds; BENCH_BULK_ITERATIONS (default 15) the
- * 1,000-row rounds.
+ * 1,000-row rounds; BENCH_ON_DATABASE=<url> runs on an existing migrated database instead of a new
+ * one (a log kept by `BENCH_KEEP=1 npm run bench:query`, to measure writes with its indexes full),
+ * which it leaves in place.
  */
 import { Test } from '@nestjs/testing';
 import { AppModule } from '../src/app.module';
@@ -15,7 +17,7 @@ import { type AppPrismaClient, PRISMA } from '../src/database/prisma-client.fact
 import { PrismaClient } from '../src/generated/prisma/client';
 import { runAsSystem, runWithActor } from '../src/request-context/run-with-actor';
 import { WorkspacesService } from '../src/workspaces/workspaces.service';
-import { BENCH_SERVER, createBenchDatabase, percentile } from './bench-database';
+import { BENCH_SERVER, createBenchDatabase, percentile, withClient } from './bench-database';
 
 const ITERATIONS = Number(process.env.BENCH_ITERATIONS ?? 400);
 const BULK_ITERATIONS = Number(process.env.BENCH_BULK_ITERATIONS ?? 15);
@@ -34,7 +36,16 @@ interface Row {
 }
 
 async function main(): Promise<void> {
-  const database = await createBenchDatabase();
+  const existing = process.env.BENCH_ON_DATABASE;
+  const database = existing ? { url: existing, drop: () => Promise.resolve() } : await createBenchDatabase();
+  if (existing) {
+    const [{ n }] = await withClient(existing, (db) =>
+      db.query<{ n: string }>('SELECT count(*) AS n FROM audit_logs').then((r) => r.rows),
+    );
+    console.log(
+      `on ${new URL(existing).pathname.slice(1)}: ${Number(n).toLocaleString('en')} entries already in the log`,
+    );
+  }
 
   const moduleRef = await Test.createTestingModule({ imports: [AppModule] })
     .overrideProvider(APP_CONFIG)

@@ -2,7 +2,8 @@ import { NestFactory } from '@nestjs/core';
 import { parseArgs } from 'node:util';
 import { AppModule } from './app.module';
 import { isUuid } from './common/uuid';
-import { ConfigError } from './config/app-config';
+import { AuditRetentionService } from './audit/retention/audit-retention.service';
+import { APP_CONFIG, type AppConfig, ConfigError } from './config/app-config';
 import { MigrationError } from './database/migrator';
 import { runAsSystem } from './request-context/run-with-actor';
 import { DemoSeeder } from './workspaces/demo-seeder';
@@ -13,6 +14,7 @@ const USAGE = `Usage:
   npm run cli -- add-user --workspace <workspaceId> --email <email> --name <name> --role admin|member
   npm run cli -- token --email <email>
   npm run cli -- seed-demo
+  npm run cli -- retention    (runs the audit-log retention job now: drops or deletes expired entries)
 Each prints one JSON line. DATABASE_URL selects PostgreSQL; unset, the embedded database is used.`;
 
 class UsageError extends Error {}
@@ -35,7 +37,7 @@ async function main(argv: string[]): Promise<void> {
     },
     strict: true,
   });
-  if (!command || !['bootstrap', 'add-user', 'token', 'seed-demo'].includes(command)) {
+  if (!command || !['bootstrap', 'add-user', 'token', 'seed-demo', 'retention'].includes(command)) {
     throw new UsageError(command ? `Unknown command "${command}".` : 'No command given.');
   }
   const email = (): string => {
@@ -68,6 +70,10 @@ async function main(argv: string[]): Promise<void> {
           return workspaces.addUser(workspaceId(), { email: email(), name: required(values, 'name') }, role());
         case 'token':
           return workspaces.issueTokenByEmail(email());
+        case 'retention':
+          return app.get<AppConfig>(APP_CONFIG).auditRetentionEnabled
+            ? ((await app.get(AuditRetentionService).applyRetention()) ?? { skipped: 'a retention run is in progress' })
+            : { skipped: 'retention is off (AUDIT_RETENTION=off)' };
         default:
           return app.get(DemoSeeder).seed();
       }

@@ -76,6 +76,28 @@ describe('npm run cli', () => {
     }
   });
 
+  it('runs the retention job on demand, recorded as a system run, and honours the off switch', async () => {
+    const ran = await cli(database.url, 'retention');
+    expect(ran.code).toBe(0);
+    const summary = JSON.parse(ran.stdout.trim()) as { runId: string; status: string; entriesRemoved: number };
+    expect(summary).toMatchObject({ status: 'succeeded', entriesRemoved: 0, droppedPartitions: [] });
+    const client = new Client({ connectionString: database.url });
+    await client.connect();
+    try {
+      const { rows } = await client.query(`SELECT status, actor FROM audit_retention_runs WHERE id = $1`, [
+        summary.runId,
+      ]);
+      expect(rows).toEqual([{ status: 'succeeded', actor: 'system' }]);
+    } finally {
+      await client.end();
+    }
+    const off = await run('npm', ['run', '-s', 'cli', '--', 'retention'], {
+      cwd: ROOT,
+      env: { ...process.env, DATABASE_URL: database.url, NODE_OPTIONS: '', AUDIT_RETENTION: 'off' },
+    });
+    expect(JSON.parse(off.stdout.trim())).toEqual({ skipped: 'retention is off (AUDIT_RETENTION=off)' });
+  });
+
   it('explains a bad call on stderr and exits 1', async () => {
     const unknown = await cli(database.url, 'frobnicate');
     expect(unknown.code).toBe(1);
