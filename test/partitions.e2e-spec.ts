@@ -76,18 +76,13 @@ describe('Monthly partitions of the audit log', () => {
 
   it('puts a write at 23:59:59.999 on the last day of a month and one at midnight into their own months', async () => {
     const segment = await resources.create('segments');
-    setClock('2026-12-31T23:59:59.999Z');
-    await t.http
-      .patch(resources.url('segments', segment.id))
-      .set(ws.admin.auth)
-      .send({ name: 'Before midnight' })
-      .expect(200);
-    setClock('2027-01-01T00:00:00.000Z');
-    await t.http
-      .patch(resources.url('segments', segment.id))
-      .set(ws.admin.auth)
-      .send({ name: 'After midnight' })
-      .expect(200);
+    for (const [clock, name] of [
+      ['2026-12-31T23:59:59.999Z', 'Before midnight'],
+      ['2027-01-01T00:00:00.000Z', 'After midnight'],
+    ]) {
+      setClock(clock);
+      await t.http.patch(resources.url('segments', segment.id)).set(ws.admin.auth).send({ name }).expect(200);
+    }
     jest.useRealTimers();
 
     expect((await partitionOf(segment.id)).slice(-2)).toEqual(['audit_logs_p2026_12', 'audit_logs_p2027_01']);
@@ -354,6 +349,19 @@ describe('Retention of the audit log', () => {
       firstBroken: { reason: 'an entry before this one is missing' },
     });
     await expect(db.query(`DELETE FROM audit_chain_anchors`)).rejects.toThrow('append-only');
+  });
+
+  it('skips while another run is in progress, and takes over from one abandoned for 6 hours', async () => {
+    await db.query(
+      `INSERT INTO audit_retention_runs (id, started_at) VALUES (gen_random_uuid(), now() - interval '1 minute')`,
+    );
+    expect(await retention.applyRetention()).toBeUndefined();
+    await db.query(`UPDATE audit_retention_runs SET started_at = now() - interval '7 hours' WHERE status = 'running'`);
+    expect(await retention.applyRetention()).toMatchObject({ status: 'succeeded' });
+    const { rows } = await db.query(
+      `SELECT status, error FROM audit_retention_runs WHERE started_at < now() - interval '6 hours'`,
+    );
+    expect(rows).toEqual([{ status: 'failed', error: 'abandoned: still running after 6 hours' }]);
   });
 
   it('runs once at a time and a second run finds nothing more to remove', async () => {
