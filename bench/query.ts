@@ -6,8 +6,9 @@
  *
  * BENCH_DATABASE_URL (default: TEST_DATABASE_URL or the local server) names the server to use;
  * BENCH_RUNS (default 40) the repetitions of each query; BENCH_KEEP=1 keeps the database (for
- * `BENCH_ON_DATABASE=<its url> npm run bench:write`); BENCH_EXPORT=quarter exports only the last
- * three months (a full export of a 20-million-entry workspace takes minutes).
+ * `BENCH_ON_DATABASE=<its url> npm run bench:write`, or for BENCH_SEEDED_DATABASE=<its url>, which
+ * migrates it and times the queries again without seeding); BENCH_EXPORT=quarter exports only the
+ * last three months (a full export of a 20-million-entry workspace takes minutes).
  */
 import type { INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
@@ -21,6 +22,8 @@ import { AppModule } from '../src/app.module';
 import { setupApp } from '../src/app.setup';
 import { generateToken } from '../src/auth/token';
 import { APP_CONFIG, loadConfig } from '../src/config/app-config';
+import { migrate } from '../src/database/migrator';
+import { pgExecutor } from '../src/database/sql-executor';
 import { createBenchDatabase, percentile, withClient } from './bench-database';
 
 const run = promisify(execFile);
@@ -162,16 +165,43 @@ async function checkDisk(url: string): Promise<void> {
   }
 }
 
-async function main(): Promise<void> {
-  const database = await createBenchDatabase();
-  await checkDisk(database.url).catch(async (error: unknown) => {
-    await database.drop();
-    throw error;
+/** A database this benchmark seeded and kept (BENCH_KEEP=1), migrated to the current schema. */
+async function reuse(url: string): Promise<{ workspaceId: string; token: string; entries: number }> {
+  return withClient(url, async (db) => {
+    const started = Date.now();
+    const applied = await migrate(pgExecutor(db));
+    if (applied.length)
+      console.log(`  migrated ${applied.join(', ')} in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+    await db.query('ANALYZE');
+    const { token, hash } = generateToken();
+    await db.query(
+      `INSERT INTO api_tokens (id, user_id, label, token_hash) VALUES (gen_random_uuid(), bench_uuid('user-0-0'), 'bench', $1)`,
+      [hash],
+    );
+    const { rows } = await db.query<{ id: string; n: string }>(
+      `SELECT bench_uuid('ws-0') AS id, (SELECT count(*) FROM audit_logs WHERE workspace_id = bench_uuid('ws-0')) AS n`,
+    );
+    return { workspaceId: rows[0].id, token, entries: Number(rows[0].n) };
   });
+}
+
+async function main(): Promise<void> {
+  const seeded = process.env.BENCH_SEEDED_DATABASE;
+  const database = seeded ? { url: seeded, drop: () => Promise.resolve() } : await createBenchDatabase();
+  if (!seeded) {
+    await checkDisk(database.url).catch(async (error: unknown) => {
+      await database.drop();
+      throw error;
+    });
+  }
   let app: INestApplication | undefined;
   try {
-    console.log(`bench:query — ${ROWS.toLocaleString('en')} entries, ${WORKSPACES} workspaces, ${RUNS} runs per query`);
-    const { workspaceId, token, entries } = await withClient(database.url, seed);
+    console.log(
+      seeded
+        ? `bench:query — on ${new URL(seeded).pathname.slice(1)}, as seeded before, ${RUNS} runs per query`
+        : `bench:query — ${ROWS.toLocaleString('en')} entries, ${WORKSPACES} workspaces, ${RUNS} runs per query`,
+    );
+    const { workspaceId, token, entries } = seeded ? await reuse(seeded) : await withClient(database.url, seed);
     const moduleRef = await Test.createTestingModule({ imports: [AppModule] })
       .overrideProvider(APP_CONFIG)
       .useValue({

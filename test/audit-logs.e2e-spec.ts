@@ -118,6 +118,53 @@ describe('Audit log API', () => {
       expect(current.items.map((e) => e.action)).toEqual(['updated']);
     });
 
+    it('answers a name search the same way on each of its paths: newest entries, by resource, by trigram', async () => {
+      // 1,500 newer entries push the rare names out of the newest-entries window; 'Zephyr' is one
+      // resource renamed back and forth; 'Kestrel' is 300 resources, past the by-resource limit.
+      const workspace = await createWorkspace(t.app, 'Search');
+      const entries = (names: string[], minutesAgo: number) =>
+        pg.query(
+          `SELECT audit_log_append(jsonb_agg(jsonb_build_object('id', gen_random_uuid(), 'workspace_id', $1::uuid,
+             'occurred_at', now() - make_interval(mins => $3::int + (n.i)::int), 'action', 'updated',
+             'resource_type', 'segment', 'resource_id', CASE WHEN n.name LIKE 'Zephyr%' THEN $4::uuid ELSE gen_random_uuid() END,
+             'resource_name', n.name, 'changes', '[]'::jsonb)))
+           FROM unnest($2::text[]) WITH ORDINALITY AS n(name, i)`,
+          [workspace.workspaceId, names, minutesAgo, randomUUID()],
+        );
+      await entries(
+        Array.from({ length: 60 }, (_, i) => (i % 2 ? 'Zephyr North' : 'Zephyr South')),
+        3000,
+      );
+      await entries(
+        Array.from({ length: 300 }, (_, i) => `Kestrel ${i}`),
+        2000,
+      );
+      await entries(
+        Array.from({ length: 1500 }, (_, i) => `Common ${i % 7}`),
+        0,
+      );
+      const oracle = async (name: string, limit: number) =>
+        (
+          await pg.query<{ id: string }>(
+            `SELECT id FROM audit_logs WHERE workspace_id = $1 AND resource_name ILIKE '%' || $2 || '%'
+             ORDER BY occurred_at DESC, id DESC LIMIT $3`,
+            [workspace.workspaceId, name, limit],
+          )
+        ).rows.map((r) => r.id);
+      for (const [name, limit] of [
+        ['common 3', 50],
+        ['zephyr north', 50],
+        ['ZEPHYR', 200],
+        ['kestrel', 50],
+        ['estrel 29', 20],
+        ['nowhere', 50],
+      ] as const) {
+        const page = await list({ resourceName: name, limit: String(limit) }, workspace);
+        expect(page.items.map((e) => e.id)).toEqual(await oracle(name, limit));
+      }
+      expect((await list({ resourceName: 'zephyr north', limit: '50' }, workspace)).items).toHaveLength(30);
+    });
+
     it('matches %, _ and \\ literally in a name search', async () => {
       await api.create('sources', { name: '100% real_data\\x' });
       await api.create('sources', { name: '100 percent realXdata' });

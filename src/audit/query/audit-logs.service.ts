@@ -33,6 +33,8 @@ const COLUMNS = Prisma.raw(
 const EXPORT_BATCH = 5000;
 /** A name search first looks for its page among this many times `take` newest entries. */
 const NAME_WINDOW = 20;
+/** Past this many resources with a matching name, a search reads the trigram index instead. */
+const MAX_NAMED_RESOURCES = 200;
 
 /** "Segment updated", computed by PostgreSQL from the same labels as `actionName()`. */
 const ACTION_NAME = Prisma.raw(
@@ -276,13 +278,37 @@ export class AuditLogsService {
     // PostgreSQL estimates ILIKE '%…%' with a constant, so it cannot choose between walking the time
     // index (right for a common name) and collecting matches through the trigram index (right for a
     // rare one, where the walk reads the whole workspace). Try the newest entries first; if they do
-    // not fill the page, collect the matches through the trigram index.
+    // not fill the page, look the name up among the resources (below).
     const nameMatch = Prisma.sql`"resource_name" ILIKE ${likePattern(name)}`;
     const recent = await this.prisma.$queryRaw<Row[]>`
       SELECT ${columns} FROM (
         SELECT * FROM "audit_logs" WHERE ${predicate} ORDER BY "occurred_at" DESC, "id" DESC LIMIT ${take * NAME_WINDOW}
       ) recent WHERE ${nameMatch} ORDER BY "occurred_at" DESC, "id" DESC LIMIT ${take}`;
     if (recent.length === take) return recent;
+    // A rare name: find the resources that ever had a matching name, then read each one's entries
+    // newest first through its (workspace, resource, time) index, and merge.
+    const typeMatch = filter.resourceType?.length
+      ? Prisma.sql` AND ${oneOf('resource_type', filter.resourceType, 'text')}`
+      : Prisma.empty;
+    const resources = await this.prisma.$queryRaw<{ resource_id: string }[]>`
+      SELECT DISTINCT "resource_id" FROM "audit_resource_names"
+      WHERE "workspace_id" = ${workspaceId}::uuid AND ${nameMatch}${typeMatch} LIMIT ${MAX_NAMED_RESOURCES + 1}`;
+    if (resources.length === 0) return [];
+    if (resources.length <= MAX_NAMED_RESOURCES) {
+      // The same test as ILIKE '%…%' (which lowercases both sides), written so that PostgreSQL does
+      // not estimate it to match almost nothing: with that estimate it sorts a resource's whole
+      // history instead of reading its newest entries in index order (0.5 s instead of 12 ms for a
+      // resource with 8,600 entries).
+      const sameMatch = Prisma.sql`strpos(lower("resource_name"), lower(${name})) > 0`;
+      return this.prisma.$queryRaw<Row[]>`
+        SELECT ${columns} FROM unnest(${resources.map((r) => r.resource_id)}::uuid[]) AS named("named_resource_id")
+        CROSS JOIN LATERAL (
+          SELECT * FROM "audit_logs" WHERE ${predicate} AND "resource_id" = named."named_resource_id" AND ${sameMatch}
+          ORDER BY "occurred_at" DESC, "id" DESC LIMIT ${take}
+        ) entries
+        ORDER BY "occurred_at" DESC, "id" DESC LIMIT ${take}`;
+    }
+    // Too many resources to visit one by one: collect the matches through the trigram index.
     return this.prisma.$queryRaw<Row[]>`
       WITH matches AS MATERIALIZED (SELECT * FROM "audit_logs" WHERE ${predicate} AND ${nameMatch})
       SELECT ${columns} FROM matches ORDER BY "occurred_at" DESC, "id" DESC LIMIT ${take}`;
