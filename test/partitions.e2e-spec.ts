@@ -316,6 +316,17 @@ describe('Retention of the audit log', () => {
       { status: 'succeeded', actor: 'system', entries_removed: 258, dropped_partitions: oldMonths },
     ]);
 
+    // The names of removed entries went with them; those of kept entries stay searchable.
+    const { rows: names } = await db.query<{ name: string }>(
+      `SELECT DISTINCT split_part(resource_name, ' ', 1) || ' ' || split_part(resource_name, ' ', 2) AS name
+       FROM audit_resource_names WHERE workspace_id = $1 AND resource_name NOT LIKE 'Concurrent%' ORDER BY 1`,
+      [short.workspaceId],
+    );
+    expect(names.map((n) => n.name)).toEqual(['1 month', '12 months']);
+    expect(
+      (await db.query(`SELECT 1 FROM audit_resource_names WHERE resource_name LIKE '12 months + 5 days%'`)).rows,
+    ).toHaveLength(250 * 2);
+
     const shown = await t.http
       .get(`/api/workspaces/${short.workspaceId}/audit-retention`)
       .set(short.admin.auth)

@@ -185,6 +185,9 @@ export class AuditRetentionService implements OnApplicationBootstrap, OnApplicat
         if (removed < this.config.auditRetentionBatch) break;
       }
     }
+    // The names that only removed entries had go with them.
+    await this.prisma.$queryRaw`
+      SELECT "audit_resource_names_forget"("workspace_id") FROM "audit_retention_removals" WHERE "run_id" = ${runId}::uuid`;
   }
 
   /**
