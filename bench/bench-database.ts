@@ -22,6 +22,11 @@ export interface BenchDatabase {
   drop(): Promise<void>;
 }
 
+/** The database at `url`, which `drop()` leaves in place, or else a new one (`createBenchDatabase`). */
+export async function openBenchDatabase(url: string | undefined): Promise<BenchDatabase> {
+  return url ? { url, drop: () => Promise.resolve() } : createBenchDatabase();
+}
+
 /** A freshly migrated throw-away database; `drop()` removes it (unless BENCH_KEEP=1). */
 export async function createBenchDatabase(): Promise<BenchDatabase> {
   const name = `audit_bench_${randomBytes(4).toString('hex')}`;

@@ -17,7 +17,7 @@ import { type AppPrismaClient, PRISMA } from '../src/database/prisma-client.fact
 import { PrismaClient } from '../src/generated/prisma/client';
 import { runAsSystem, runWithActor } from '../src/request-context/run-with-actor';
 import { WorkspacesService } from '../src/workspaces/workspaces.service';
-import { BENCH_SERVER, createBenchDatabase, percentile, withClient } from './bench-database';
+import { BENCH_SERVER, openBenchDatabase, percentile, withClient } from './bench-database';
 
 const ITERATIONS = Number(process.env.BENCH_ITERATIONS ?? 400);
 const BULK_ITERATIONS = Number(process.env.BENCH_BULK_ITERATIONS ?? 15);
@@ -37,7 +37,7 @@ interface Row {
 
 async function main(): Promise<void> {
   const existing = process.env.BENCH_ON_DATABASE;
-  const database = existing ? { url: existing, drop: () => Promise.resolve() } : await createBenchDatabase();
+  const database = await openBenchDatabase(existing);
   if (existing) {
     const [{ n }] = await withClient(existing, (db) =>
       db.query<{ n: string }>('SELECT count(*) AS n FROM audit_logs').then((r) => r.rows),

@@ -125,53 +125,49 @@ export class AuditRetentionService implements OnApplicationBootstrap, OnApplicat
         this.logger.warn('a retention run is already in progress; this one is skipped');
         return undefined;
       }
-      const summary: RetentionRunSummary = {
-        runId,
-        status: 'succeeded',
-        droppedPartitions: [],
-        entriesRemoved: 0,
-        workspaces: [],
-      };
+      let error: string | undefined;
       try {
-        await this.removeExpired(runId, summary);
-      } catch (error) {
-        summary.status = 'failed';
-        summary.error = (error as Error).message;
+        await this.removeExpired(runId);
+      } catch (failure) {
+        error = (failure as Error).message;
       }
-      await this.prisma.$executeRaw`
-        UPDATE "audit_retention_runs" SET "status" = ${summary.status}, "finished_at" = now(), "error" = ${summary.error ?? null}
-        WHERE "id" = ${runId}::uuid`;
+      const [run] = await this.prisma.$queryRaw<{ dropped_partitions: string[]; entries_removed: bigint }[]>`
+        UPDATE "audit_retention_runs" SET "status" = ${error ? 'failed' : 'succeeded'}, "finished_at" = now(), "error" = ${error ?? null}
+        WHERE "id" = ${runId}::uuid RETURNING "dropped_partitions", "entries_removed"`;
       const removals = await this.prisma.$queryRaw<{ workspace_id: string; removed_before: Date; entries: bigint }[]>`
         SELECT "workspace_id", "removed_before", "entries" FROM "audit_retention_removals"
         WHERE "run_id" = ${runId}::uuid ORDER BY "workspace_id"`;
-      summary.workspaces = removals.map((r) => ({
-        workspaceId: r.workspace_id,
-        removedBefore: r.removed_before,
-        entries: Number(r.entries),
-      }));
-      return summary;
+      return {
+        runId,
+        status: error ? 'failed' : 'succeeded',
+        droppedPartitions: run.dropped_partitions,
+        entriesRemoved: Number(run.entries_removed),
+        workspaces: removals.map((r) => ({
+          workspaceId: r.workspace_id,
+          removedBefore: r.removed_before,
+          entries: Number(r.entries),
+        })),
+        ...(error ? { error } : {}),
+      };
     });
   }
 
-  private async removeExpired(runId: string, summary: RetentionRunSummary): Promise<void> {
-    const workspaces = await this.prisma.$queryRaw<{ id: string; months: number; cutoff: Date }[]>`
-      SELECT "id", "audit_retention_months" AS months, now() - make_interval(months => "audit_retention_months") AS cutoff
-      FROM "workspaces" ORDER BY "id"`;
+  private async removeExpired(runId: string): Promise<void> {
+    const workspaces = await this.prisma.$queryRaw<{ id: string; cutoff: Date }[]>`
+      SELECT "id", now() - make_interval(months => "audit_retention_months") AS cutoff FROM "workspaces" ORDER BY "id"`;
     const [{ fallback }] = await this.prisma.$queryRaw<{ fallback: Date }[]>`
       SELECT now() - make_interval(months => ${DEFAULT_RETENTION_MONTHS}::int) AS fallback`;
     // A month goes whole only when it ended before the cutoff of every workspace (and of entries
     // whose workspace is gone, which keep the default).
-    const everyoneCutoff = Math.min(fallback.getTime(), ...workspaces.map((w) => w.cutoff.getTime()));
+    const everyoneCutoff = workspaces.reduce((min, w) => Math.min(min, w.cutoff.getTime()), fallback.getTime());
     for (const partition of await this.partitions()) {
       const end = partitionEnd(partition);
       if (!end || end.getTime() > everyoneCutoff) continue;
-      const removed = await this.record(
+      await this.record(
         runId,
         Prisma.sql`SELECT "workspace_id", "entries", "oldest", "newest" FROM "audit_log_drop_partition"(${partition}, ${runId}::uuid)`,
         Prisma.sql`array_append("dropped_partitions", ${partition})`,
       );
-      summary.droppedPartitions.push(partition);
-      summary.entriesRemoved += removed;
     }
     for (const workspace of workspaces) {
       for (;;) {
@@ -181,7 +177,6 @@ export class AuditRetentionService implements OnApplicationBootstrap, OnApplicat
             FROM "audit_log_purge"(${workspace.id}::uuid, ${workspace.cutoff}::timestamptz,
                                    ${this.config.auditRetentionBatch}::int, ${runId}::uuid) p`,
         );
-        summary.entriesRemoved += removed;
         if (removed < this.config.auditRetentionBatch) break;
       }
     }
