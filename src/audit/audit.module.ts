@@ -6,6 +6,7 @@ import { AuditLogsController } from './query/audit-logs.controller';
 import { AuditLogsService } from './query/audit-logs.service';
 import { AuditRetentionController } from './retention/audit-retention.controller';
 import { AuditRetentionService } from './retention/audit-retention.service';
+import { AuditSealerService } from './seal/audit-sealer.service';
 
 @Module({
   imports: [
@@ -25,7 +26,7 @@ import { AuditRetentionService } from './retention/audit-retention.service';
     }),
   ],
   controllers: [AuditLogsController, AuditRetentionController],
-  providers: [AuditLogsService, AuditRetentionService],
-  exports: [AuditRetentionService],
+  providers: [AuditLogsService, AuditRetentionService, AuditSealerService],
+  exports: [AuditRetentionService, AuditSealerService],
 })
 export class AuditModule {}

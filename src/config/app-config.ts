@@ -24,6 +24,8 @@ export interface AppConfig {
   auditPartitionsAhead: number;
   /** Entries a retention batch deletes in one transaction when a whole month cannot be dropped. */
   auditRetentionBatch: number;
+  /** How often the sealer moves committed entries into the hash-chained log, in ms; 0 = only on demand. */
+  auditSealIntervalMs: number;
 }
 
 export const APP_CONFIG = Symbol('APP_CONFIG');
@@ -102,5 +104,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     auditRetentionEnabled: oneOf(env, 'AUDIT_RETENTION', 'on', ['on', 'off'] as const) === 'on',
     auditPartitionsAhead: integer(env, 'AUDIT_PARTITIONS_AHEAD', 3, 1, 24),
     auditRetentionBatch: integer(env, 'AUDIT_RETENTION_BATCH', 5000, 100, 100_000),
+    auditSealIntervalMs: integer(env, 'AUDIT_SEAL_INTERVAL_MS', 1000, 0, 3_600_000),
   };
 }

@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { attachAuditTriggers } from '../audit/capture/audit-triggers';
 import type { SqlExecutor } from './sql-executor';
 
 export const MIGRATIONS_DIR = resolve(__dirname, '../../prisma/migrations');
@@ -112,6 +113,7 @@ export async function migrate(db: SqlExecutor, migrations = readMigrations()): P
         throw new MigrationError(`Migration ${name} failed: ${(error as Error).message}`);
       }
     }
+    await attachAuditTriggers(db);
     return pending;
   } finally {
     await db.query('SELECT pg_advisory_unlock($1)', [ADVISORY_LOCK_KEY]);

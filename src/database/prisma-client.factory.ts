@@ -1,4 +1,4 @@
-import { auditCapture, type RuntimeDataModel } from '../audit/capture/audit-capture.extension';
+import { auditCapture, auditContextComment } from '../audit/capture/audit-capture.extension';
 import { PrismaClient } from '../generated/prisma/client';
 
 export const PRISMA = Symbol('PRISMA');
@@ -20,14 +20,14 @@ export interface PrismaClientOptions {
 
 /** The one Prisma client of the application, with every extension applied here and nowhere else. */
 export function createPrismaClient({ adapter, requireAuditContext, onQuery }: PrismaClientOptions) {
-  const base = new PrismaClient({ adapter, log: onQuery ? [{ emit: 'event', level: 'query' }] : [] });
+  const base = new PrismaClient({
+    adapter,
+    comments: [auditContextComment],
+    log: onQuery ? [{ emit: 'event', level: 'query' }] : [],
+  });
   if (onQuery)
     base.$on('query' as never, (event: { query: string; params: string }) => onQuery(event.query, event.params));
-  const dataModel = (base as unknown as { _runtimeDataModel?: RuntimeDataModel })._runtimeDataModel;
-  if (!dataModel?.models) {
-    throw new Error('Prisma client exposes no runtime data model; the audit capture cannot describe the models.');
-  }
-  return base.$extends(auditCapture(dataModel, { requireContext: requireAuditContext }));
+  return base.$extends(auditCapture({ requireContext: requireAuditContext }));
 }
 
 export type AppPrismaClient = ReturnType<typeof createPrismaClient>;

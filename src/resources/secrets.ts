@@ -1,5 +1,5 @@
 import { BadRequestException } from '@nestjs/common';
-import { SECRET_KEY } from '../audit/capture/audited-resources';
+import { SECRET_KEY, URL_PASSWORD } from '../audit/capture/audited-resources';
 
 /** What responses show instead of a stored secret; sending it back in a PATCH keeps the stored value. */
 export const MASK = '********';
@@ -10,21 +10,53 @@ function isObject(value: unknown): value is Record<string, Json> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+function own(object: Record<string, Json>, key: string): Json | undefined {
+  return Object.hasOwn(object, key) ? object[key] : undefined;
+}
+
+/** The `value` of a header-list item whose `name` or `key` looks secret (`{ name: "Authorization", value }`). */
+function labelledSecret(object: Record<string, Json>): boolean {
+  const label = (key: string) => typeof own(object, key) === 'string' && SECRET_KEY.test(own(object, key) as string);
+  return Object.hasOwn(object, 'value') && (label('name') || label('key'));
+}
+
+/**
+ * The secret rule, as the database's capture trigger applies it to audit entries: a value under a
+ * key matching SECRET_KEY, the `value` beside a secret-looking `name`/`key`, and a URL's password.
+ */
 export function maskSecrets(value: Json, secret = false): Json {
   if (Array.isArray(value)) return value.map((item) => maskSecrets(item, secret));
   if (isObject(value)) {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, maskSecrets(v, secret || SECRET_KEY.test(k))]));
+    const labelled = labelledSecret(value);
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [
+        k,
+        maskSecrets(v, secret || SECRET_KEY.test(k) || (labelled && k === 'value')),
+      ]),
+    );
   }
-  return secret ? MASK : value;
+  if (secret) return MASK;
+  return typeof value === 'string' ? value.replace(URL_PASSWORD, `$1${MASK}@`) : value;
 }
 
-/** Replaces every MASK in `incoming` by the value stored at the same path. */
+/** Replaces every MASK in `incoming` (and every masked URL password) by the value stored at the same path. */
 export function restoreSecrets(incoming: Json, stored: Json | undefined, path: string): Json {
   if (incoming === MASK) {
     if (stored === undefined || isObject(stored) || Array.isArray(stored)) {
       throw new BadRequestException(`${path} is "${MASK}", which keeps a stored secret, but none is stored there.`);
     }
     return stored;
+  }
+  if (typeof incoming === 'string') {
+    const masked = URL_PASSWORD.exec(incoming);
+    if (masked?.[2] !== MASK) return incoming;
+    const kept = typeof stored === 'string' ? URL_PASSWORD.exec(stored) : null;
+    if (!kept) {
+      throw new BadRequestException(
+        `${path} has the password "${MASK}", which keeps a stored URL's password, but no URL with a password is stored there.`,
+      );
+    }
+    return `${masked[1]}${kept[2]}@${incoming.slice(masked[0].length)}`;
   }
   if (Array.isArray(incoming)) {
     return incoming.map((item, i) =>
@@ -35,7 +67,7 @@ export function restoreSecrets(incoming: Json, stored: Json | undefined, path: s
     return Object.fromEntries(
       Object.entries(incoming).map(([k, v]) => [
         k,
-        restoreSecrets(v, isObject(stored) ? stored[k] : undefined, `${path}.${k}`),
+        restoreSecrets(v, isObject(stored) ? own(stored, k) : undefined, `${path}.${k}`),
       ]),
     );
   }

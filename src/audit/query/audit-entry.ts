@@ -1,7 +1,16 @@
-import { actionName, type AuditAction, type ResourceType } from '../capture/audited-resources';
-import type { FieldChange } from '../capture/diff';
+import { type ActorKind, actionName, type AuditAction, type ResourceType } from '../capture/audited-resources';
 
-/** A row of `audit_logs` as the query service selects it. */
+/** A JSON value as a change shows it: a leaf, an empty object or array, or "[REDACTED]". */
+export type JsonLeaf = string | number | boolean | null | Record<string, never> | [];
+
+/** One changed leaf, computed by the database's capture trigger (see the capture migration). */
+export interface FieldChange {
+  field: string;
+  before?: JsonLeaf;
+  after?: JsonLeaf;
+}
+
+/** A row of the `audit_logs` view as the query service selects it. */
 export interface AuditLogRow {
   id: string;
   occurred_at: Date;
@@ -9,6 +18,7 @@ export interface AuditLogRow {
   resource_type: ResourceType;
   resource_id: string;
   resource_name: string;
+  actor_kind: ActorKind | null;
   actor_id: string | null;
   actor_name: string | null;
   actor_email: string | null;
@@ -26,8 +36,18 @@ export interface AuditEntry {
   resourceId: string;
   resourceName: string;
   user: { id: string; name: string | null; email: string | null } | null;
+  actor: { kind: ActorKind; name: string };
   requestId: string | null;
   changes: FieldChange[];
+}
+
+/**
+ * Who acted. Entries written before the actor's kind was recorded have none: a user when they
+ * name one, else the system (whose job name was not kept then).
+ */
+export function actorOf(row: Pick<AuditLogRow, 'actor_kind' | 'actor_id' | 'actor_name'>): AuditEntry['actor'] {
+  const kind = row.actor_kind ?? (row.actor_id ? 'user' : 'system');
+  return { kind, name: row.actor_name ?? kind };
 }
 
 export function toAuditEntry(row: AuditLogRow): AuditEntry {
@@ -40,6 +60,7 @@ export function toAuditEntry(row: AuditLogRow): AuditEntry {
     resourceId: row.resource_id,
     resourceName: row.resource_name,
     user: row.actor_id ? { id: row.actor_id, name: row.actor_name, email: row.actor_email } : null,
+    actor: actorOf(row),
     requestId: row.request_id,
     changes: row.changes,
   };
@@ -55,4 +76,8 @@ export const CSV_COLUMNS = [
   'resourceId',
   'requestId',
   'id',
+  'action',
+  'actorKind',
+  'actorName',
+  'changes',
 ] as const;

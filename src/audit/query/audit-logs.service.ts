@@ -3,6 +3,7 @@ import { APP_CONFIG, type AppConfig } from '../../config/app-config';
 import { type AppPrismaClient, PRISMA } from '../../database/prisma-client.factory';
 import { Prisma } from '../../generated/prisma/client';
 import { AUDITED_RESOURCES, RESOURCE_TYPES, type ResourceType } from '../capture/audited-resources';
+import { AuditSealerService } from '../seal/audit-sealer.service';
 import { AuditCursorCodec, type CursorPosition } from './audit-cursor';
 import { type AuditEntry, type AuditLogRow, CSV_COLUMNS, toAuditEntry } from './audit-entry';
 import type { AuditLogFilterDto } from './audit-log-query.dto';
@@ -17,6 +18,8 @@ export interface ChainVerification {
   /** Entries checked, in chain order. */
   entries: number;
   headHash: string | null;
+  /** Committed entries the sealer has not yet given a place in the chain. */
+  unsealed: number;
   /** The first entry where the chain breaks, and why; absent when intact. */
   firstBroken?: { id: string | null; seq: number; reason: string };
 }
@@ -27,7 +30,7 @@ export interface FilterChoices {
 }
 
 const COLUMNS = Prisma.raw(
-  `"id", "occurred_at", "action", "resource_type", "resource_id", "resource_name", "actor_id", "actor_name", "actor_email", "request_id", "changes"`,
+  `"id", "occurred_at", "action", "resource_type", "resource_id", "resource_name", "actor_kind", "actor_id", "actor_name", "actor_email", "request_id", "changes"`,
 );
 
 const EXPORT_BATCH = 5000;
@@ -41,6 +44,9 @@ const ACTION_NAME = Prisma.raw(
   `(CASE "resource_type" ${AUDITED_RESOURCES.map((r) => `WHEN '${r.type}' THEN '${r.label}'`).join(' ')} END || ' ' || "action")`,
 );
 const ISO_TIME = Prisma.raw(`to_char("occurred_at" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`);
+/** The actor's kind and name, as `actorOf()` derives them. */
+const ACTOR_KIND = `coalesce("actor_kind", CASE WHEN "actor_id" IS NULL THEN 'system' ELSE 'user' END)`;
+const ACTOR_NAME = `coalesce("actor_name", ${ACTOR_KIND})`;
 
 /** One AuditEntry as JSON text, shaped exactly as `toAuditEntry` shapes it. */
 const NDJSON_SELECT = Prisma.sql`"id", "occurred_at", json_build_object(
@@ -48,6 +54,7 @@ const NDJSON_SELECT = Prisma.sql`"id", "occurred_at", json_build_object(
   'resourceType', "resource_type", 'resourceId', "resource_id", 'resourceName', "resource_name",
   'user', CASE WHEN "actor_id" IS NULL THEN NULL
           ELSE json_build_object('id', "actor_id", 'name', "actor_name", 'email', "actor_email") END,
+  'actor', json_build_object('kind', ${Prisma.raw(ACTOR_KIND)}, 'name', ${Prisma.raw(ACTOR_NAME)}),
   'requestId', "request_id", 'changes', "changes")::text AS "line"`;
 
 /**
@@ -72,6 +79,10 @@ const CSV_SELECT = Prisma.raw(
     '"resource_id"::text',
     `coalesce("request_id", '')`,
     '"id"::text',
+    '"action"',
+    ACTOR_KIND,
+    ACTOR_NAME,
+    '"changes"::text',
   ]
     .map(csvCell)
     .join(', ')}) AS "line"`,
@@ -107,6 +118,7 @@ export class AuditLogsService {
   constructor(
     @Inject(PRISMA) private readonly prisma: AppPrismaClient,
     @Inject(APP_CONFIG) config: AppConfig,
+    private readonly sealer: AuditSealerService,
   ) {
     this.cursors = new AuditCursorCodec(config.cursorSecret);
   }
@@ -158,6 +170,7 @@ export class AuditLogsService {
    * Entries removed by retention are accounted for by the anchors it recorded where it cut.
    */
   async verifyChain(workspaceId: string): Promise<ChainVerification> {
+    await this.sealer.seal();
     const [result] = await this.prisma.$queryRaw<
       {
         entries: bigint;
@@ -172,7 +185,7 @@ export class AuditLogsService {
         SELECT a."id", a."seq", a."hash", a."prev_hash",
                a."hash" = "audit_log_digest"(a."prev_hash", a) AS content_ok,
                lag(a."seq") OVER w AS prev_seq, lag(a."hash") OVER w AS prev_hash_kept
-        FROM "audit_logs" a WHERE a."workspace_id" = ${workspaceId}::uuid
+        FROM "audit_log_sealed" a WHERE a."workspace_id" = ${workspaceId}::uuid
         WINDOW w AS (ORDER BY a."seq")
       ),
       -- The hash this entry must link to: the entry before it, or, where retention removed that
@@ -207,12 +220,16 @@ export class AuditLogsService {
       FROM (SELECT 1) one LEFT JOIN first_broken b ON true`;
     const [head] = await this.prisma.$queryRaw<{ seq: bigint; hash: string }[]>`
       SELECT "seq", "hash" FROM "audit_chain_heads" WHERE "workspace_id" = ${workspaceId}::uuid`;
+    const [{ unsealed: pending }] = await this.prisma.$queryRaw<{ unsealed: bigint }[]>`
+      SELECT count(*) AS unsealed FROM "audit_log_inbox" WHERE "workspace_id" = ${workspaceId}::uuid`;
     const entries = Number(result.entries);
+    const unsealed = Number(pending);
     if (result.broken_seq !== null) {
       return {
         intact: false,
         entries,
         headHash: head?.hash ?? null,
+        unsealed,
         firstBroken: { id: result.broken_id, seq: Number(result.broken_seq), reason: result.reason! },
       };
     }
@@ -221,6 +238,7 @@ export class AuditLogsService {
         intact: false,
         entries,
         headHash: head?.hash ?? null,
+        unsealed,
         firstBroken: {
           id: null,
           seq: Number(result.last_seq ?? 0n) + 1,
@@ -228,7 +246,7 @@ export class AuditLogsService {
         },
       };
     }
-    return { intact: true, entries, headHash: head?.hash ?? null };
+    return { intact: true, entries, headHash: head?.hash ?? null, unsealed };
   }
 
   async filterChoices(workspaceId: string): Promise<FilterChoices> {
@@ -291,8 +309,12 @@ export class AuditLogsService {
       ? Prisma.sql` AND ${oneOf('resource_type', filter.resourceType, 'text')}`
       : Prisma.empty;
     const resources = await this.prisma.$queryRaw<{ resource_id: string }[]>`
-      SELECT DISTINCT "resource_id" FROM "audit_resource_names"
-      WHERE "workspace_id" = ${workspaceId}::uuid AND ${nameMatch}${typeMatch} LIMIT ${MAX_NAMED_RESOURCES + 1}`;
+      SELECT "resource_id" FROM "audit_resource_names"
+      WHERE "workspace_id" = ${workspaceId}::uuid AND ${nameMatch}${typeMatch}
+      UNION
+      SELECT "resource_id" FROM "audit_log_inbox"
+      WHERE "workspace_id" = ${workspaceId}::uuid AND ${nameMatch}${typeMatch}
+      LIMIT ${MAX_NAMED_RESOURCES + 1}`;
     if (resources.length === 0) return [];
     if (resources.length <= MAX_NAMED_RESOURCES) {
       // The same test as ILIKE '%…%' (which lowercases both sides), written so that PostgreSQL does
