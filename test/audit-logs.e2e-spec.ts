@@ -16,6 +16,7 @@ interface Entry {
   user: { id: string; name: string; email: string } | null;
   requestId: string | null;
   changes: unknown[];
+  actor: { kind: string; name: string };
 }
 interface Page {
   items: Entry[];
@@ -51,10 +52,11 @@ describe('Audit log API', () => {
   /** Entries with chosen times, for exact boundary checks: a fixture, written as the capture would. */
   const insertEntry = async (fields: { occurredAt: string; name: string; type?: string; actorId?: string | null }) => {
     const id = randomUUID();
-    await pg.query(`SELECT audit_log_create_partitions($1, $1)`, [fields.occurredAt]);
     await pg.query(
-      `INSERT INTO audit_logs (id, workspace_id, occurred_at, action, resource_type, resource_id, resource_name, actor_id, actor_name, actor_email, changes)
-       VALUES ($1, $2, $3, 'updated', $4, $5, $6, $7, 'Fixture', 'fixture@acme.test', '[]')`,
+      `SELECT audit_log_append(jsonb_build_array(jsonb_build_object('id', $1::uuid, 'workspace_id', $2::uuid,
+         'occurred_at', $3::timestamptz, 'action', 'updated', 'resource_type', $4::text, 'resource_id', $5::uuid,
+         'resource_name', $6::text, 'actor_id', $7::uuid, 'actor_name', 'Fixture', 'actor_email', 'fixture@acme.test',
+         'changes', '[]'::jsonb)))`,
       [
         id,
         ws.workspaceId,
@@ -82,6 +84,7 @@ describe('Audit log API', () => {
         resourceId: source.id,
         resourceName: source.name,
         user: { id: ws.admin.id, name: expect.any(String), email: expect.any(String) },
+        actor: { kind: 'user', name: entry.user!.name },
         requestId: expect.any(String),
         changes: expect.arrayContaining([{ field: 'name', after: source.name }]),
       });
@@ -337,7 +340,9 @@ describe('Audit log API', () => {
         .expect(200);
       expect(res.headers['content-type']).toMatch(/text\/csv/);
       const [header, row] = res.text.trim().split('\n');
-      expect(header).toBe('occurredAt,actionName,resourceType,resourceName,userName,userEmail,resourceId,requestId,id');
+      expect(header).toBe(
+        'occurredAt,actionName,resourceType,resourceName,userName,userEmail,resourceId,requestId,id,action,actorKind,actorName,changes',
+      );
       expect(row).toContain(`"'=HYPERLINK(""http://evil.test"",""x"")"`);
       const quoted = await t.http
         .get(url(ws.workspaceId, '/export'))
@@ -368,6 +373,15 @@ describe('Audit log API', () => {
         .set(ws.admin.auth)
         .expect(200);
       const items = (await list({ resourceType: 'model', limit: '200' })).items;
+      // The changes cell is the entry's changes as PostgreSQL writes JSON text.
+      const changesText = new Map(
+        (
+          await pg.query<{ id: string; text: string }>(
+            'SELECT id, changes::text AS text FROM audit_logs WHERE id = ANY($1::uuid[])',
+            [items.map((e) => e.id)],
+          )
+        ).rows.map((r) => [r.id, r.text]),
+      );
       const expected = stringify(
         items.map((e) => [
           e.occurredAt,
@@ -379,11 +393,15 @@ describe('Audit log API', () => {
           e.resourceId,
           e.requestId ?? '',
           e.id,
+          e.action,
+          e.actor.kind,
+          e.actor.name,
+          changesText.get(e.id),
         ]),
         { escape_formulas: true },
       );
       expect(res.text).toBe(
-        `occurredAt,actionName,resourceType,resourceName,userName,userEmail,resourceId,requestId,id\n${expected}`,
+        `occurredAt,actionName,resourceType,resourceName,userName,userEmail,resourceId,requestId,id,action,actorKind,actorName,changes\n${expected}`,
       );
     });
 

@@ -25,6 +25,16 @@ export async function withAdminClient<T>(fn: (client: Client) => Promise<T>): Pr
   }
 }
 
+/**
+ * Names this run's databases so that its clean-up drops only its own: several runs (two checkouts,
+ * CI beside a developer) may share one server.
+ */
+export function runDatabasePrefix(): string {
+  const template = process.env[TEMPLATE_ENV];
+  if (!template) throw new Error(`${TEMPLATE_ENV} is not set: run the tests through jest (npm test).`);
+  return `${template.replace('audit_template_', 'audit_run')}_`;
+}
+
 export interface TestDatabase {
   name: string;
   url: string;
@@ -36,9 +46,9 @@ export interface TestDatabase {
  * dropped by `drop()`.
  */
 export async function createTestDatabase(options: { empty?: boolean } = {}): Promise<TestDatabase> {
-  const name = `audit_test_${randomBytes(6).toString('hex')}`;
   const template = options.empty ? 'template0' : process.env[TEMPLATE_ENV];
   if (!template) throw new Error(`${TEMPLATE_ENV} is not set: run the tests through jest (npm test).`);
+  const name = `${runDatabasePrefix()}${randomBytes(6).toString('hex')}`;
   await withAdminClient((client) => client.query(`CREATE DATABASE "${name}" TEMPLATE "${template}"`));
   return {
     name,

@@ -75,7 +75,7 @@ describe('Fault injection', () => {
   });
 
   it('a failing audit insert fails the request and rolls its change back', async () => {
-    await db.query(`ALTER TABLE audit_logs ADD CONSTRAINT fault_refuse CHECK (resource_name <> 'refused')`);
+    await db.query(`ALTER TABLE audit_log_inbox ADD CONSTRAINT fault_refuse CHECK (resource_name <> 'refused')`);
     try {
       await withApp({}, async (t, ws, api) => {
         const source = await api.create('sources');
@@ -89,7 +89,7 @@ describe('Fault injection', () => {
         expect(await entryCount(source.id)).toBe(1);
       });
     } finally {
-      await db.query('ALTER TABLE audit_logs DROP CONSTRAINT fault_refuse');
+      await db.query('ALTER TABLE audit_log_inbox DROP CONSTRAINT fault_refuse');
     }
   });
 

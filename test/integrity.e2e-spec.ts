@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
+import { AuditSealerService } from '../src/audit/seal/audit-sealer.service';
 import { ResourceFactory } from './factories';
 import { createTestApp, createWorkspace, type TestApp, type TestWorkspace } from './test-app';
 import { withAdminClient } from './database';
@@ -29,6 +30,7 @@ describe('Audit log integrity', () => {
     ws = await createWorkspace(t.app);
     api = new ResourceFactory(t.http, ws.workspaceId, ws.admin.auth);
     for (let i = 0; i < 5; i++) await api.create('segments');
+    await t.app.get(AuditSealerService).seal();
     superuser = new Client({ connectionString: t.database.url });
     await superuser.connect();
   });
@@ -51,9 +53,11 @@ describe('Audit log integrity', () => {
     await superuser.query(sql, params);
     await superuser.query('COMMIT');
   };
+  const seal = () => t.app.get(AuditSealerService).seal();
   const nth = async (seq: number) =>
+    (await seal()) >= 0 &&
     (
-      await superuser.query<{ id: string }>(`SELECT id FROM audit_logs WHERE workspace_id = $1 AND seq = $2`, [
+      await superuser.query<{ id: string }>(`SELECT id FROM audit_log_sealed WHERE workspace_id = $1 AND seq = $2`, [
         ws.workspaceId,
         seq,
       ])
@@ -61,23 +65,26 @@ describe('Audit log integrity', () => {
 
   describe('append-only in the database', () => {
     it.each([
-      ['UPDATE', `UPDATE audit_logs SET resource_name = 'x'`],
-      ['DELETE', `DELETE FROM audit_logs`],
-      ['TRUNCATE', `TRUNCATE audit_logs`],
+      ['UPDATE', `UPDATE audit_log_sealed SET resource_name = 'x'`],
+      ['DELETE', `DELETE FROM audit_log_sealed`],
+      ['TRUNCATE', `TRUNCATE audit_log_sealed`],
     ])('refuses %s even to a superuser (trigger)', async (op, sql) => {
       await expect(superuser.query(sql)).rejects.toThrow(`audit_logs is append-only: ${op} is not allowed`);
     });
 
-    it('gives the application role SELECT and INSERT only', async () => {
+    it('gives the application role no right to write the log, its inbox or its chain', async () => {
       const role = await createAppRole();
       const client = new Client({ connectionString: asUser(t.database.url, role.name) });
       await client.connect();
       try {
         for (const sql of [
-          `UPDATE audit_logs SET resource_name = 'x'`,
+          `UPDATE audit_log_sealed SET resource_name = 'x'`,
           `INSERT INTO audit_chain_heads VALUES (gen_random_uuid(), 1, 'x')`,
-          'DELETE FROM audit_logs',
-          'TRUNCATE audit_logs',
+          `INSERT INTO audit_log_inbox SELECT * FROM audit_log_inbox`,
+          `DELETE FROM audit_log_inbox`,
+          `INSERT INTO audit_log_sealed SELECT * FROM audit_log_sealed`,
+          'DELETE FROM audit_log_sealed',
+          'TRUNCATE audit_log_sealed',
           'DELETE FROM audit_chain_heads',
           `UPDATE audit_chain_heads SET hash = ''`,
         ]) {
@@ -96,7 +103,7 @@ describe('Audit log integrity', () => {
     it('verifies intact, with every entry of the workspace checked', async () => {
       const result = await verify();
       const { rows } = await superuser.query<{ n: string }>(
-        'SELECT count(*) AS n FROM audit_logs WHERE workspace_id = $1',
+        'SELECT count(*) AS n FROM audit_log_sealed WHERE workspace_id = $1',
         [ws.workspaceId],
       );
       expect(result).toMatchObject({ intact: true, entries: Number(rows[0].n) });
@@ -114,8 +121,9 @@ describe('Audit log integrity', () => {
             .expect(200),
         ),
       );
+      expect((await verify()).intact).toBe(true);
       const { rows } = await superuser.query<{ seq: string }>(
-        'SELECT seq FROM audit_logs WHERE workspace_id = $1 ORDER BY seq',
+        'SELECT seq FROM audit_log_sealed WHERE workspace_id = $1 ORDER BY seq',
         [ws.workspaceId],
       );
       expect(rows.map((r) => Number(r.seq))).toEqual(rows.map((_, i) => i + 1));
@@ -124,13 +132,13 @@ describe('Audit log integrity', () => {
 
     it('reports the first altered entry', async () => {
       const victim = await nth(3);
-      await tamper(`UPDATE audit_logs SET resource_name = 'Nothing to see' WHERE id = $1`, [victim]);
+      await tamper(`UPDATE audit_log_sealed SET resource_name = 'Nothing to see' WHERE id = $1`, [victim]);
       expect(await verify()).toMatchObject({
         intact: false,
         firstBroken: { id: victim, seq: 3, reason: 'the entry was altered after it was written' },
       });
       await tamper(
-        `UPDATE audit_logs SET resource_name = (SELECT resource_name FROM audit_logs WHERE id = $1) WHERE id = $1`,
+        `UPDATE audit_log_sealed SET resource_name = (SELECT resource_name FROM audit_log_sealed WHERE id = $1) WHERE id = $1`,
         [victim],
       );
     });
@@ -139,13 +147,16 @@ describe('Audit log integrity', () => {
       const isolated = await createWorkspace(t.app, 'Forged');
       const forged = new ResourceFactory(t.http, isolated.workspaceId, isolated.admin.auth);
       await forged.create('models'); // two entries: the source, then the model
+      await seal();
       const [first] = (
-        await superuser.query<{ id: string }>(`SELECT id FROM audit_logs WHERE workspace_id = $1 AND seq = 1`, [
+        await superuser.query<{ id: string }>(`SELECT id FROM audit_log_sealed WHERE workspace_id = $1 AND seq = 1`, [
           isolated.workspaceId,
         ])
       ).rows;
-      await tamper(`UPDATE audit_logs SET resource_name = 'Forged' WHERE id = $1`, [first.id]);
-      await tamper(`UPDATE audit_logs SET hash = audit_log_digest(prev_hash, audit_logs.*) WHERE id = $1`, [first.id]);
+      await tamper(`UPDATE audit_log_sealed SET resource_name = 'Forged' WHERE id = $1`, [first.id]);
+      await tamper(`UPDATE audit_log_sealed SET hash = audit_log_digest(prev_hash, audit_log_sealed.*) WHERE id = $1`, [
+        first.id,
+      ]);
       expect(await verify(isolated)).toMatchObject({
         intact: false,
         firstBroken: { seq: 2, reason: 'the entry does not link to the one before it' },
@@ -156,12 +167,13 @@ describe('Audit log integrity', () => {
       const isolated = await createWorkspace(t.app, 'Deleted');
       const factory = new ResourceFactory(t.http, isolated.workspaceId, isolated.admin.auth);
       await factory.create('segments'); // three entries
-      await tamper(`DELETE FROM audit_logs WHERE workspace_id = $1 AND seq = 3`, [isolated.workspaceId]);
+      await seal();
+      await tamper(`DELETE FROM audit_log_sealed WHERE workspace_id = $1 AND seq = 3`, [isolated.workspaceId]);
       expect(await verify(isolated)).toMatchObject({
         intact: false,
         firstBroken: { seq: 3, reason: 'entries at the end of the chain are missing' },
       });
-      await tamper(`DELETE FROM audit_logs WHERE workspace_id = $1 AND seq = 1`, [isolated.workspaceId]);
+      await tamper(`DELETE FROM audit_log_sealed WHERE workspace_id = $1 AND seq = 1`, [isolated.workspaceId]);
       expect(await verify(isolated)).toMatchObject({
         intact: false,
         firstBroken: { seq: 2, reason: 'an entry before this one is missing' },

@@ -66,9 +66,9 @@ describe('migration runner', () => {
     await migrate(pgExecutor(client), all);
     expect((await client.query(snapshot)).rows).toEqual(before);
     const { rows } = await client.query<{ partitioned: boolean; months: string; ok: boolean }>(`
-      SELECT (SELECT relkind = 'p' FROM pg_class WHERE relname = 'audit_logs') AS partitioned,
-             (SELECT count(DISTINCT tableoid)::text FROM audit_logs) AS months,
-             bool_and(hash = audit_log_digest(prev_hash, a)) AS ok FROM audit_logs a`);
+      SELECT (SELECT relkind = 'p' FROM pg_class WHERE relname = 'audit_log_sealed') AS partitioned,
+             (SELECT count(DISTINCT tableoid)::text FROM audit_log_sealed) AS months,
+             bool_and(hash = audit_log_digest(prev_hash, a)) AS ok FROM audit_log_sealed a`);
     expect(rows[0]).toEqual({ partitioned: true, months: expect.stringMatching(/^[23]$/) as unknown, ok: true });
     // The chain goes on from its head: the next entry links to the last copied one.
     await client.query(
@@ -77,6 +77,7 @@ describe('migration runner', () => {
          'resource_name', 'new', 'changes', '[]'::jsonb)))`,
       [workspace],
     );
+    await client.query('SELECT audit_log_seal(100)');
     const last = (await client.query(`SELECT seq, prev_hash FROM audit_logs WHERE resource_name = 'new'`)).rows[0];
     expect(last).toEqual({ seq: '4', prev_hash: before[2].hash });
   });

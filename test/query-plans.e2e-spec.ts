@@ -20,8 +20,12 @@ function nodes(
   empty = new Set<string>(),
 ): string[] {
   const relation = node['Relation Name'];
+  // The inbox holds the few entries committed since the sealer last ran: reading it whole, and sorting
+  // what it holds, is its design (it has no index so that writers pay for none).
+  if (node['Node Type'] === 'Sort' && node.Plans?.[0]?.['Relation Name'] === 'audit_log_inbox') return out;
+  if (relation === 'audit_log_inbox') return out;
   if (relation && PARTITION.test(relation)) partitions.add(relation);
-  const audit = relation === 'audit_logs' || (relation !== undefined && PARTITION.test(relation));
+  const audit = relation === 'audit_log_sealed' || (relation !== undefined && PARTITION.test(relation));
   // The months created ahead hold no rows yet; reading nothing sequentially costs nothing.
   const ahead = relation !== undefined && empty.has(relation) && node['Node Type'] === 'Seq Scan';
   out.push(audit && !ahead ? `${node['Node Type']}:audit_logs` : node['Node Type']);
@@ -66,18 +70,18 @@ describe('Query plans of the audit-log API', () => {
     );
     await db.query(
       `
-      INSERT INTO audit_logs (id, workspace_id, occurred_at, action, resource_type, resource_id, resource_name, actor_id, actor_name, actor_email, changes)
+      INSERT INTO audit_log_sealed (id, workspace_id, occurred_at, action, resource_type, resource_id, resource_name, actor_id, actor_name, actor_email, changes, seq, prev_hash, hash)
       SELECT gen_random_uuid(), CASE WHEN g % 10 = 0 THEN $1::uuid ELSE (SELECT id FROM workspaces ORDER BY id OFFSET (g % 29) LIMIT 1) END,
              now() - (3 * g || ' minutes')::interval, 'updated', (ARRAY['source','model','segment','destination'])[1 + g % 4],
              gen_random_uuid(), (ARRAY['Customers','Orders','Revenue'])[1 + g % 3] || ' ' || (g % 500),
-             CASE WHEN g % 3 = 0 THEN $2::uuid ELSE NULL END, 'A', 'a@acme.test', '[]'
+             CASE WHEN g % 3 = 0 THEN $2::uuid ELSE NULL END, 'A', 'a@acme.test', '[]', g, '', ''
       FROM generate_series(1, 60000) g`,
       [ws.workspaceId, ws.admin.id],
     );
-    await db.query('ANALYZE audit_logs');
+    await db.query('ANALYZE audit_log_sealed');
     const { rows } = await db.query<{ name: string }>(
       `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-       WHERE i.inhparent = 'audit_logs'::regclass AND c.reltuples = 0`,
+       WHERE i.inhparent = 'audit_log_sealed'::regclass AND c.reltuples = 0`,
     );
     emptyPartitions = new Set(rows.map((r) => r.name));
     expect(emptyPartitions.size).toBeGreaterThan(0);

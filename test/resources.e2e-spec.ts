@@ -260,9 +260,25 @@ describe('Resource API', () => {
 
     it('masks nested secrets and refuses "********" where nothing is stored', async () => {
       const created = await admin.create('destinations', {
-        config: { auth: { clientSecret: 'braze-api-secret', user: 'u' } },
+        config: {
+          braze: { clientSecret: 'braze-api-secret', user: 'u', dsn: 'x' },
+          auth: { user: 'u' },
+          url: 'postgres://u:pw@db.acme.test/x',
+          headers: [
+            { name: 'Authorization', value: 'Bearer t' },
+            { name: 'Accept', value: 'json' },
+          ],
+        },
       });
-      expect(created.config).toEqual({ auth: { clientSecret: '********', user: 'u' } });
+      expect(created.config).toEqual({
+        braze: { clientSecret: '********', user: 'u', dsn: '********' },
+        auth: { user: '********' },
+        url: 'postgres://u:********@db.acme.test/x',
+        headers: [
+          { name: 'Authorization', value: '********' },
+          { name: 'Accept', value: 'json' },
+        ],
+      });
       const res = keep(
         await t.http
           .patch(admin.url('destinations', created.id))

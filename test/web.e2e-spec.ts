@@ -179,7 +179,9 @@ if (!available) {
     const csv = readFileSync(await download.path(), 'utf8')
       .trim()
       .split('\n');
-    expect(csv[0]).toBe('occurredAt,actionName,resourceType,resourceName,userName,userEmail,resourceId,requestId,id');
+    expect(csv[0]).toBe(
+      'occurredAt,actionName,resourceType,resourceName,userName,userEmail,resourceId,requestId,id,action,actorKind,actorName,changes',
+    );
     const expected = await apiFirst({ resourceType: 'segment' });
     expect(csv.slice(1).map((line) => line.split(',')[1])).toEqual(expected.map((e) => e.actionName));
     expect(download.suggestedFilename()).toMatch(/^audit-log_.*\.csv$/);

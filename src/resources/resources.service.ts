@@ -99,7 +99,7 @@ export class ResourcesService {
   /** Sets one field on those of `ids` that exist; counts only the rows it actually changed. */
   @Transactional()
   async bulkUpdate(workspaceId: string, ids: string[], data: Record<string, unknown>): Promise<{ updated: number }> {
-    const { count } = await this.delegate().updateMany({ where: { workspaceId, id: { in: ids } }, data });
+    const { count } = await this.delegate().updateMany({ where: { workspaceId, id: { in: ids }, NOT: data }, data });
     return { updated: count };
   }
 

@@ -174,8 +174,31 @@ CREATE TABLE "audit_log_inbox" (
     "user_agent" TEXT,
     "changes" JSONB NOT NULL
 );
+-- Append-only like the log, except that the sealer (which flags its transaction) moves entries out.
+CREATE OR REPLACE FUNCTION "audit_logs_refuse_change"() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' AND TG_LEVEL = 'ROW' AND TG_TABLE_NAME LIKE 'audit_logs%'
+       AND current_setting('audit_log.retention', true) = 'on' THEN
+        IF OLD."occurred_at" < now() - INTERVAL '12 months' THEN
+            RETURN OLD;
+        END IF;
+    END IF;
+    IF TG_OP = 'DELETE' AND TG_LEVEL = 'ROW' AND TG_TABLE_NAME = 'audit_log_inbox'
+       AND current_setting('audit_log.sealing', true) = 'on' THEN
+        RETURN OLD;
+    END IF;
+    RAISE EXCEPTION '% is append-only: % is not allowed',
+        CASE WHEN TG_TABLE_NAME LIKE 'audit_log%' THEN 'audit_logs' ELSE TG_TABLE_NAME END, TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END;
+$$;
+CREATE TRIGGER "audit_log_inbox_append_only" BEFORE UPDATE OR DELETE ON "audit_log_inbox"
+    FOR EACH ROW EXECUTE FUNCTION "audit_logs_refuse_change"();
 CREATE TRIGGER "audit_log_inbox_no_truncate" BEFORE TRUNCATE ON "audit_log_inbox"
     FOR EACH STATEMENT EXECUTE FUNCTION "audit_logs_refuse_change"();
+-- Deleted entries leave dead rows that every read of the inbox walks past: vacuum it often.
+ALTER TABLE "audit_log_inbox" SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 5000,
+    autovacuum_vacuum_insert_scale_factor = 0, autovacuum_vacuum_insert_threshold = 5000, autovacuum_vacuum_cost_delay = 0);
 
 -- Every entry, sealed or not: what the query API reads.
 CREATE VIEW "audit_logs" AS
@@ -475,7 +498,9 @@ BEGIN
         heads := heads || jsonb_build_object(r."workspace_id"::text, jsonb_build_object('seq', e."seq", 'hash', e."hash"));
     END LOOP;
     INSERT INTO "audit_log_sealed" SELECT * FROM unnest(sealed);
+    PERFORM set_config('audit_log.sealing', 'on', true);
     DELETE FROM "audit_log_inbox" WHERE ctid = ANY(moved);
+    PERFORM set_config('audit_log.sealing', '', true);
     UPDATE "audit_chain_heads" h SET "seq" = (x.value->>'seq')::BIGINT, "hash" = x.value->>'hash'
     FROM jsonb_each(heads) x WHERE h."workspace_id" = x.key::uuid;
     RETURN cardinality(sealed);
@@ -508,5 +533,5 @@ REVOKE ALL ON FUNCTION "audit_log_append"(JSONB) FROM PUBLIC;
 REVOKE ALL ON FUNCTION "audit_attach"(TEXT, TEXT, TEXT[], TEXT) FROM PUBLIC;
 REVOKE ALL ON FUNCTION "audit_log_seal"(INTEGER) FROM PUBLIC;
 REVOKE INSERT ON "audit_log_sealed" FROM "audit_log_app";
-GRANT SELECT ON "audit_log_sealed", "audit_logs", "audit_resource_types" TO "audit_log_app";
+GRANT SELECT ON "audit_log_sealed", "audit_log_inbox", "audit_logs", "audit_resource_types" TO "audit_log_app";
 GRANT EXECUTE ON FUNCTION "audit_log_seal"(INTEGER) TO "audit_log_app";

@@ -103,7 +103,7 @@ export class AuditRetentionService implements OnApplicationBootstrap, OnApplicat
   async partitions(): Promise<string[]> {
     const rows = await this.prisma.$queryRaw<{ name: string }[]>`
       SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-      WHERE i.inhparent = 'audit_logs'::regclass ORDER BY c.relname`;
+      WHERE i.inhparent = 'audit_log_sealed'::regclass ORDER BY c.relname`;
     return rows.map((r) => r.name);
   }
 
