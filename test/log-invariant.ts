@@ -1,52 +1,105 @@
 import type { Client } from 'pg';
+import type TestAgent from 'supertest/lib/agent';
+
+/*
+ * Everything here follows the HTTP contract (../shared/API.md), not the application's code: the
+ * path syntax, the flattening into leaves and the redaction rules are written again from the
+ * contract, so that a bug in the application's own encoder (two documents giving the same paths, a
+ * secret it forgets) shows up as a disagreement instead of being reproduced here.
+ */
+
+/** What the contract says an entry shows instead of a secret. */
+export const REDACTED = '[REDACTED]';
+/** The contract's secret key pattern (API.md, "Secrets"). */
+const SECRET = /pass|pwd|secret|token|key|credential|private|auth|dsn|cookie|session|signature/i;
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** scheme://user:password@… : the password part, which entries show as [REDACTED]. */
+const URL_PASSWORD = /^([A-Za-z][A-Za-z0-9+.-]*:\/\/[^\s:@/?#]*:)([^\s@/?#]+)(@)/;
+
+export type PathSegment = string | number;
+
+/** `field` then `.key` for a plain identifier, `["…"]` (JSON string) for any other key, `[n]` for an index. */
+export function encodePath(field: string, segments: readonly PathSegment[]): string {
+  return (
+    field +
+    segments
+      .map((s) => (typeof s === 'number' ? `[${s}]` : IDENTIFIER.test(s) ? `.${s}` : `[${JSON.stringify(s)}]`))
+      .join('')
+  );
+}
 
 /**
- * The contract's path syntax and secret rule, written here from API.md rather than taken from the
- * application, so that a wrong encoding in the capture (two documents with the same paths) shows up
- * as a disagreement.
+ * Parses a `changes[].field` path by the contract's grammar; undefined when it is not a canonical
+ * path (a bracketed key that is a plain identifier must be written `.key`, an index has no leading
+ * zero), since a non-canonical spelling would let two paths name the same leaf.
  */
-const SECRET = /pass|pwd|secret|token|key|credential|private|auth|dsn|cookie|session|signature/i;
-const REDACTED = '[REDACTED]';
-
-function keyPath(key: string): string {
-  return /^[A-Za-z_][A-Za-z0-9_]*$/.test(key) ? `.${key}` : `[${JSON.stringify(key)}]`;
-}
-
-function leaves(value: unknown, path: string, secret: boolean, scope: boolean, out: Map<string, unknown>): void {
-  if (Array.isArray(value)) {
-    if (value.length === 0) out.set(path, secret ? REDACTED : []);
-    value.forEach((item, i) => leaves(item, `${path}[${i}]`, secret, scope, out));
-  } else if (typeof value === 'object' && value !== null) {
-    const object = value as Record<string, unknown>;
-    const keys = Object.keys(object);
-    if (keys.length === 0) out.set(path, secret ? REDACTED : {});
-    const label = (k: string) => typeof object[k] === 'string' && SECRET.test(object[k]);
-    const labelled = scope && 'value' in object && (label('name') || label('key'));
-    for (const key of keys) {
-      leaves(
-        object[key],
-        path + keyPath(key),
-        secret || (scope && (SECRET.test(key) || (labelled && key === 'value'))),
-        scope,
-        out,
-      );
+export function parsePath(path: string): { field: string; segments: PathSegment[] } | undefined {
+  const head = /^[A-Za-z_][A-Za-z0-9_]*/.exec(path);
+  if (!head) return undefined;
+  const segments: PathSegment[] = [];
+  let i = head[0].length;
+  while (i < path.length) {
+    if (path[i] === '.') {
+      const key = /^[A-Za-z_][A-Za-z0-9_]*/.exec(path.slice(i + 1));
+      if (!key) return undefined;
+      segments.push(key[0]);
+      i += 1 + key[0].length;
+    } else if (path.startsWith('["', i)) {
+      let j = i + 2;
+      while (j < path.length && path[j] !== '"') j += path[j] === '\\' ? 2 : 1;
+      if (j >= path.length || path[j + 1] !== ']') return undefined;
+      let key: unknown;
+      try {
+        key = JSON.parse(path.slice(i + 1, j + 1));
+      } catch {
+        return undefined;
+      }
+      if (typeof key !== 'string' || IDENTIFIER.test(key)) return undefined;
+      if (JSON.stringify(key) !== path.slice(i + 1, j + 1)) return undefined;
+      segments.push(key);
+      i = j + 2;
+    } else if (path[i] === '[') {
+      const index = /^\[(0|[1-9][0-9]*)\]/.exec(path.slice(i));
+      if (!index) return undefined;
+      segments.push(Number(index[1]));
+      i += index[0].length;
+    } else {
+      return undefined;
     }
-  } else if (secret) {
-    out.set(path, REDACTED);
-  } else if (typeof value === 'string') {
-    out.set(path, value.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#@:]*:)[^/?#@]*@/, `$1${REDACTED}@`));
-  } else {
-    out.set(path, value);
   }
+  return { field: head[0], segments };
 }
 
-function flatten(
-  row: Record<string, unknown>,
-  fields: readonly string[],
-  secret: readonly string[],
-): Map<string, unknown> {
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** The contract's leaves of one top-level field, as an entry shows them (secrets redacted when `secretField`). */
+export function contractLeaves(field: string, value: unknown, secretField: boolean): Map<string, unknown> {
   const out = new Map<string, unknown>();
-  for (const field of fields) leaves(row[field], field, false, secret.includes(field), out);
+  const walk = (v: unknown, segments: PathSegment[], redacted: boolean): void => {
+    const path = encodePath(field, segments);
+    if (Array.isArray(v)) {
+      if (v.length === 0) out.set(path, redacted ? REDACTED : []);
+      v.forEach((item, index) => walk(item, [...segments, index], redacted));
+    } else if (isObject(v)) {
+      const keys = Object.keys(v);
+      if (keys.length === 0) out.set(path, redacted ? REDACTED : {});
+      const named = (k: 'name' | 'key') => typeof v[k] === 'string' && SECRET.test(v[k]);
+      const valueIsSecret = secretField && (named('name') || named('key'));
+      for (const key of keys) {
+        const secretKey = secretField && (SECRET.test(key) || (key === 'value' && valueIsSecret));
+        walk(v[key], [...segments, key], redacted || secretKey);
+      }
+    } else if (redacted) {
+      out.set(path, REDACTED);
+    } else if (secretField && typeof v === 'string') {
+      out.set(path, v.replace(URL_PASSWORD, `$1${REDACTED}$3`));
+    } else {
+      out.set(path, v instanceof Date ? v.toISOString() : v);
+    }
+  };
+  walk(value, [], false);
   return out;
 }
 
@@ -54,28 +107,24 @@ const TABLES = [
   {
     table: 'sources',
     type: 'source',
-    fields: ['name', 'type', 'config'],
     secret: ['config'],
     columns: `name, type, config`,
   },
   {
     table: 'models',
     type: 'model',
-    fields: ['name', 'sourceId', 'sql'],
     secret: [],
     columns: `name, source_id AS "sourceId", sql`,
   },
   {
     table: 'segments',
     type: 'segment',
-    fields: ['name', 'modelId', 'definition'],
     secret: [],
     columns: `name, model_id AS "modelId", definition`,
   },
   {
     table: 'destinations',
     type: 'destination',
-    fields: ['name', 'type', 'config', 'enabled', 'segmentIds'],
     secret: ['config'],
     columns: `name, type, config, enabled, segment_ids AS "segmentIds"`,
   },
@@ -87,77 +136,226 @@ interface Change {
   after?: unknown;
 }
 
+/** One audit entry, oldest first, as either the table or the API gives it. */
+export interface LoggedEntry {
+  resourceId: string;
+  resourceType: string;
+  action: string;
+  changes: Change[];
+  /** The acting user's id (null when no user acted); undefined when not checked. */
+  userId?: string | null;
+}
+
+/** One live resource row: its diffable fields by their API names, and its creator and last editor. */
+export interface StoredResource {
+  type: string;
+  id: string;
+  fields: Record<string, unknown>;
+  createdById?: string | null;
+  updatedById?: string | null;
+}
+
+const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+
 /**
- * Replays every resource's audit entries and compares the result with the resource as stored:
- * a change without its entry, an entry without its change, or an entry with wrong values all show
- * up as a difference. Returns the differences (empty when the log and the data agree).
+ * Replays `entries` (oldest first) and compares each resource's replayed state with its row:
+ * a change without its entry, an entry without its change, an entry with wrong values, a path that
+ * is not in the contract's syntax or that names a leaf and a branch at once all show up. With
+ * `checkEditors`, a row's createdBy/updatedBy must also be the user of its `created` and newest entry.
  */
-export async function logDisagreements(db: Client, workspaceId?: string): Promise<string[]> {
-  const scope = workspaceId ? `WHERE workspace_id = '${workspaceId}'` : '';
-  const { rows: entries } = await db.query<{
-    resource_id: string;
-    resource_type: string;
-    action: string;
-    changes: Change[];
-  }>(
-    `SELECT resource_id, resource_type, action, changes FROM audit_logs ${scope} ORDER BY workspace_id, occurred_at, id`,
-  );
-  const replayed = new Map<string, { type: string; state: Map<string, unknown>; deleted: boolean; created: boolean }>();
+export function replayDisagreements(
+  entries: readonly LoggedEntry[],
+  resources: readonly StoredResource[],
+  { checkEditors = false }: { checkEditors?: boolean } = {},
+): string[] {
+  interface Replayed {
+    type: string;
+    state: Map<string, unknown>;
+    deleted: boolean;
+    created: boolean;
+    creator?: string | null;
+    lastEditor?: string | null;
+  }
+  const replayed = new Map<string, Replayed>();
   const problems: string[] = [];
   for (const entry of entries) {
-    let resource = replayed.get(entry.resource_id);
+    const id = entry.resourceId;
+    let resource = replayed.get(id);
     if (!resource) {
-      resource = { type: entry.resource_type, state: new Map(), deleted: false, created: false };
-      replayed.set(entry.resource_id, resource);
+      resource = { type: entry.resourceType, state: new Map(), deleted: false, created: false };
+      replayed.set(id, resource);
     }
+    for (const change of entry.changes) {
+      if (!parsePath(change.field)) problems.push(`${id}: ${JSON.stringify(change.field)} is not a contract path`);
+    }
+    resource.lastEditor = entry.userId;
     if (entry.action === 'created') {
-      if (resource.created && !resource.deleted) problems.push(`${entry.resource_id}: created twice`);
+      if (resource.created && !resource.deleted) problems.push(`${id}: created twice`);
       resource.created = true;
       resource.deleted = false;
+      resource.creator = entry.userId;
+      for (const change of entry.changes) {
+        if ('before' in change || !('after' in change))
+          problems.push(`${id}: created ${change.field} is not after-only`);
+      }
       resource.state = new Map(entry.changes.map((c) => [c.field, c.after]));
     } else if (entry.action === 'updated') {
-      if (!resource.created || resource.deleted) problems.push(`${entry.resource_id}: updated while it did not exist`);
+      if (!resource.created || resource.deleted) problems.push(`${id}: updated while it did not exist`);
+      if (entry.changes.length === 0) problems.push(`${id}: an update entry with no changes`);
       for (const change of entry.changes) {
-        if (
-          resource.state.has(change.field) &&
-          JSON.stringify(resource.state.get(change.field)) !== JSON.stringify(change.before)
-        ) {
+        const known = resource.state.has(change.field);
+        if ((known || 'before' in change) && !same(resource.state.get(change.field), change.before)) {
           problems.push(
-            `${entry.resource_id}: ${change.field} was ${JSON.stringify(resource.state.get(change.field))}, entry says before ${JSON.stringify(change.before)}`,
+            `${id}: ${change.field} was ${JSON.stringify(resource.state.get(change.field))}, entry says before ${JSON.stringify(change.before)}`,
           );
         }
         if ('after' in change) resource.state.set(change.field, change.after);
         else resource.state.delete(change.field);
       }
     } else {
-      resource.deleted = true;
-    }
-  }
-  for (const spec of TABLES) {
-    const { rows } = await db.query<Record<string, unknown> & { id: string }>(
-      `SELECT id, ${spec.columns} FROM ${spec.table} ${scope}`,
-    );
-    const ids = new Set(rows.map((r) => r.id));
-    for (const row of rows) {
-      const resource = replayed.get(row.id);
-      if (!resource || !resource.created || resource.deleted) {
-        problems.push(`${spec.type} ${row.id} exists but its log ${resource ? 'says it is deleted' : 'is empty'}`);
-        continue;
-      }
-      const actual = flatten(row, spec.fields, spec.secret);
-      const expected = resource.state;
-      for (const path of new Set([...actual.keys(), ...expected.keys()])) {
-        if (JSON.stringify(actual.get(path)) !== JSON.stringify(expected.get(path))) {
-          problems.push(
-            `${spec.type} ${row.id}: ${path} is ${JSON.stringify(actual.get(path))}, the log says ${JSON.stringify(expected.get(path))}`,
-          );
+      if (!resource.created || resource.deleted) problems.push(`${id}: deleted while it did not exist`);
+      for (const change of entry.changes) {
+        if ('after' in change || !same(resource.state.get(change.field), change.before)) {
+          problems.push(`${id}: deleted ${change.field} does not match the replayed ${change.field}`);
         }
       }
+      resource.deleted = true;
     }
-    for (const [id, resource] of replayed) {
-      if (resource.type === spec.type && !ids.has(id) && !resource.deleted)
-        problems.push(`${spec.type} ${id} is gone but its log never says deleted`);
+    const paths = [...resource.state.keys()].sort();
+    for (let i = 1; i < paths.length; i++) {
+      const [shorter, longer] = [paths[i - 1], paths[i]];
+      if (longer.startsWith(shorter) && ['.', '['].includes(longer[shorter.length])) {
+        problems.push(`${id}: the log makes ${shorter} both a value and the parent of ${longer}`);
+      }
     }
   }
+  const live = new Set(resources.map((r) => r.id));
+  for (const row of resources) {
+    const resource = replayed.get(row.id);
+    if (!resource || !resource.created || resource.deleted) {
+      problems.push(`${row.type} ${row.id} exists but its log ${resource ? 'says it is deleted' : 'is empty'}`);
+      continue;
+    }
+    const secret = TABLES.find((t) => t.type === row.type)?.secret ?? [];
+    const actual = new Map<string, unknown>();
+    for (const [field, value] of Object.entries(row.fields)) {
+      for (const [path, leaf] of contractLeaves(field, value, (secret as readonly string[]).includes(field))) {
+        actual.set(path, leaf);
+      }
+    }
+    for (const path of new Set([...actual.keys(), ...resource.state.keys()])) {
+      if (!same(actual.get(path), resource.state.get(path))) {
+        problems.push(
+          `${row.type} ${row.id}: ${path} is ${JSON.stringify(actual.get(path))}, the log says ${JSON.stringify(resource.state.get(path))}`,
+        );
+      }
+    }
+    if (checkEditors && row.createdById !== resource.creator) {
+      problems.push(
+        `${row.type} ${row.id}: createdBy is ${row.createdById}, its created entry's user ${resource.creator}`,
+      );
+    }
+    if (checkEditors && row.updatedById !== resource.lastEditor) {
+      problems.push(
+        `${row.type} ${row.id}: updatedBy is ${row.updatedById}, its newest entry's user ${resource.lastEditor}`,
+      );
+    }
+  }
+  for (const [id, resource] of replayed) {
+    if (!live.has(id) && !resource.deleted)
+      problems.push(`${resource.type} ${id} is gone but its log never says deleted`);
+  }
   return problems;
+}
+
+/** Every live resource row (of one workspace), read with psql. */
+export async function storedResources(db: Client, workspaceId?: string): Promise<StoredResource[]> {
+  const scope = workspaceId ? `WHERE workspace_id = $1` : '';
+  const resources: StoredResource[] = [];
+  for (const spec of TABLES) {
+    const { rows } = await db.query<Record<string, unknown> & { id: string; created_by: string; updated_by: string }>(
+      `SELECT id, created_by_id AS created_by, updated_by_id AS updated_by, ${spec.columns} FROM ${spec.table} ${scope}`,
+      workspaceId ? [workspaceId] : [],
+    );
+    for (const { id, created_by, updated_by, ...fields } of rows) {
+      resources.push({ type: spec.type, id, fields, createdById: created_by, updatedById: updated_by });
+    }
+  }
+  return resources;
+}
+
+/**
+ * Replays every resource's audit entries, read from the `audit_logs` table, and compares the result
+ * with the resources as stored (see replayDisagreements). Returns the differences (empty when the
+ * log and the data agree).
+ */
+export async function logDisagreements(db: Client, workspaceId?: string): Promise<string[]> {
+  const scope = workspaceId ? `WHERE workspace_id = $1` : '';
+  const { rows } = await db.query<{ resource_id: string; resource_type: string; action: string; changes: Change[] }>(
+    `SELECT resource_id, resource_type, action, changes FROM audit_logs ${scope} ORDER BY workspace_id, occurred_at, id`,
+    workspaceId ? [workspaceId] : [],
+  );
+  const entries = rows
+    .filter((r) => TABLES.some((t) => t.type === r.resource_type))
+    .map((r) => ({ resourceId: r.resource_id, resourceType: r.resource_type, action: r.action, changes: r.changes }));
+  return replayDisagreements(entries, await storedResources(db, workspaceId));
+}
+
+/** An audit entry as the API returns it. */
+export interface ApiAuditEntry {
+  id: string;
+  occurredAt: string;
+  action: string;
+  actionName: string;
+  resourceType: string;
+  resourceId: string;
+  resourceName: string;
+  user: { id: string; name: string | null; email: string | null } | null;
+  actor?: { kind: string; name: string | null };
+  requestId: string | null;
+  changes: Change[];
+}
+
+/** Every entry the API lists for these filters, newest first, following `nextCursor` to the end. */
+export async function listAuditEntries(
+  http: TestAgent,
+  workspaceId: string,
+  auth: { Authorization: string },
+  filters: Record<string, string> = {},
+): Promise<ApiAuditEntry[]> {
+  const entries: ApiAuditEntry[] = [];
+  let cursor: string | null = null;
+  do {
+    const query: Record<string, string> = { ...filters, limit: '200', ...(cursor ? { cursor } : {}) };
+    const res = await http.get(`/api/workspaces/${workspaceId}/audit-logs`).set(auth).query(query);
+    if (res.status !== 200) throw new Error(`GET audit-logs → ${res.status} ${JSON.stringify(res.body)}`);
+    const page = res.body as { items: ApiAuditEntry[]; nextCursor: string | null };
+    entries.push(...page.items);
+    cursor = page.nextCursor;
+  } while (cursor);
+  return entries;
+}
+
+/**
+ * The same replay with the entries read through the API (as an admin of the workspace), so that it
+ * does not depend on how the log is stored; also checks that each row's createdBy/updatedBy are the
+ * users of its created and newest entries.
+ */
+export async function logDisagreementsViaApi(
+  http: TestAgent,
+  workspaceId: string,
+  auth: { Authorization: string },
+  db: Client,
+): Promise<string[]> {
+  const entries = await listAuditEntries(http, workspaceId, auth, {
+    resourceType: TABLES.map((t) => t.type).join(','),
+  });
+  const oldestFirst = entries.reverse().map((e) => ({
+    resourceId: e.resourceId,
+    resourceType: e.resourceType,
+    action: e.action,
+    changes: e.changes,
+    userId: e.user?.id ?? null,
+  }));
+  return replayDisagreements(oldestFirst, await storedResources(db, workspaceId), { checkEditors: true });
 }
