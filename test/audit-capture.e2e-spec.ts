@@ -430,8 +430,10 @@ describe('Audit capture', () => {
         txHost.withTransaction(() => txHost.tx.source.update({ where: { id: source.id }, data: { type: 'host' } })),
       );
       const entries = await entriesFor(source.id);
-      expect(entries.map((e) => [e.action, e.actorId, (e.changes as { after: string }[])[0]?.after])).toEqual([
-        ['created', alice.id, 'h'],
+      const typeAfter = (changes: unknown) =>
+        (changes as { field: string; after: string }[]).find((c) => c.field === 'type')?.after;
+      expect(entries.map((e) => [e.action, e.actorId, typeAfter(e.changes)])).toEqual([
+        ['created', alice.id, 'pg'],
         ['updated', alice.id, 'batch'],
         ['updated', alice.id, 'itx'],
         ['updated', alice.id, 'host'],

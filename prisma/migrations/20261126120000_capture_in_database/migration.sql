@@ -215,7 +215,8 @@ CREATE VIEW "audit_logs" AS
 -- 4. Who is acting: the application's tag at the end of the running statement, else the database role.
 CREATE FUNCTION "audit_context"() RETURNS JSONB LANGUAGE plpgsql STABLE AS $$
 DECLARE
-    tag TEXT := substring(current_query() FROM '/\*[^*]*audit=''([A-Za-z0-9_-]+)''[^*]*\*/\s*;?\s*$');
+    -- The tag is a few hundred bytes at the very end (the client caps what it holds).
+    tag TEXT := substring(right(current_query(), 4096) FROM '/\*[^*]*audit=''([A-Za-z0-9_-]+)''[^*]*\*/\s*;?\s*$');
 BEGIN
     IF tag IS NULL THEN
         RETURN jsonb_build_object('kind', 'database', 'name', session_user::text);
@@ -241,97 +242,94 @@ $$;
 -- 5. The diff, in SQL. A document is flattened to leaves with unambiguous paths: `.key` for a key that
 -- is a plain identifier, `["…"]` (JSON string escaping) for any other key, `[n]` for array elements;
 -- an empty object or array is a leaf of its own. Under a secret field, a leaf is secret when a key
--- on its path matches the secret rule, or it is the `value` beside a `name`/`key` that matches it;
--- a URL's password is secret wherever it appears.
-CREATE TYPE "audit_leaf" AS ("path" TEXT, "value" JSONB, "secret" BOOLEAN);
+-- on its path matches the secret rule, or it is the `value` beside a `name`/`key` that matches it,
+-- and a URL's password is replaced. Written as loops over arrays, not recursive or SQL-language
+-- functions: it runs once per changed row, and each function call would cost more than the walk.
 
-CREATE FUNCTION "audit_path_key"("key" TEXT) RETURNS TEXT LANGUAGE sql IMMUTABLE AS $$
-    SELECT CASE WHEN "key" ~ '^[A-Za-z_][A-Za-z0-9_]*$' THEN '.' || "key" ELSE '[' || to_jsonb("key")::text || ']' END
-$$;
-
-CREATE FUNCTION "audit_flatten"("doc" JSONB, "path" TEXT, "secret" BOOLEAN, "scope" BOOLEAN, "pattern" TEXT)
-RETURNS SETOF "audit_leaf" LANGUAGE plpgsql IMMUTABLE AS $$
+-- Leaves of one field's value: {path: [value, secret]}.
+CREATE FUNCTION "audit_leaves"("doc" JSONB, "root" TEXT, "scope" BOOLEAN, "pattern" TEXT) RETURNS JSONB
+LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
+    paths TEXT[] := ARRAY["root"];
+    docs JSONB[] := ARRAY["doc"];
+    secrets BOOLEAN[] := ARRAY[false];
+    leaves JSONB := '{}'::jsonb;
+    i INTEGER := 1;
+    j INTEGER;
+    d JSONB;
+    p TEXT;
+    secret BOOLEAN;
     k TEXT;
     v JSONB;
-    i INTEGER;
-    labelled BOOLEAN := false;
+    labelled BOOLEAN;
 BEGIN
-    CASE jsonb_typeof("doc")
-    WHEN 'object' THEN
-        IF "doc" = '{}'::jsonb THEN
-            RETURN NEXT ROW("path", "doc", "secret")::"audit_leaf";
-            RETURN;
+    WHILE i <= cardinality(paths) LOOP
+        d := docs[i];
+        p := paths[i];
+        secret := secrets[i];
+        i := i + 1;
+        IF jsonb_typeof(d) = 'object' AND d <> '{}'::jsonb THEN
+            labelled := "scope" AND d ? 'value'
+                AND (coalesce((d->>'name') ~* "pattern", false) OR coalesce((d->>'key') ~* "pattern", false));
+            FOR k, v IN SELECT * FROM jsonb_each(d) LOOP
+                paths := paths || (p || CASE WHEN k ~ '^[A-Za-z_][A-Za-z0-9_]*$' THEN '.' || k
+                                             ELSE '[' || to_jsonb(k)::text || ']' END);
+                docs := docs || v;
+                secrets := secrets || (secret OR ("scope" AND (k ~* "pattern" OR (labelled AND k = 'value'))));
+            END LOOP;
+        ELSIF jsonb_typeof(d) = 'array' AND jsonb_array_length(d) > 0 THEN
+            FOR j IN 0 .. jsonb_array_length(d) - 1 LOOP
+                paths := paths || (p || '[' || j || ']');
+                docs := docs || (d->j);
+                secrets := secrets || secret;
+            END LOOP;
+        ELSE
+            leaves := leaves || jsonb_build_object(p, jsonb_build_array(d, secret));
         END IF;
-        IF "scope" AND "doc" ? 'value' THEN
-            labelled := coalesce(("doc"->>'name') ~* "pattern", false) OR coalesce(("doc"->>'key') ~* "pattern", false);
-        END IF;
-        FOR k, v IN SELECT * FROM jsonb_each("doc") LOOP
-            RETURN QUERY SELECT * FROM "audit_flatten"(v, "path" || "audit_path_key"(k),
-                "secret" OR ("scope" AND (k ~* "pattern" OR (labelled AND k = 'value'))), "scope", "pattern");
-        END LOOP;
-    WHEN 'array' THEN
-        IF jsonb_array_length("doc") = 0 THEN
-            RETURN NEXT ROW("path", "doc", "secret")::"audit_leaf";
-            RETURN;
-        END IF;
-        FOR i IN 0 .. jsonb_array_length("doc") - 1 LOOP
-            RETURN QUERY SELECT * FROM "audit_flatten"("doc"->i, "path" || '[' || i || ']', "secret", "scope", "pattern");
-        END LOOP;
-    ELSE
-        RETURN NEXT ROW("path", "doc", "secret")::"audit_leaf";
-    END CASE;
+    END LOOP;
+    RETURN leaves;
 END;
 $$;
 
--- What an entry shows of a leaf: the value, "[REDACTED]" for a secret, a URL with its password
--- replaced by "[REDACTED]".
-CREATE FUNCTION "audit_shown"("leaf" "audit_leaf") RETURNS JSONB LANGUAGE sql IMMUTABLE AS $$
-    SELECT CASE
-        WHEN ("leaf")."secret" THEN '"[REDACTED]"'::jsonb
-        WHEN jsonb_typeof(("leaf")."value") = 'string' AND (("leaf")."value" #>> '{}') ~ '^[A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*:[^/?#@]*@'
-            THEN to_jsonb(regexp_replace(("leaf")."value" #>> '{}', '^([A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*:)[^/?#@]*@', '\1[REDACTED]@'))
-        ELSE ("leaf")."value" END
-$$;
-
--- The field-level changes between two states of a row (NULL for a creation or a deletion): one
--- element per leaf that differs, compared on the real values (a changed secret shows as changed).
--- Top-level fields are compared first, and only those that differ are walked.
-CREATE FUNCTION "audit_changes"("before" JSONB, "after" JSONB, "secret_fields" TEXT[], "pattern" TEXT)
+-- The changes of one JSON or array field between two states (NULL for a creation or a deletion): one
+-- element per leaf that differs, compared on the real values (a changed secret shows as changed),
+-- shown as the entry shows them. Scalar columns are compared inline by the capture statement that
+-- `audit_attach` generates; only a JSON field that changed is walked.
+CREATE FUNCTION "audit_field_changes"("b" JSONB, "a" JSONB, "field" TEXT, "scope" BOOLEAN, "pattern" TEXT)
 RETURNS JSONB LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
-    field TEXT;
     result JSONB := '[]'::jsonb;
-    part JSONB;
+    old_leaves JSONB;
+    new_leaves JSONB;
+    p TEXT;
+    x JSONB;
+    y JSONB;
+    change JSONB;
+    shown JSONB;
+    side TEXT;
 BEGIN
-    FOR field IN
-        SELECT k FROM (SELECT jsonb_object_keys(coalesce("before", '{}'::jsonb)) AS k
-                       UNION SELECT jsonb_object_keys(coalesce("after", '{}'::jsonb))) keys ORDER BY k
-    LOOP
-        IF "before" IS NOT NULL AND "after" IS NOT NULL AND ("before"->field)::text IS NOT DISTINCT FROM ("after"->field)::text THEN
-            CONTINUE;
-        END IF;
-        SELECT coalesce(jsonb_agg(
-            CASE WHEN o."path" IS NULL THEN jsonb_build_object('field', n."path", 'after', "audit_shown"(n))
-                 WHEN n."path" IS NULL THEN jsonb_build_object('field', o."path", 'before', "audit_shown"(o))
-                 ELSE jsonb_build_object('field', o."path", 'before', "audit_shown"(o), 'after', "audit_shown"(n)) END
-            ORDER BY coalesce(o."path", n."path")), '[]'::jsonb)
-        INTO part
-        FROM (SELECT * FROM "audit_flatten"("before"->field, field, false, field = ANY("secret_fields"), "pattern")
-              WHERE "before" ? field) o
-        FULL JOIN (SELECT * FROM "audit_flatten"("after"->field, field, false, field = ANY("secret_fields"), "pattern")
-                   WHERE "after" ? field) n ON o."path" = n."path"
-        WHERE o."path" IS NULL OR n."path" IS NULL OR o."value"::text <> n."value"::text;
-        result := result || part;
+    old_leaves := CASE WHEN "b" IS NULL THEN '{}'::jsonb ELSE "audit_leaves"("b", "field", "scope", "pattern") END;
+    new_leaves := CASE WHEN "a" IS NULL THEN '{}'::jsonb ELSE "audit_leaves"("a", "field", "scope", "pattern") END;
+    FOR p IN SELECT k FROM (SELECT jsonb_object_keys(old_leaves) AS k UNION SELECT jsonb_object_keys(new_leaves)) u ORDER BY k LOOP
+        x := old_leaves->p;
+        y := new_leaves->p;
+        CONTINUE WHEN (x->0)::text = (y->0)::text;
+        change := jsonb_build_object('field', p);
+        FOREACH side IN ARRAY ARRAY['before', 'after'] LOOP
+            shown := CASE side WHEN 'before' THEN x ELSE y END;
+            CONTINUE WHEN shown IS NULL;
+            shown := CASE
+                WHEN (shown->>1)::boolean THEN '"[REDACTED]"'::jsonb
+                WHEN "scope" AND jsonb_typeof(shown->0) = 'string' AND strpos(shown->>0, '@') > 0
+                     AND (shown->>0) ~ '^[A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*:[^/?#@]*@'
+                    THEN to_jsonb(regexp_replace(shown->>0, '^([A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*:)[^/?#@]*@', '\1[REDACTED]@'))
+                ELSE shown->0 END;
+            change := change || jsonb_build_object(side, shown);
+        END LOOP;
+        result := result || jsonb_build_array(change);
     END LOOP;
     RETURN result;
 END;
-$$;
-
--- A row as the diff sees it: API field names, without the bookkeeping columns.
-CREATE FUNCTION "audit_row_fields"("row" JSONB, "field_names" JSONB) RETURNS JSONB LANGUAGE sql IMMUTABLE AS $$
-    SELECT coalesce(jsonb_object_agg(coalesce("field_names"->>k, k), v), '{}'::jsonb)
-    FROM jsonb_each("row" - ARRAY['id', 'workspace_id', 'created_at', 'updated_at', 'created_by_id', 'updated_by_id']) AS f(k, v)
 $$;
 
 -- 6. Before each row is written: its identity, creator and creation time cannot change; an update that
@@ -355,8 +353,16 @@ BEGIN
             RETURN NEW;
         END IF;
     END IF;
-    context := "audit_context"();
-    actor := CASE WHEN context->>'kind' = 'user' THEN (context->>'id')::uuid END;
+    -- The actor is read from the statement once and kept for its other rows: reading current_query()
+    -- per row would cost a copy of the whole statement text per row (megabytes for a large createMany).
+    IF current_setting('audit.statement', true) = statement_timestamp()::text THEN
+        actor := nullif(current_setting('audit.statement_actor', true), '')::uuid;
+    ELSE
+        context := "audit_context"();
+        actor := CASE WHEN context->>'kind' = 'user' THEN (context->>'id')::uuid END;
+        PERFORM set_config('audit.statement', statement_timestamp()::text, true),
+                set_config('audit.statement_actor', coalesce(actor::text, ''), true);
+    END IF;
     NEW."updated_by_id" := actor;
     NEW."updated_at" := now();
     IF TG_OP = 'INSERT' THEN
@@ -367,35 +373,29 @@ BEGIN
 END;
 $$;
 
--- After each statement: one entry per row it changed, in one insert. Arguments: resource type, the
--- JSON fields that may hold secrets, the secret rule, and column name → API field name.
+-- After each statement: one entry per row it changed, in one insert. Arguments: the resource type and
+-- the SQL expression of a row's changes for this operation, generated by `audit_attach`.
 CREATE FUNCTION "audit_capture"() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
 DECLARE
     context JSONB := "audit_context"();
     exact TIMESTAMPTZ := clock_timestamp();
-    occurred TIMESTAMPTZ := date_trunc('milliseconds', exact);
-    resource_type TEXT := TG_ARGV[0];
-    secret_fields TEXT[] := TG_ARGV[1]::TEXT[];
-    pattern TEXT := TG_ARGV[2];
-    field_names JSONB := TG_ARGV[3]::JSONB;
     actor_kind TEXT := context->>'kind';
-    entries TEXT := format(
-        'INSERT INTO "audit_log_inbox" ("id", "workspace_id", "occurred_at", "action", "resource_type", "resource_id",
-            "resource_name", "actor_kind", "actor_id", "actor_name", "actor_email", "request_id", "ip", "user_agent", "changes")
-         SELECT "audit_uuidv7"($13), r."workspace_id", $1, %L, $2, r."id", r."name", $3, $4, $5, $6, $7, $8, $9, r."changes"
-         FROM (%s) r WHERE r."changes" <> ''[]''::jsonb',
-        CASE TG_OP WHEN 'INSERT' THEN 'created' WHEN 'UPDATE' THEN 'updated' ELSE 'deleted' END,
-        CASE TG_OP
-            WHEN 'INSERT' THEN 'SELECT n."workspace_id", n."id", n."name", "audit_changes"(NULL, "audit_row_fields"(to_jsonb(n), $10), $11, $12) AS "changes" FROM "new_rows" n'
-            WHEN 'UPDATE' THEN 'SELECT n."workspace_id", n."id", n."name", "audit_changes"("audit_row_fields"(to_jsonb(o), $10), "audit_row_fields"(to_jsonb(n), $10), $11, $12) AS "changes" FROM "new_rows" n JOIN "old_rows" o ON o."id" = n."id"'
-            ELSE 'SELECT o."workspace_id", o."id", o."name", "audit_changes"("audit_row_fields"(to_jsonb(o), $10), NULL, $11, $12) AS "changes" FROM "old_rows" o'
-        END);
 BEGIN
     -- EXECUTE plans the insert for this statement's row count, not a plan cached from a one-row statement.
-    EXECUTE entries USING occurred, resource_type, actor_kind,
+    EXECUTE format(
+        'INSERT INTO "audit_log_inbox" ("id", "workspace_id", "occurred_at", "action", "resource_type", "resource_id",
+            "resource_name", "actor_kind", "actor_id", "actor_name", "actor_email", "request_id", "ip", "user_agent", "changes")
+         SELECT "audit_uuidv7"($1), r."workspace_id", date_trunc(''milliseconds'', $1), %L, $2, r."id", r."name",
+                $3, $4, $5, $6, $7, $8, $9, r."changes"
+         FROM (SELECT r."workspace_id", r."id", r."name", %s AS "changes" FROM %s) r WHERE r."changes" <> ''[]''::jsonb',
+        CASE TG_OP WHEN 'INSERT' THEN 'created' WHEN 'UPDATE' THEN 'updated' ELSE 'deleted' END,
+        TG_ARGV[1],
+        CASE TG_OP WHEN 'INSERT' THEN '"new_rows" r' WHEN 'DELETE' THEN '"old_rows" r'
+                   ELSE '"new_rows" r JOIN "old_rows" o ON o."id" = r."id"' END)
+    USING exact, TG_ARGV[0], actor_kind,
         CASE WHEN actor_kind = 'user' THEN (context->>'id')::uuid END,
         left(context->>'name', 500), left(context->>'email', 500), left(context->>'requestId', 128),
-        left(context->>'ip', 64), left(context->>'userAgent', 512), field_names, secret_fields, pattern, exact;
+        left(context->>'ip', 64), left(context->>'userAgent', 512);
     RETURN NULL;
 END;
 $$;
@@ -423,14 +423,35 @@ CREATE TABLE "audit_resource_types" (
 CREATE FUNCTION "audit_attach"("table_name" TEXT, "resource_type" TEXT, "secret_fields" TEXT[], "secret_pattern" TEXT)
 RETURNS BOOLEAN LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
 DECLARE
-    arguments TEXT;
-    -- Column name → API field name (snake_case → camelCase, as the Prisma schema maps them).
-    names JSONB := (
-        SELECT coalesce(jsonb_object_agg(a.attname, (
-            SELECT string_agg(CASE WHEN p.n = 1 THEN p.part ELSE upper(left(p.part, 1)) || substr(p.part, 2) END, '' ORDER BY p.n)
-            FROM unnest(string_to_array(a.attname, '_')) WITH ORDINALITY AS p(part, n))), '{}'::jsonb)
-        FROM pg_attribute a WHERE a.attrelid = "table_name"::regclass AND a.attnum > 0 AND NOT a.attisdropped);
+    names JSONB := '{}'::jsonb;
+    col RECORD;
+    field TEXT;
+    created TEXT[] := ARRAY[]::TEXT[];
+    updated TEXT[] := ARRAY[]::TEXT[];
+    deleted TEXT[] := ARRAY[]::TEXT[];
 BEGIN
+    -- One change expression per audited column: a scalar is compared inline, a JSON or array value is
+    -- walked by audit_field_changes only when it differs. The field is the API's name (camelCase).
+    FOR col IN
+        SELECT a.attname AS name, t.typname IN ('json', 'jsonb') OR t.typcategory = 'A' AS walked
+        FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+        WHERE a.attrelid = "table_name"::regclass AND a.attnum > 0 AND NOT a.attisdropped
+          AND a.attname NOT IN ('id', 'workspace_id', 'created_at', 'updated_at', 'created_by_id', 'updated_by_id')
+        ORDER BY a.attnum
+    LOOP
+        field := (SELECT string_agg(CASE WHEN p.n = 1 THEN p.part ELSE upper(left(p.part, 1)) || substr(p.part, 2) END, '' ORDER BY p.n)
+                  FROM unnest(string_to_array(col.name, '_')) WITH ORDINALITY AS p(part, n));
+        names := names || jsonb_build_object(col.name, field);
+        IF col.walked OR field = ANY("secret_fields") THEN
+            created := created || format('"audit_field_changes"(NULL, to_jsonb(r.%1$I), %2$L, %3$L, %4$L)', col.name, field, field = ANY("secret_fields"), "secret_pattern");
+            deleted := deleted || format('"audit_field_changes"(to_jsonb(r.%1$I), NULL, %2$L, %3$L, %4$L)', col.name, field, field = ANY("secret_fields"), "secret_pattern");
+            updated := updated || format('CASE WHEN to_jsonb(o.%1$I)::text IS DISTINCT FROM to_jsonb(r.%1$I)::text THEN "audit_field_changes"(to_jsonb(o.%1$I), to_jsonb(r.%1$I), %2$L, %3$L, %4$L) ELSE ''[]''::jsonb END', col.name, field, field = ANY("secret_fields"), "secret_pattern");
+        ELSE
+            created := created || format('jsonb_build_array(jsonb_build_object(''field'', %2$L, ''after'', to_jsonb(r.%1$I)))', col.name, field);
+            deleted := deleted || format('jsonb_build_array(jsonb_build_object(''field'', %2$L, ''before'', to_jsonb(r.%1$I)))', col.name, field);
+            updated := updated || format('CASE WHEN o.%1$I IS DISTINCT FROM r.%1$I THEN jsonb_build_array(jsonb_build_object(''field'', %2$L, ''before'', to_jsonb(o.%1$I), ''after'', to_jsonb(r.%1$I))) ELSE ''[]''::jsonb END', col.name, field);
+        END IF;
+    END LOOP;
     IF EXISTS (SELECT 1 FROM "audit_resource_types" t WHERE t."table_name" = "audit_attach"."table_name"
                AND t."resource_type" = "audit_attach"."resource_type" AND t."secret_fields" = "audit_attach"."secret_fields"
                AND t."secret_pattern" = "audit_attach"."secret_pattern" AND t."field_names" = names)
@@ -438,27 +459,27 @@ BEGIN
         RETURN false;
     END IF;
     PERFORM 'x' ~* "secret_pattern";
-    arguments := format('%L, %L, %L, %L', "resource_type", "secret_fields"::text, "secret_pattern", names::text);
     EXECUTE format('CREATE OR REPLACE TRIGGER "audit_stamp" BEFORE INSERT OR UPDATE ON %I FOR EACH ROW EXECUTE FUNCTION "audit_stamp"()', "table_name");
     EXECUTE format('CREATE OR REPLACE TRIGGER "audit_capture_insert" AFTER INSERT ON %I REFERENCING NEW TABLE AS "new_rows" '
-        'FOR EACH STATEMENT EXECUTE FUNCTION "audit_capture"(%s)', "table_name", arguments);
+        'FOR EACH STATEMENT EXECUTE FUNCTION "audit_capture"(%L, %L)', "table_name", "resource_type", array_to_string(created, ' || '));
     EXECUTE format('CREATE OR REPLACE TRIGGER "audit_capture_update" AFTER UPDATE ON %I REFERENCING OLD TABLE AS "old_rows" NEW TABLE AS "new_rows" '
-        'FOR EACH STATEMENT EXECUTE FUNCTION "audit_capture"(%s)', "table_name", arguments);
+        'FOR EACH STATEMENT EXECUTE FUNCTION "audit_capture"(%L, %L)', "table_name", "resource_type", array_to_string(updated, ' || '));
     EXECUTE format('CREATE OR REPLACE TRIGGER "audit_capture_delete" AFTER DELETE ON %I REFERENCING OLD TABLE AS "old_rows" '
-        'FOR EACH STATEMENT EXECUTE FUNCTION "audit_capture"(%s)', "table_name", arguments);
+        'FOR EACH STATEMENT EXECUTE FUNCTION "audit_capture"(%L, %L)', "table_name", "resource_type", array_to_string(deleted, ' || '));
     EXECUTE format('CREATE OR REPLACE TRIGGER "audit_no_truncate" BEFORE TRUNCATE ON %I '
         'FOR EACH STATEMENT EXECUTE FUNCTION "audit_refuse_truncate"()', "table_name");
     INSERT INTO "audit_resource_types" VALUES ("table_name", "resource_type", "secret_fields", "secret_pattern", names)
-    ON CONFLICT ON CONSTRAINT "audit_resource_types_pkey" DO UPDATE SET "resource_type" = EXCLUDED."resource_type", "secret_fields" = EXCLUDED."secret_fields",
-        "secret_pattern" = EXCLUDED."secret_pattern", "field_names" = EXCLUDED."field_names";
+    ON CONFLICT ON CONSTRAINT "audit_resource_types_pkey" DO UPDATE SET "resource_type" = EXCLUDED."resource_type",
+        "secret_fields" = EXCLUDED."secret_fields", "secret_pattern" = EXCLUDED."secret_pattern", "field_names" = EXCLUDED."field_names";
     RETURN true;
 END;
 $$;
 
 -- 8. The sealer: moves committed entries from the inbox into the log, oldest first, giving each
 -- workspace's entries their place in its hash chain. One sealer at a time (a transaction-level
--- advisory lock: a second caller returns -1 at once); writers never wait for it.
-CREATE FUNCTION "audit_log_seal"("max_entries" INTEGER) RETURNS INTEGER
+-- advisory lock: a second caller waits for it when `wait`, else returns -1 at once); writers never
+-- wait for it.
+CREATE FUNCTION "audit_log_seal"("max_entries" INTEGER, "wait" BOOLEAN DEFAULT false) RETURNS INTEGER
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
 DECLARE
     r RECORD;
@@ -470,7 +491,9 @@ DECLARE
     earliest TIMESTAMPTZ;
     latest TIMESTAMPTZ;
 BEGIN
-    IF NOT pg_try_advisory_xact_lock(7460012) THEN
+    IF "wait" THEN
+        PERFORM pg_advisory_xact_lock(7460012);
+    ELSIF NOT pg_try_advisory_xact_lock(7460012) THEN
         RETURN -1;
     END IF;
     SELECT min("occurred_at"), max("occurred_at") INTO earliest, latest
@@ -531,7 +554,7 @@ $$;
 -- the log: its entries are written by the triggers (SECURITY DEFINER), never by the role itself.
 REVOKE ALL ON FUNCTION "audit_log_append"(JSONB) FROM PUBLIC;
 REVOKE ALL ON FUNCTION "audit_attach"(TEXT, TEXT, TEXT[], TEXT) FROM PUBLIC;
-REVOKE ALL ON FUNCTION "audit_log_seal"(INTEGER) FROM PUBLIC;
+REVOKE ALL ON FUNCTION "audit_log_seal"(INTEGER, BOOLEAN) FROM PUBLIC;
 REVOKE INSERT ON "audit_log_sealed" FROM "audit_log_app";
 GRANT SELECT ON "audit_log_sealed", "audit_log_inbox", "audit_logs", "audit_resource_types" TO "audit_log_app";
-GRANT EXECUTE ON FUNCTION "audit_log_seal"(INTEGER) TO "audit_log_app";
+GRANT EXECUTE ON FUNCTION "audit_log_seal"(INTEGER, BOOLEAN) TO "audit_log_app";

@@ -51,8 +51,8 @@ function currentContext(): AuditContext | undefined {
       ? { kind: 'user', id: actor.id, name: actor.name, email: actor.email }
       : { kind: 'system', name: actor.name }),
     requestId: cls.get('requestId'),
-    ip: cls.get('ip'),
-    userAgent: cls.get('userAgent'),
+    ip: cls.get('ip')?.slice(0, 64),
+    userAgent: cls.get('userAgent')?.slice(0, 512),
   };
 }
 

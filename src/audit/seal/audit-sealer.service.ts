@@ -14,7 +14,10 @@ const SEAL_BATCH = 5000;
 export class AuditSealerService implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(AuditSealerService.name);
   private timer?: NodeJS.Timeout;
-  private running?: Promise<number>;
+  /** Seal runs of this instance, one after the other. */
+  private queue: Promise<number> = Promise.resolve(0);
+  /** The queue when nothing is waiting in it. */
+  private idle: Promise<number> | undefined = this.queue;
 
   constructor(
     @Inject(PRISMA) private readonly prisma: AppPrismaClient,
@@ -24,30 +27,43 @@ export class AuditSealerService implements OnApplicationBootstrap, OnApplication
   onApplicationBootstrap(): void {
     if (this.config.auditSealIntervalMs === 0) return;
     this.timer = setInterval(() => {
-      this.seal().catch((error: Error) => this.logger.warn(`Sealing the audit log failed: ${error.message}`));
+      // A timer round that finds another sealer at work leaves the entries to it.
+      if (this.queue === this.idle) {
+        this.enqueue(false).catch((error: Error) => this.logger.warn(`Sealing the audit log failed: ${error.message}`));
+      }
     }, this.config.auditSealIntervalMs);
     this.timer.unref();
   }
 
   async onApplicationShutdown(): Promise<void> {
     clearInterval(this.timer);
-    await this.running?.catch(() => undefined);
+    await this.queue.catch(() => undefined);
   }
 
   /**
-   * Seals every entry committed so far; returns how many it sealed. When another sealer holds the
-   * database's sealing lock, it returns what it sealed until then: the other one carries on.
+   * Seals every entry committed before the call, waiting for a sealer of another instance if one is
+   * at work; returns how many this call sealed.
    */
   seal(): Promise<number> {
-    this.running ??= this.sealAll().finally(() => (this.running = undefined));
-    return this.running;
+    return this.enqueue(true);
   }
 
-  private async sealAll(): Promise<number> {
+  private enqueue(wait: boolean): Promise<number> {
+    const run = this.queue.catch(() => 0).then(() => this.sealAll(wait));
+    const settled = run.catch(() => 0);
+    this.queue = settled;
+    this.idle = undefined;
+    void settled.then(() => {
+      if (this.queue === settled) this.idle = settled;
+    });
+    return run;
+  }
+
+  private async sealAll(wait: boolean): Promise<number> {
     let total = 0;
     for (;;) {
       const [{ sealed }] = await this.prisma.$queryRaw<{ sealed: number }[]>`
-        SELECT "audit_log_seal"(${SEAL_BATCH}::int) AS sealed`;
+        SELECT "audit_log_seal"(${SEAL_BATCH}::int, ${wait}) AS sealed`;
       if (sealed < 0) return total;
       total += sealed;
       if (sealed < SEAL_BATCH) return total;
