@@ -3,25 +3,31 @@
  * run on a throw-away PostgreSQL database. Each round runs the plain and the audited variant back to
  * back (alternating which goes first), so drift in the machine's load hits both alike.
  *
+ * The plain variant writes the same schema in a second database whose tables carry no capture
+ * triggers, through the same kind of Prisma client and pool, so the ratio is what capture costs.
+ *
  * BENCH_DATABASE_URL (default: TEST_DATABASE_URL or the local server) names the server to use;
  * BENCH_ITERATIONS (default 400) the single-row rounds; BENCH_BULK_ITERATIONS (default 15) the
- * 1,000-row rounds; BENCH_ON_DATABASE=<url> runs on an existing migrated database instead of a new
+ * 1,000-row rounds; BENCH_LARGE_ROWS (default 100,000) the rows of the one large updateMany; BENCH_ON_DATABASE=<url> runs on an existing migrated database instead of a new
  * one (a log kept by `BENCH_KEEP=1 npm run bench:query`, to measure writes with its indexes full),
  * which it leaves in place.
  */
 import { Test } from '@nestjs/testing';
 import { AppModule } from '../src/app.module';
 import { APP_CONFIG, loadConfig } from '../src/config/app-config';
-import { DATABASE_CONNECTION, type DatabaseConnection } from '../src/database/database-connection';
 import { type AppPrismaClient, PRISMA } from '../src/database/prisma-client.factory';
+import { PrismaPg } from '@prisma/adapter-pg';
+import { Pool } from 'pg';
+import { AUDITED_RESOURCES } from '../src/audit/capture/audited-resources';
 import { PrismaClient } from '../src/generated/prisma/client';
 import { runAsSystem, runWithActor } from '../src/request-context/run-with-actor';
 import { WorkspacesService } from '../src/workspaces/workspaces.service';
-import { BENCH_SERVER, openBenchDatabase, percentile, withClient } from './bench-database';
+import { BENCH_SERVER, createBenchDatabase, openBenchDatabase, percentile, withClient } from './bench-database';
 
 const ITERATIONS = Number(process.env.BENCH_ITERATIONS ?? 400);
 const BULK_ITERATIONS = Number(process.env.BENCH_BULK_ITERATIONS ?? 15);
 const BULK_ROWS = 1000;
+const LARGE_ROWS = Number(process.env.BENCH_LARGE_ROWS ?? 100_000);
 
 async function time(fn: () => Promise<unknown>): Promise<number> {
   const start = process.hrtime.bigint();
@@ -55,7 +61,17 @@ async function main(): Promise<void> {
   await app.init();
   try {
     const audited = app.get<AppPrismaClient>(PRISMA);
-    const plain = new PrismaClient({ adapter: app.get<DatabaseConnection>(DATABASE_CONNECTION).adapter });
+    // The same schema without capture triggers: what the plain Prisma call costs.
+    const bare = await createBenchDatabase();
+    await withClient(bare.url, async (db) => {
+      for (const { table } of AUDITED_RESOURCES) {
+        for (const trigger of ['audit_stamp', 'audit_capture_insert', 'audit_capture_update', 'audit_capture_delete'])
+          await db.query(`DROP TRIGGER "${trigger}" ON "${table}"`);
+      }
+    });
+    const barePool = new Pool({ connectionString: bare.url, max: 4 });
+    const plain = new PrismaClient({ adapter: new PrismaPg(barePool) });
+    const plainWorkspace = await plain.workspace.create({ data: { name: 'Bench' } });
     const { workspaceId, userId } = await runAsSystem('bench', () =>
       app.get(WorkspacesService).bootstrap('Bench', { email: 'bench@acme.test', name: 'Bench' }),
     );
@@ -64,7 +80,7 @@ async function main(): Promise<void> {
     const config = { host: 'warehouse.acme.test', port: 5432, password: 'bench-secret', options: { ssl: true } };
     let n = 0;
     const source = (client: 'plain' | 'audited') => ({
-      workspaceId,
+      workspaceId: client === 'plain' ? plainWorkspace.id : workspaceId,
       name: `${client}-${++n}`,
       type: 'postgresql',
       config,
@@ -120,7 +136,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < BULK_ITERATIONS + 2; i++) {
       const order = i % 2 === 0 ? (['plain', 'audited'] as const) : (['audited', 'plain'] as const);
       for (const which of order) {
-        const where = { workspaceId, name: { startsWith: `bulk-${which}-` } };
+        const where = { name: { startsWith: `bulk-${which}-` } };
         const ms = await time(() =>
           which === 'plain'
             ? plain.source.updateMany({ where, data: { type: `bulk${i}` } })
@@ -129,7 +145,29 @@ async function main(): Promise<void> {
         if (i >= 2) bulk[which].push(ms);
       }
     }
+    const large: Row = { operation: `updateMany (${LARGE_ROWS.toLocaleString('en')} rows, once)`, plain: [], audited: [] };
+    for (const which of ['plain', 'audited'] as const) {
+      for (let start = 0; start < LARGE_ROWS; start += 5000) {
+        const data = Array.from({ length: Math.min(5000, LARGE_ROWS - start) }, (_, i) => ({
+          ...source(which),
+          name: `large-${which}-${start + i}`,
+        }));
+        if (which === 'plain') await plain.source.createMany({ data });
+        else await as(() => audited.source.createMany({ data }));
+      }
+      const where = { name: { startsWith: `large-${which}-` } };
+      large[which].push(
+        await time(() =>
+          which === 'plain'
+            ? plain.source.updateMany({ where, data: { type: 'large' } })
+            : as(() => audited.source.updateMany({ where, data: { type: 'large' } })),
+        ),
+      );
+    }
+    results.push(large);
     await plain.$disconnect();
+    await barePool.end();
+    await bare.drop();
 
     const f = (ms: number) => ms.toFixed(2);
     console.log(
