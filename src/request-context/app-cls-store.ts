@@ -8,6 +8,8 @@ export interface AppClsStore extends ClsStore {
   requestId?: string;
   ip?: string;
   userAgent?: string;
+  /** Set around the writes of a restore, so that their entries say `restored` (see the capture). */
+  auditAction?: 'restored';
   /** The caller's role in the workspace named by the route, once the AuthGuard has checked it. */
   workspaceRole?: 'admin' | 'member';
 }

@@ -41,6 +41,9 @@ ALTER TABLE "destinations" ADD CONSTRAINT "destinations_workspace_id_fkey" FOREI
 ALTER TABLE "audit_logs" RENAME TO "audit_log_sealed";
 ALTER TABLE "audit_log_sealed" ADD COLUMN "actor_kind" TEXT,
     ADD CONSTRAINT "audit_log_sealed_actor_kind_check" CHECK ("actor_kind" IN ('user', 'system', 'database'));
+-- A restore is recorded as such (the application says so in the statement's context).
+ALTER TABLE "audit_log_sealed" DROP CONSTRAINT "audit_logs_action_check",
+    ADD CONSTRAINT "audit_logs_action_check" CHECK ("action" IN ('created', 'updated', 'deleted', 'restored'));
 DROP TRIGGER "audit_logs_chain" ON "audit_log_sealed";
 DROP TRIGGER "audit_logs_chain_flush" ON "audit_log_sealed";
 DROP FUNCTION "audit_logs_chain_flush"();
@@ -388,7 +391,8 @@ BEGIN
          SELECT "audit_uuidv7"($1), r."workspace_id", date_trunc(''milliseconds'', $1), %L, $2, r."id", r."name",
                 $3, $4, $5, $6, $7, $8, $9, r."changes"
          FROM (SELECT r."workspace_id", r."id", r."name", %s AS "changes" FROM %s) r WHERE r."changes" <> ''[]''::jsonb',
-        CASE TG_OP WHEN 'INSERT' THEN 'created' WHEN 'UPDATE' THEN 'updated' ELSE 'deleted' END,
+        CASE WHEN context->>'action' = 'restored' AND TG_OP <> 'DELETE' THEN 'restored'
+             WHEN TG_OP = 'INSERT' THEN 'created' WHEN TG_OP = 'UPDATE' THEN 'updated' ELSE 'deleted' END,
         TG_ARGV[1],
         CASE TG_OP WHEN 'INSERT' THEN '"new_rows" r' WHEN 'DELETE' THEN '"old_rows" r'
                    ELSE '"new_rows" r JOIN "old_rows" o ON o."id" = r."id"' END)

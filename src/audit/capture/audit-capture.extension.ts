@@ -27,6 +27,8 @@ interface AuditContext {
   requestId?: string;
   ip?: string;
   userAgent?: string;
+  /** Set while restoring an entry: the triggers record the change as `restored`. */
+  action?: 'restored';
 }
 
 const WRITE_OPERATIONS = new Set([
@@ -53,6 +55,7 @@ function currentContext(): AuditContext | undefined {
     requestId: cls.get('requestId'),
     ip: cls.get('ip')?.slice(0, 64),
     userAgent: cls.get('userAgent')?.slice(0, 512),
+    ...(cls.get('auditAction') === 'restored' ? { action: 'restored' as const } : {}),
   };
 }
 

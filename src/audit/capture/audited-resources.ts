@@ -10,7 +10,7 @@
 export const RESOURCE_TYPES = ['source', 'model', 'segment', 'destination'] as const;
 export type ResourceType = (typeof RESOURCE_TYPES)[number];
 
-export const AUDIT_ACTIONS = ['created', 'updated', 'deleted'] as const;
+export const AUDIT_ACTIONS = ['created', 'updated', 'deleted', 'restored'] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
 export const ACTOR_KINDS = ['user', 'system', 'database'] as const;
