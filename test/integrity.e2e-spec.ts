@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import { AuditSealerService } from '../src/audit/seal/audit-sealer.service';
+import { runWithActor } from '../src/request-context/run-with-actor';
 import { ResourceFactory } from './factories';
 import { createTestApp, createWorkspace, type TestApp, type TestWorkspace } from './test-app';
 import { withAdminClient } from './database';
@@ -83,6 +84,21 @@ describe('Audit log integrity', () => {
           `INSERT INTO audit_log_inbox SELECT * FROM audit_log_inbox`,
           `DELETE FROM audit_log_inbox`,
           `INSERT INTO audit_log_sealed SELECT * FROM audit_log_sealed`,
+          `INSERT INTO audit_chain_anchors VALUES (gen_random_uuid(), 1, 'x', gen_random_uuid())`,
+          `DELETE FROM audit_resource_names`,
+          `INSERT INTO audit_retention_runs (id) VALUES (gen_random_uuid())`,
+          `UPDATE audit_retention_runs SET entries_removed = 0`,
+          `UPDATE audit_retention_removals SET entries = 0`,
+          `UPDATE audit_resource_types SET secret_pattern = 'nothing'`,
+          `SELECT audit_log_purge(gen_random_uuid(), gen_random_uuid(), 100)`,
+          `SELECT audit_log_drop_partition(gen_random_uuid(), 'audit_logs_p2020_01')`,
+          `SELECT audit_log_create_partitions(now(), now())`,
+          `SELECT audit_log_append('[]')`,
+          `SELECT audit_retention_begin('someone-else')`,
+          `SELECT audit_retention_finish(gen_random_uuid(), NULL)`,
+          `SELECT audit_retention_record(gen_random_uuid(), '[]', NULL)`,
+          `SELECT audit_attach('sources', 'source', '{}', 'nothing')`,
+          `SELECT audit_resource_names_forget(gen_random_uuid())`,
           'DELETE FROM audit_log_sealed',
           'TRUNCATE audit_log_sealed',
           'DELETE FROM audit_chain_heads',
@@ -96,6 +112,44 @@ describe('Audit log integrity', () => {
         await client.end();
         await role.drop();
       }
+    });
+  });
+
+  describe('writers of one workspace do not wait for each other', () => {
+    it('lets a transaction that writes two resources and a single update of the second both commit', async () => {
+      const [first, second] = [await api.create('sources'), await api.create('sources')];
+      const admin = await t.prisma.user.findUniqueOrThrow({ where: { id: ws.admin.id } });
+      const asAdmin = <T>(fn: () => Promise<T>) =>
+        runWithActor({ kind: 'user', id: admin.id, name: admin.name, email: admin.email }, fn);
+      let single: Promise<unknown> | undefined;
+      let singleDone = false;
+      const pair = asAdmin(() =>
+        t.prisma.$transaction(async (tx) => {
+          await tx.source.update({ where: { id: first.id }, data: { type: 'pair' } });
+          single = asAdmin(() =>
+            t.prisma.source.update({ where: { id: second.id }, data: { type: 'single' } }),
+          ).finally(() => (singleDone = true));
+          // Wait until the single update has committed or is blocked on a lock: with a per-workspace
+          // chain lock it would now wait for this transaction, which then waits for its row.
+          for (;;) {
+            const { rows } = await superuser.query<{ n: string }>(
+              `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+            );
+            if (singleDone || Number(rows[0].n) > 0) break;
+            await new Promise((resolve) => setImmediate(resolve));
+          }
+          await tx.source.update({ where: { id: second.id }, data: { type: 'pair' } });
+        }),
+      );
+      const [pairOutcome] = await Promise.allSettled([pair]);
+      const [singleOutcome] = await Promise.allSettled([single]);
+      expect([pairOutcome.status, singleOutcome.status]).toEqual(['fulfilled', 'fulfilled']);
+      const types = await t.prisma.source.findMany({
+        where: { id: { in: [first.id, second.id] } },
+        select: { id: true, type: true },
+      });
+      expect(Object.fromEntries(types.map((r) => [r.id, r.type]))).toEqual({ [first.id]: 'pair', [second.id]: 'pair' });
+      expect((await verify()).intact).toBe(true);
     });
   });
 

@@ -202,24 +202,34 @@ describe('Retention of the audit log', () => {
     ).rejects.toThrow('workspaces_audit_retention_months_check');
   });
 
-  it('refuses in the database to remove anything younger than 12 months', async () => {
-    await expect(
-      db.query(`SELECT * FROM audit_log_purge($1, now() - interval '11 months', 100, gen_random_uuid())`, [
-        short.workspaceId,
-      ]),
-    ).rejects.toThrow('kept at least 12 months');
+  it('refuses in the database to remove an entry within its workspace retention, or a month younger than 12 months', async () => {
     const current = (await db.query<{ p: string }>(`SELECT audit_log_partition_name(now()) AS p`)).rows[0].p;
-    await expect(db.query(`SELECT * FROM audit_log_drop_partition($1, gen_random_uuid())`, [current])).rejects.toThrow(
+    await expect(db.query(`SELECT audit_log_drop_partition(gen_random_uuid(), $1)`, [current])).rejects.toThrow(
       'kept at least 12 months',
     );
+    // Even with the retention flag set by hand, each entry keeps its own workspace's retention:
+    // 14 months old is past 12 (short) but within 24 (long).
+    for (const [workspace, removable] of [
+      [long, false],
+      [short, true],
+    ] as const) {
+      await db.query('BEGIN');
+      try {
+        await db.query(`SELECT set_config('audit_log.retention', 'on', true)`);
+        const attempt = db.query(
+          `DELETE FROM audit_log_sealed WHERE workspace_id = $1 AND resource_name LIKE '14 months %'`,
+          [workspace.workspaceId],
+        );
+        if (removable) await expect(attempt).resolves.toMatchObject({ rowCount: 1 });
+        else await expect(attempt).rejects.toThrow('is within its retention and cannot be removed');
+      } finally {
+        await db.query('ROLLBACK');
+      }
+    }
     await db.query('BEGIN');
     try {
-      await db.query(`SELECT set_config('audit_log.retention', 'on', true)`);
       await expect(
-        db.query(
-          `DELETE FROM audit_log_sealed WHERE workspace_id = $1 AND occurred_at > now() - interval '12 months'`,
-          [short.workspaceId],
-        ),
+        db.query(`DELETE FROM audit_log_sealed WHERE workspace_id = $1`, [short.workspaceId]),
       ).rejects.toThrow('audit_logs is append-only: DELETE is not allowed');
     } finally {
       await db.query('ROLLBACK');
@@ -247,7 +257,6 @@ describe('Retention of the audit log', () => {
       )
     ).rows.map((r) => r.p);
     const run = await retention.applyRetention();
-
     expect(run).toMatchObject({ status: 'succeeded', droppedPartitions: oldMonths });
     expect(await remaining(short)).toEqual(['1 month', '12 months - 2 days']);
     expect(await remaining(standard)).toEqual(['1 month', '12 months + 5 days', '12 months - 2 days']);
@@ -315,16 +324,35 @@ describe('Retention of the audit log', () => {
   });
 
   it('skips while another run is in progress, and takes over from one abandoned for 6 hours', async () => {
-    await db.query(
-      `INSERT INTO audit_retention_runs (id, started_at) VALUES (gen_random_uuid(), now() - interval '1 minute')`,
+    const { rows: live } = await db.query<{ id: string }>(
+      `INSERT INTO audit_retention_runs (id, started_at) VALUES (gen_random_uuid(), now() - interval '1 minute') RETURNING id`,
     );
     expect(await retention.applyRetention()).toBeUndefined();
-    await db.query(`UPDATE audit_retention_runs SET started_at = now() - interval '7 hours' WHERE status = 'running'`);
+    await db.query(`SELECT audit_retention_finish($1, 'ended by the test')`, [live[0].id]);
+    await db.query(
+      `INSERT INTO audit_retention_runs (id, started_at) VALUES (gen_random_uuid(), now() - interval '7 hours')`,
+    );
     expect(await retention.applyRetention()).toMatchObject({ status: 'succeeded' });
     const { rows } = await db.query(
       `SELECT status, error FROM audit_retention_runs WHERE started_at < now() - interval '6 hours'`,
     );
     expect(rows).toEqual([{ status: 'failed', error: 'abandoned: still running after 6 hours' }]);
+  });
+
+  it('keeps the records of finished runs and their removals as they were', async () => {
+    await retention.applyRetention();
+    const { rows } = await db.query<{ id: string }>(
+      `SELECT id FROM audit_retention_runs WHERE status = 'succeeded' AND entries_removed > 0 LIMIT 1`,
+    );
+    expect(rows).toHaveLength(1);
+    for (const sql of [
+      `UPDATE audit_retention_runs SET entries_removed = 0, status = 'failed', actor = 'someone-else' WHERE id = $1`,
+      `UPDATE audit_retention_removals SET entries = 0 WHERE run_id = $1`,
+      `DELETE FROM audit_retention_removals WHERE run_id = $1`,
+      `DELETE FROM audit_retention_runs WHERE id = $1`,
+    ]) {
+      await expect(db.query(sql, [rows[0].id])).rejects.toThrow('append-only');
+    }
   });
 
   it('runs once at a time and a second run finds nothing more to remove', async () => {

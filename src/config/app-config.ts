@@ -7,6 +7,11 @@ export interface AppConfig {
   nodeEnv: 'development' | 'test' | 'production';
   /** Unset: the embedded database (PGlite) in `pgliteDir`. */
   databaseUrl: string | undefined;
+  /**
+   * A connection as a member of `audit_log_maintenance`, for retention and partitions ahead, when the
+   * service itself runs as the least-privilege application role; unset = the service's own connection.
+   */
+  databaseMaintenanceUrl: string | undefined;
   databasePoolSize: number;
   pgliteDir: string;
   /** Seed the demo workspace on the first start of an empty embedded database. */
@@ -53,21 +58,29 @@ function oneOf<T extends string>(env: NodeJS.ProcessEnv, name: string, fallback:
   return raw as T;
 }
 
-function databaseUrl(env: NodeJS.ProcessEnv): string | undefined {
-  const raw = env.DATABASE_URL;
+function databaseUrl(env: NodeJS.ProcessEnv, name = 'DATABASE_URL'): string | undefined {
+  const raw = env[name];
   if (raw === undefined || raw === '') return undefined;
   let url: URL;
   try {
     url = new URL(raw);
   } catch {
-    throw new ConfigError('DATABASE_URL is not a URL: expected postgresql://user:password@host:5432/database.');
+    throw new ConfigError(`${name} is not a URL: expected postgresql://user:password@host:5432/database.`);
   }
   if (url.protocol !== 'postgresql:' && url.protocol !== 'postgres:') {
     throw new ConfigError(
-      `DATABASE_URL has protocol "${url.protocol}": expected postgresql:// (leave it unset for the embedded database).`,
+      `${name} has protocol "${url.protocol}": expected postgresql:// (leave it unset for the embedded database).`,
     );
   }
   return raw;
+}
+
+function maintenanceUrl(env: NodeJS.ProcessEnv): string | undefined {
+  const url = databaseUrl(env, 'DATABASE_MAINTENANCE_URL');
+  if (url && !databaseUrl(env)) {
+    throw new ConfigError('DATABASE_MAINTENANCE_URL needs DATABASE_URL: the embedded database has one connection.');
+  }
+  return url;
 }
 
 function cursorSecret(env: NodeJS.ProcessEnv): string {
@@ -94,6 +107,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     port: integer(env, 'PORT', 3000, 1, 65535),
     nodeEnv: oneOf(env, 'NODE_ENV', 'development', ['development', 'test', 'production'] as const),
     databaseUrl: databaseUrl(env),
+    databaseMaintenanceUrl: maintenanceUrl(env),
     databasePoolSize: integer(env, 'DATABASE_POOL_SIZE', 10, 1, 200),
     pgliteDir: env.PGLITE_DIR || './.data/pglite',
     seedDemo: oneOf(env, 'SEED_DEMO', 'true', ['true', 'false'] as const) === 'true',

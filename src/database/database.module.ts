@@ -1,13 +1,17 @@
 import { Global, Inject, Module, type OnApplicationShutdown } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig, loadConfig } from '../config/app-config';
-import { DATABASE_CONNECTION, type DatabaseConnection, openDatabase } from './database-connection';
+import { DATABASE_CONNECTION, type DatabaseConnection, openDatabase, openPostgres } from './database-connection';
 import {
   type AppPrismaClient,
   createPrismaClient,
+  MAINTENANCE_PRISMA,
   PRISMA,
   QUERY_LISTENER,
   type QueryListener,
 } from './prisma-client.factory';
+
+/** The maintenance role's own pool, when DATABASE_MAINTENANCE_URL is set. */
+const MAINTENANCE_CONNECTION = Symbol('MAINTENANCE_CONNECTION');
 
 @Global()
 @Module({
@@ -15,6 +19,18 @@ import {
     { provide: APP_CONFIG, useFactory: () => loadConfig() },
     { provide: DATABASE_CONNECTION, inject: [APP_CONFIG], useFactory: (config: AppConfig) => openDatabase(config) },
     { provide: QUERY_LISTENER, useValue: null },
+    {
+      provide: MAINTENANCE_CONNECTION,
+      inject: [APP_CONFIG],
+      useFactory: (config: AppConfig) =>
+        config.databaseMaintenanceUrl ? openPostgres(config.databaseMaintenanceUrl, 2) : null,
+    },
+    {
+      provide: MAINTENANCE_PRISMA,
+      inject: [MAINTENANCE_CONNECTION, PRISMA],
+      useFactory: (connection: DatabaseConnection | null, prisma: AppPrismaClient) =>
+        connection ? createPrismaClient({ adapter: connection.adapter, requireAuditContext: false }) : prisma,
+    },
     {
       provide: PRISMA,
       inject: [APP_CONFIG, DATABASE_CONNECTION, QUERY_LISTENER],
@@ -26,15 +42,19 @@ import {
         }),
     },
   ],
-  exports: [APP_CONFIG, DATABASE_CONNECTION, PRISMA],
+  exports: [APP_CONFIG, DATABASE_CONNECTION, PRISMA, MAINTENANCE_PRISMA],
 })
 export class DatabaseModule implements OnApplicationShutdown {
   constructor(
     @Inject(PRISMA) private readonly prisma: AppPrismaClient,
     @Inject(DATABASE_CONNECTION) private readonly connection: DatabaseConnection,
+    @Inject(MAINTENANCE_PRISMA) private readonly maintenance: AppPrismaClient,
+    @Inject(MAINTENANCE_CONNECTION) private readonly maintenanceConnection: DatabaseConnection | null,
   ) {}
 
   async onApplicationShutdown(): Promise<void> {
+    if (this.maintenance !== this.prisma) await this.maintenance.$disconnect();
+    await this.maintenanceConnection?.close();
     await this.prisma.$disconnect();
     await this.connection.close();
   }

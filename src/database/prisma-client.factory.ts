@@ -2,6 +2,8 @@ import { auditCapture, auditContextComment } from '../audit/capture/audit-captur
 import { PrismaClient } from '../generated/prisma/client';
 
 export const PRISMA = Symbol('PRISMA');
+/** The client retention and partition upkeep use: PRISMA, or a maintenance role's (DATABASE_MAINTENANCE_URL). */
+export const MAINTENANCE_PRISMA = Symbol('MAINTENANCE_PRISMA');
 
 /** Optional provider: a function called with every SQL statement (statement-count tests, profiling). */
 export const QUERY_LISTENER = Symbol('QUERY_LISTENER');

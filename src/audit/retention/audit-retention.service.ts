@@ -1,11 +1,8 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { CronJob } from 'cron';
-import { v7 as uuidv7 } from 'uuid';
 import { APP_CONFIG, type AppConfig } from '../../config/app-config';
-import { type AppPrismaClient, PRISMA } from '../../database/prisma-client.factory';
-import { Prisma } from '../../generated/prisma/client';
-import { runAsSystem } from '../../request-context/run-with-actor';
+import { type AppPrismaClient, MAINTENANCE_PRISMA, PRISMA } from '../../database/prisma-client.factory';
 
 /** Months a workspace keeps its entries when nothing else is known of it (a deleted workspace). */
 export const DEFAULT_RETENTION_MONTHS = 13;
@@ -56,12 +53,19 @@ export class AuditRetentionService implements OnApplicationBootstrap, OnApplicat
 
   constructor(
     @Inject(PRISMA) private readonly prisma: AppPrismaClient,
+    @Inject(MAINTENANCE_PRISMA) private readonly maintenance: AppPrismaClient,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly scheduler: SchedulerRegistry,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
-    await this.createPartitionsAhead();
+    // The sealer creates a missing month itself; months ahead only save it the work.
+    await this.createPartitionsAhead().catch((error: Error) =>
+      this.logger.warn(
+        `could not create audit log partitions ahead (${error.message}); ` +
+          'set DATABASE_MAINTENANCE_URL to a member of audit_log_maintenance',
+      ),
+    );
     const job = CronJob.from({
       cronTime: this.config.auditMaintenanceSchedule,
       timeZone: 'UTC',
@@ -94,7 +98,7 @@ export class AuditRetentionService implements OnApplicationBootstrap, OnApplicat
 
   /** Creates this month's partition and the next AUDIT_PARTITIONS_AHEAD; returns how many were new. */
   async createPartitionsAhead(): Promise<number> {
-    const [row] = await this.prisma.$queryRaw<{ created: number }[]>`
+    const [row] = await this.maintenance.$queryRaw<{ created: number }[]>`
       SELECT "audit_log_create_partitions"(now(), now() + make_interval(months => ${this.config.auditPartitionsAhead}::int)) AS created`;
     return row.created;
   }
@@ -109,108 +113,69 @@ export class AuditRetentionService implements OnApplicationBootstrap, OnApplicat
 
   /**
    * One retention run. Returns undefined when another run (in this or another instance) is in
-   * progress. A failure stops the run and is recorded on it; what was removed before it stays
-   * recorded, each removal being committed with its record.
+   * progress. The database decides what may go (each entry's own workspace retention, never under
+   * 12 months) and records every removal on the run in the same statement; a failure stops the run
+   * and is recorded on it.
    */
   async applyRetention(): Promise<RetentionRunSummary | undefined> {
-    return runAsSystem('retention', async () => {
-      await this.prisma.$executeRaw`
-        UPDATE "audit_retention_runs" SET "status" = 'failed', "finished_at" = now(),
-               "error" = 'abandoned: still running after 6 hours'
-        WHERE "status" = 'running' AND "started_at" < now() - interval '6 hours'`;
-      const runId = uuidv7();
-      const started = await this.prisma.$executeRaw`
-        INSERT INTO "audit_retention_runs" ("id") VALUES (${runId}::uuid) ON CONFLICT DO NOTHING`;
-      if (started === 0) {
-        this.logger.warn('a retention run is already in progress; this one is skipped');
-        return undefined;
-      }
-      let error: string | undefined;
-      try {
-        await this.removeExpired(runId);
-      } catch (failure) {
-        error = (failure as Error).message;
-      }
-      const [run] = await this.prisma.$queryRaw<{ dropped_partitions: string[]; entries_removed: bigint }[]>`
-        UPDATE "audit_retention_runs" SET "status" = ${error ? 'failed' : 'succeeded'}, "finished_at" = now(), "error" = ${error ?? null}
-        WHERE "id" = ${runId}::uuid RETURNING "dropped_partitions", "entries_removed"`;
-      const removals = await this.prisma.$queryRaw<{ workspace_id: string; removed_before: Date; entries: bigint }[]>`
-        SELECT "workspace_id", "removed_before", "entries" FROM "audit_retention_removals"
-        WHERE "run_id" = ${runId}::uuid ORDER BY "workspace_id"`;
-      return {
-        runId,
-        status: error ? 'failed' : 'succeeded',
-        droppedPartitions: run.dropped_partitions,
-        entriesRemoved: Number(run.entries_removed),
-        workspaces: removals.map((r) => ({
-          workspaceId: r.workspace_id,
-          removedBefore: r.removed_before,
-          entries: Number(r.entries),
-        })),
-        ...(error ? { error } : {}),
-      };
-    });
+    const [{ run: runId }] = await this.maintenance.$queryRaw<{ run: string | null }[]>`
+      SELECT "audit_retention_begin"('system') AS run`;
+    if (!runId) {
+      this.logger.warn('a retention run is already in progress; this one is skipped');
+      return undefined;
+    }
+    let error: string | undefined;
+    try {
+      await this.removeExpired(runId);
+    } catch (failure) {
+      error = (failure as Error).message;
+    }
+    await this.maintenance.$executeRaw`SELECT "audit_retention_finish"(${runId}::uuid, ${error ?? null}::text)`;
+    const [run] = await this.prisma.$queryRaw<{ dropped_partitions: string[]; entries_removed: bigint }[]>`
+      SELECT "dropped_partitions", "entries_removed" FROM "audit_retention_runs" WHERE "id" = ${runId}::uuid`;
+    const removals = await this.prisma.$queryRaw<{ workspace_id: string; removed_before: Date; entries: bigint }[]>`
+      SELECT "workspace_id", "removed_before", "entries" FROM "audit_retention_removals"
+      WHERE "run_id" = ${runId}::uuid ORDER BY "workspace_id"`;
+    return {
+      runId,
+      status: error ? 'failed' : 'succeeded',
+      droppedPartitions: run.dropped_partitions,
+      entriesRemoved: Number(run.entries_removed),
+      workspaces: removals.map((r) => ({
+        workspaceId: r.workspace_id,
+        removedBefore: r.removed_before,
+        entries: Number(r.entries),
+      })),
+      ...(error ? { error } : {}),
+    };
   }
 
   private async removeExpired(runId: string): Promise<void> {
+    // Entries still in the inbox are not removed: seal them first, so that retention sees them all.
+    await this.maintenance.$queryRaw`SELECT "audit_log_seal"(${2_147_483_647}::int, true)`;
     const workspaces = await this.prisma.$queryRaw<{ id: string; cutoff: Date }[]>`
-      SELECT "id", now() - make_interval(months => "audit_retention_months") AS cutoff FROM "workspaces" ORDER BY "id"`;
+      SELECT "id", now() - make_interval(months => greatest(12, "audit_retention_months")) AS cutoff
+      FROM "workspaces" ORDER BY "id"`;
     const [{ fallback }] = await this.prisma.$queryRaw<{ fallback: Date }[]>`
       SELECT now() - make_interval(months => ${DEFAULT_RETENTION_MONTHS}::int) AS fallback`;
     // A month goes whole only when it ended before the cutoff of every workspace (and of entries
-    // whose workspace is gone, which keep the default).
+    // whose workspace is gone, which keep the default); the database checks it again.
     const everyoneCutoff = workspaces.reduce((min, w) => Math.min(min, w.cutoff.getTime()), fallback.getTime());
     for (const partition of await this.partitions()) {
       const end = partitionEnd(partition);
       if (!end || end.getTime() > everyoneCutoff) continue;
-      await this.record(
-        runId,
-        Prisma.sql`SELECT "workspace_id", "entries", "oldest", "newest" FROM "audit_log_drop_partition"(${partition}, ${runId}::uuid)`,
-        Prisma.sql`array_append("dropped_partitions", ${partition})`,
-      );
+      await this.maintenance.$queryRaw`SELECT "audit_log_drop_partition"(${runId}::uuid, ${partition})`;
     }
     for (const workspace of workspaces) {
       for (;;) {
-        const removed = await this.record(
-          runId,
-          Prisma.sql`SELECT ${workspace.id}::uuid AS "workspace_id", p."entries", p."oldest", p."newest"
-            FROM "audit_log_purge"(${workspace.id}::uuid, ${workspace.cutoff}::timestamptz,
-                                   ${this.config.auditRetentionBatch}::int, ${runId}::uuid) p`,
-        );
-        if (removed < this.config.auditRetentionBatch) break;
+        const [{ removed }] = await this.maintenance.$queryRaw<{ removed: bigint }[]>`
+          SELECT "audit_log_purge"(${runId}::uuid, ${workspace.id}::uuid, ${this.config.auditRetentionBatch}::int) AS removed`;
+        if (Number(removed) < this.config.auditRetentionBatch) break;
       }
     }
     // The names that only removed entries had go with them.
-    await this.prisma.$queryRaw`
+    await this.maintenance.$queryRaw`
       SELECT "audit_resource_names_forget"("workspace_id") FROM "audit_retention_removals" WHERE "run_id" = ${runId}::uuid`;
-  }
-
-  /**
-   * Runs one removal (`removal` yields workspace_id, entries, oldest, newest) and records it on the
-   * run in the same statement, so that nothing is removed without its record. Returns the count.
-   */
-  private async record(runId: string, removal: Prisma.Sql, droppedPartitions?: Prisma.Sql): Promise<number> {
-    const [row] = await this.prisma.$queryRaw<{ entries: bigint | null }[]>`
-      WITH removed AS MATERIALIZED (${removal}),
-      recorded AS (
-        INSERT INTO "audit_retention_removals" ("run_id", "workspace_id", "retention_months", "removed_before", "entries", "oldest", "newest")
-        SELECT ${runId}::uuid, r."workspace_id", coalesce(w."audit_retention_months", ${DEFAULT_RETENTION_MONTHS}::int),
-               now() - make_interval(months => coalesce(w."audit_retention_months", ${DEFAULT_RETENTION_MONTHS}::int)),
-               r."entries", r."oldest", r."newest"
-        FROM removed r LEFT JOIN "workspaces" w ON w."id" = r."workspace_id" WHERE r."entries" > 0
-        ON CONFLICT ("workspace_id", "run_id") DO UPDATE SET
-          "entries" = "audit_retention_removals"."entries" + excluded."entries",
-          "oldest" = least("audit_retention_removals"."oldest", excluded."oldest"),
-          "newest" = greatest("audit_retention_removals"."newest", excluded."newest")
-      ),
-      run AS (
-        UPDATE "audit_retention_runs" SET
-          "entries_removed" = "entries_removed" + (SELECT coalesce(sum("entries"), 0) FROM removed)
-          ${droppedPartitions ? Prisma.sql`, "dropped_partitions" = ${droppedPartitions}` : Prisma.empty}
-        WHERE "id" = ${runId}::uuid
-      )
-      SELECT sum("entries")::bigint AS entries FROM removed`;
-    return Number(row.entries ?? 0n);
   }
 
   async workspaceRetention(workspaceId: string): Promise<WorkspaceRetention> {
