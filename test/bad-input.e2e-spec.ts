@@ -96,4 +96,32 @@ describe('Bad input', () => {
       201,
     );
   });
+
+  describe('keys that Object.prototype has', () => {
+    it.each(['toString', 'hasOwnProperty', 'valueOf'])(
+      'a PATCH with "%s": "********" is a 400 (no secret is stored there), not a silently dropped key',
+      async (key) => {
+        const res = await patchRaw(`/sources/${sourceId}`, `{"config":{"account":"acme","${key}":"********"}}`);
+        expect(res.status).toBe(400);
+        expect(res.body.message).toBe(
+          `config.${key} is "********", which keeps a stored secret, but none is stored there.`,
+        );
+      },
+    );
+
+    it('such a key with a plain value is stored like any other', async () => {
+      const res = await patchRaw(`/sources/${sourceId}`, '{"config":{"account":"acme","toString":"plain"}}');
+      expect(res.status).toBe(200);
+      expect(res.body.config).toEqual({ account: 'acme', toString: 'plain' });
+    });
+
+    it.each(['__proto__', 'constructor', 'prototype'])(
+      'a key named %s, which the validation pipe would drop, is a 400',
+      async (key) => {
+        const res = await patchRaw(`/sources/${sourceId}`, `{"config":{"account":"acme","${key}":{"x":1}}}`);
+        expect(res.status).toBe(400);
+        expect(res.body.message).toMatch(new RegExp(`config\\.${key} is not accepted as a key`));
+      },
+    );
+  });
 });

@@ -10,6 +10,9 @@ const ACCEPTED = 'text must be valid Unicode without NUL characters';
 const NUL = '\u0000';
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
+/** Keys the validation pipe deletes to stop prototype pollution: refused rather than silently dropped. */
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
 function problem(text: string): string | undefined {
   if (text.includes(NUL)) return 'a NUL character (\\u0000)';
   if (LONE_SURROGATE.test(text)) return 'a lone surrogate (half of a UTF-16 pair)';
@@ -18,8 +21,8 @@ function problem(text: string): string | undefined {
 
 /**
  * The first thing in `value` that no route accepts, described for a 400: a NUL or a lone surrogate in
- * any string or key (PostgreSQL cannot store either in text or jsonb), or nesting deeper than
- * MAX_NESTING. Iterative, so that a body nested thousands deep cannot exhaust the stack here.
+ * any string or key (PostgreSQL cannot store either in text or jsonb), a key the validation pipe
+ * would silently drop (__proto__, constructor, prototype), or nesting deeper than MAX_NESTING. Iterative, so that a body nested thousands deep cannot exhaust the stack here.
  */
 export function findBadInput(value: unknown, what: 'body' | 'query'): string | undefined {
   const stack: { value: unknown; path: string; depth: number }[] = [{ value, path: '', depth: 1 }];
@@ -42,6 +45,9 @@ export function findBadInput(value: unknown, what: 'body' | 'query'): string | u
     for (const [key, item] of Object.entries(current as Record<string, unknown>)) {
       const found = problem(key);
       if (found) return `A key in ${path || `the ${what}`} contains ${found}: ${ACCEPTED}.`;
+      if (FORBIDDEN_KEYS.has(key)) {
+        return `${path ? `${path}.${key}` : key} is not accepted as a key (__proto__, constructor and prototype are reserved).`;
+      }
       stack.push({ value: item, path: path ? `${path}.${key}` : key, depth: depth + 1 });
     }
   }

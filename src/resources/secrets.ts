@@ -28,14 +28,15 @@ export function restoreSecrets(incoming: Json, stored: Json | undefined, path: s
   }
   if (Array.isArray(incoming)) {
     return incoming.map((item, i) =>
-      restoreSecrets(item, Array.isArray(stored) ? stored[i] : undefined, `${path}[${i}]`),
+      restoreSecrets(item, Array.isArray(stored) && i < stored.length ? stored[i] : undefined, `${path}[${i}]`),
     );
   }
   if (isObject(incoming)) {
     return Object.fromEntries(
       Object.entries(incoming).map(([k, v]) => [
         k,
-        restoreSecrets(v, isObject(stored) ? stored[k] : undefined, `${path}.${k}`),
+        // Own keys only: `stored.toString` is Object.prototype's function when no "toString" is stored.
+        restoreSecrets(v, isObject(stored) && Object.hasOwn(stored, k) ? stored[k] : undefined, `${path}.${k}`),
       ]),
     );
   }
