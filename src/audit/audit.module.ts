@@ -4,6 +4,7 @@ import { ThrottlerModule } from '@nestjs/throttler';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { AuditLogsController } from './query/audit-logs.controller';
 import { AuditLogsService } from './query/audit-logs.service';
+import { ExportSlots } from './query/export-slots';
 import { AuditRetentionController } from './retention/audit-retention.controller';
 import { AuditRetentionService } from './retention/audit-retention.service';
 
@@ -25,7 +26,7 @@ import { AuditRetentionService } from './retention/audit-retention.service';
     }),
   ],
   controllers: [AuditLogsController, AuditRetentionController],
-  providers: [AuditLogsService, AuditRetentionService],
+  providers: [AuditLogsService, AuditRetentionService, ExportSlots],
   exports: [AuditRetentionService],
 })
 export class AuditModule {}

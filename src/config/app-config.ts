@@ -14,6 +14,11 @@ export interface AppConfig {
   /** Requests per minute and token on the audit-log routes, and on its export. */
   auditRateLimit: number;
   exportRateLimit: number;
+  /** An export whose client has not taken a chunk within this many seconds is cut off. */
+  exportStallSeconds: number;
+  /** Exports running at once for one workspace, and in this process; 429 past either. */
+  exportsPerWorkspace: number;
+  exportsPerProcess: number;
   /** Signs audit-log paging cursors; random per process when unset, so cursors end with a restart. */
   cursorSecret: string;
   /** When the audit maintenance job runs (cron, UTC): partitions ahead, then retention. */
@@ -98,6 +103,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     cursorSecret: cursorSecret(env),
     auditRateLimit: integer(env, 'AUDIT_RATE_LIMIT', 120, 1, 100_000),
     exportRateLimit: integer(env, 'AUDIT_EXPORT_RATE_LIMIT', 10, 1, 100_000),
+    exportStallSeconds: integer(env, 'AUDIT_EXPORT_STALL_SECONDS', 30, 1, 3600),
+    exportsPerWorkspace: integer(env, 'AUDIT_EXPORTS_PER_WORKSPACE', 2, 1, 1000),
+    exportsPerProcess: integer(env, 'AUDIT_EXPORTS_PER_PROCESS', 8, 1, 10_000),
     auditMaintenanceSchedule: cronSchedule(env, 'AUDIT_MAINTENANCE_SCHEDULE', '15 3 * * *'),
     auditRetentionEnabled: oneOf(env, 'AUDIT_RETENTION', 'on', ['on', 'off'] as const) === 'on',
     auditPartitionsAhead: integer(env, 'AUDIT_PARTITIONS_AHEAD', 3, 1, 24),
