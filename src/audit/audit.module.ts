@@ -5,6 +5,7 @@ import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { AuditLogsController } from './query/audit-logs.controller';
 import { AuditLogsService } from './query/audit-logs.service';
 import { ExportSlots } from './query/export-slots';
+import { isExport } from './query/token-throttler.guard';
 import { AuditRetentionController } from './retention/audit-retention.controller';
 import { AuditRetentionService } from './retention/audit-retention.service';
 
@@ -18,8 +19,7 @@ import { AuditRetentionService } from './retention/audit-retention.service';
           {
             name: 'default',
             ttl: 60_000,
-            limit: (context) =>
-              context.getHandler().name === 'export' ? config.exportRateLimit : config.auditRateLimit,
+            limit: (context) => (isExport(context) ? config.exportRateLimit : config.auditRateLimit),
           },
         ],
       }),

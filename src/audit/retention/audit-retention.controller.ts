@@ -2,6 +2,7 @@ import { Body, Controller, Get, Param, Put, UseGuards } from '@nestjs/common';
 import { ApiBearerAuth, ApiProperty, ApiTags } from '@nestjs/swagger';
 import { IsInt, Max, Min } from 'class-validator';
 import { AdminGuard } from '../../auth/admin.guard';
+import { TokenThrottlerGuard } from '../query/token-throttler.guard';
 import { AuditRetentionService, type WorkspaceRetention } from './audit-retention.service';
 
 export class AuditRetentionDto {
@@ -17,7 +18,7 @@ export class AuditRetentionDto {
 /** A workspace's audit-log retention: the policy, and what retention runs removed. Admins only. */
 @ApiTags('audit-logs')
 @ApiBearerAuth()
-@UseGuards(AdminGuard)
+@UseGuards(AdminGuard, TokenThrottlerGuard)
 @Controller('workspaces/:workspaceId/audit-retention')
 export class AuditRetentionController {
   constructor(private readonly retention: AuditRetentionService) {}
