@@ -5,6 +5,7 @@ import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { APP_CONFIG, type AppConfig } from '../../config/app-config';
 import { AdminGuard } from '../../auth/admin.guard';
+import { ApiErrors, AUDIT_ROUTE_ERRORS } from '../../common/api-errors';
 import { uuidPipe } from '../../common/validation';
 import type { AuditEntry } from './audit-entry';
 import { EXPORT_RETRY_AFTER_SECONDS, ExportSlots, TooManyExportsException } from './export-slots';
@@ -14,6 +15,7 @@ import { type AuditLogPage, AuditLogsService, type ChainVerification, type Filte
 
 @ApiTags('audit-logs')
 @ApiBearerAuth()
+@ApiErrors(...AUDIT_ROUTE_ERRORS)
 @UseGuards(AdminGuard, TokenThrottlerGuard)
 @Controller('workspaces/:workspaceId/audit-logs')
 export class AuditLogsController {
