@@ -36,6 +36,7 @@ describe('loadConfig', () => {
     [{ DATABASE_URL: 'mysql://x@y/z' }, /DATABASE_URL has protocol "mysql:": expected postgresql:\/\//],
     [{ DATABASE_URL: 'not a url' }, /DATABASE_URL is not a URL/],
     [{ NODE_ENV: 'staging' }, /NODE_ENV="staging" is invalid: expected one of development, test, production/],
+    [{ LOG_LEVEL: 'verbose' }, /LOG_LEVEL="verbose" is invalid: expected one of warn, log, debug/],
     [{ SEED_DEMO: 'yes' }, /SEED_DEMO="yes" is invalid: expected one of true, false/],
   ])('rejects %j naming the variable and what it accepts', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);

@@ -9,6 +9,8 @@ export interface AppConfig {
   databaseUrl: string | undefined;
   databasePoolSize: number;
   pgliteDir: string;
+  /** Nest's own logs at start and while serving: warn (warnings and errors), log, or debug. */
+  logLevel: 'warn' | 'log' | 'debug';
   /** Seed the demo workspace on the first start of an empty embedded database. */
   seedDemo: boolean;
   /** Requests per minute and token on the audit-log routes, and on its export. */
@@ -99,6 +101,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     databaseUrl: databaseUrl(env),
     databasePoolSize: integer(env, 'DATABASE_POOL_SIZE', 10, 1, 200),
     pgliteDir: env.PGLITE_DIR || './.data/pglite',
+    logLevel: oneOf(env, 'LOG_LEVEL', 'warn', ['warn', 'log', 'debug'] as const),
     seedDemo: oneOf(env, 'SEED_DEMO', 'true', ['true', 'false'] as const) === 'true',
     cursorSecret: cursorSecret(env),
     auditRateLimit: integer(env, 'AUDIT_RATE_LIMIT', 120, 1, 100_000),
