@@ -1,7 +1,8 @@
-import { Module, ValidationPipe } from '@nestjs/common';
+import { type MiddlewareConsumer, Module, type NestModule, ValidationPipe } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD, APP_PIPE } from '@nestjs/core';
 import { AuditModule } from './audit/audit.module';
 import { AuthGuard } from './auth/auth.guard';
+import { InputCheckMiddleware } from './common/input-check.middleware';
 import { PrismaExceptionFilter } from './common/prisma-exception.filter';
 import { VALIDATION_OPTIONS } from './common/validation';
 import { DatabaseModule } from './database/database.module';
@@ -20,4 +21,8 @@ import { WorkspacesModule } from './workspaces/workspaces.module';
     { provide: APP_FILTER, useClass: PrismaExceptionFilter },
   ],
 })
-export class AppModule {}
+export class AppModule implements NestModule {
+  configure(consumer: MiddlewareConsumer): void {
+    consumer.apply(InputCheckMiddleware).forRoutes('{*path}');
+  }
+}

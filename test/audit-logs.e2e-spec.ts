@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { Client } from 'pg';
 import { runWithActor } from '../src/request-context/run-with-actor';
 import { ResourceFactory } from './factories';
+import { addEntries } from './fixtures';
 import { createTestApp, createWorkspace, type TestApp, type TestWorkspace } from './test-app';
 
 interface Entry {
@@ -306,19 +307,34 @@ describe('Audit log API', () => {
   });
 
   describe('GET /audit-logs/export', () => {
-    it('exports as NDJSON exactly the items the API lists for the same filter', async () => {
-      const filter = { resourceType: 'source', userId: ws.admin.id };
+    it('exports as NDJSON exactly the items the API lists for the same filter, across export batches', async () => {
+      // A workspace of its own, filled here: the test does not depend on what other tests wrote, and
+      // holds more matching entries than one export batch (5,000), so the export pages too.
+      const own = await createWorkspace(t.app, 'Export');
+      const ownApi = new ResourceFactory(t.http, own.workspaceId, own.admin.auth);
+      await ownApi.create('sources'); // one entry written by the capture itself
+      await pg.query(`SELECT audit_log_create_partitions(now() - interval '1 hour', now())`);
+      await addEntries(
+        pg,
+        'id, workspace_id, occurred_at, action, resource_type, resource_id, resource_name, actor_id, actor_name, actor_email, actor_kind, changes',
+        `SELECT gen_random_uuid(), $1, now() - (g || ' milliseconds')::interval, 'updated',
+                CASE WHEN g % 20 = 0 THEN 'segment' ELSE 'source' END, gen_random_uuid(), 'Fixture ' || g,
+                $2, 'Fixture', 'fixture@acme.test', 'user', '[]'
+         FROM generate_series(1, 5600) g`,
+        [own.workspaceId, own.admin.id],
+      );
+      const filter = { resourceType: 'source', userId: own.admin.id };
       const items: Entry[] = [];
       let cursor: string | null = null;
       do {
-        const page: Page = await list({ ...filter, limit: '200', ...(cursor ? { cursor } : {}) });
+        const page: Page = await list({ ...filter, limit: '200', ...(cursor ? { cursor } : {}) }, own);
         items.push(...page.items);
         cursor = page.nextCursor;
       } while (cursor);
       const res = await t.http
-        .get(url(ws.workspaceId, '/export'))
+        .get(url(own.workspaceId, '/export'))
         .query({ ...filter, format: 'ndjson' })
-        .set(ws.admin.auth)
+        .set(own.admin.auth)
         .expect(200);
       expect(res.headers['content-type']).toMatch(/application\/x-ndjson/);
       expect(res.headers['content-disposition']).toMatch(/^attachment; filename="audit-log_.*\.ndjson"$/);
@@ -327,7 +343,8 @@ describe('Audit log API', () => {
         .split('\n')
         .map((line) => JSON.parse(line) as Entry);
       expect(lines).toEqual(items);
-      expect(items.length).toBeGreaterThan(1000);
+      expect(items.length).toBe(5600 - 280 + 1);
+      expect(items.length).toBeGreaterThan(5000);
     });
 
     it('exports CSV with the contract columns, quoting, and formula injection neutralised', async () => {

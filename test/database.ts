@@ -57,3 +57,18 @@ export async function createTestDatabase(options: { empty?: boolean } = {}): Pro
       withAdminClient((client) => client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)).then(() => undefined),
   };
 }
+
+/** A login role with only the rights of audit_log_app (what the service runs as in production). */
+export async function createAppRole(): Promise<{ name: string; drop(): Promise<void> }> {
+  const name = `audit_app_test_${randomBytes(4).toString('hex')}`;
+  await withAdminClient((c) => c.query(`CREATE ROLE "${name}" LOGIN IN ROLE audit_log_app`));
+  return { name, drop: () => withAdminClient((c) => c.query(`DROP ROLE IF EXISTS "${name}"`)).then(() => undefined) };
+}
+
+/** `url` with `user` as the login and no password (the local server trusts it). */
+export function asUser(url: string, user: string): string {
+  const parsed = new URL(url);
+  parsed.username = user;
+  parsed.password = '';
+  return parsed.toString();
+}

@@ -15,7 +15,8 @@ describe('Generated bad input', () => {
   let db: Client;
   const foreignIds: string[] = [];
   const ids: Record<string, ResourceJson> = {};
-  let tried = 0;
+  /** What the requests actually did, counted as they answer (printed at the end, whatever happened). */
+  const counts = { tried: 0, fiveHundreds: 0, leaks: 0, rejectedWrites: 0 };
 
   beforeAll(async () => {
     t = await createTestApp();
@@ -35,7 +36,9 @@ describe('Generated bad input', () => {
     await db.connect();
   });
   afterAll(async () => {
-    console.log(`fuzz: ${tried} generated requests, 0 answered 5xx, 0 showed another workspace, 0 rejected ones wrote`);
+    console.log(
+      `fuzz: ${counts.tried} generated requests, ${counts.fiveHundreds} answered 5xx, ${counts.leaks} showed another workspace, ${counts.rejectedWrites} rejected ones wrote`,
+    );
     await db.end();
     await t.close();
   });
@@ -44,8 +47,27 @@ describe('Generated bad input', () => {
     fc.string(),
     fc.string({ unit: 'grapheme', maxLength: 300 }),
     fc.string({
-      unit: fc.constantFrom('\u0000', '\u0007', '\n', '\r', '\t', '\u202e', '\ufeff', '%', '_', '\\', ',', '"', "'"),
+      unit: fc.constantFrom(
+        '\u0000',
+        '\u0007',
+        '\n',
+        '\r',
+        '\t',
+        '\u202e',
+        '\ufeff',
+        '%',
+        '_',
+        '\\',
+        ',',
+        '"',
+        "'",
+        '\ud800',
+        '\udfff',
+        'a',
+      ),
     }),
+    // NUL and lone surrogates, which PostgreSQL cannot store in text or jsonb.
+    fc.constantFrom('\u0000', 'ab\u0000cd', 't\u0000', '\ud800', 'x\udc00y', '\ud83d', '\ud83d\ude00'),
     fc.constantFrom(
       'x'.repeat(250),
       'y'.repeat(20_000),
@@ -71,7 +93,8 @@ describe('Generated bad input', () => {
     fc.constant(null),
     fc.array(nasty, { maxLength: 600 }),
     fc.dictionary(nasty, nasty, { maxKeys: 5 }),
-    fc.constantFrom(...[0, 1, 2].map(() => foreignIds[0])),
+    // Drawn when the property runs, after beforeAll has filled foreignIds (not when the file loads).
+    fc.nat().map((i) => foreignIds[i % foreignIds.length]),
   );
   const queryKey = fc.oneof(
     fc.constantFrom('userId', 'resourceType', 'resourceName', 'resourceId', 'from', 'to', 'limit', 'cursor', 'format'),
@@ -108,17 +131,29 @@ describe('Generated bad input', () => {
   const check = async (send: () => Promise<{ status: number; text: string }>, writes: boolean, input: unknown = '') => {
     const before = writes ? await entryCount() : 0;
     const res = await send();
-    tried++;
-    if (res.status >= 500) throw new Error(`answered ${res.status}: ${res.text.slice(0, 300)}`);
-    // An id the request itself carried may be echoed back ("Source … not found"); any other is a leak.
-    const sent = JSON.stringify(input);
-    for (const id of foreignIds) {
-      if (res.text.includes(id) && !sent.includes(id)) throw new Error(`showed ${id} of another workspace`);
+    counts.tried++;
+    if (res.status >= 500) {
+      counts.fiveHundreds++;
+      throw new Error(`answered ${res.status}: ${res.text.slice(0, 300)}`);
     }
-    if (res.text.includes(MARKER)) throw new Error('showed another workspace’s data');
-    if (writes && res.status >= 400 && (await entryCount()) !== before)
+    // An id the request itself carried may be echoed back ("Source … not found"); any other is a leak.
+    const sent = typeof input === 'string' ? input : JSON.stringify(input);
+    const leaked = foreignIds.find((id) => res.text.includes(id) && !sent.includes(id));
+    if (leaked || res.text.includes(MARKER)) {
+      counts.leaks++;
+      throw new Error(leaked ? `showed ${leaked} of another workspace` : 'showed another workspace’s data');
+    }
+    if (writes && res.status >= 400 && (await entryCount()) !== before) {
+      counts.rejectedWrites++;
       throw new Error(`a rejected request (${res.status}) wrote entries`);
+    }
   };
+  /**
+   * A path segment for any string: a lone surrogate has no UTF-8 form, so it goes as the bytes a
+   * careless client would send for it (%ED%A0%80, invalid UTF-8) instead of throwing here.
+   */
+  const segment = (s: string) =>
+    Array.from(s, (c) => (/[\ud800-\udfff]/.test(c) ? '%ED%A0%80' : encodeURIComponent(c))).join('');
   const base = () => `/api/workspaces/${ws.workspaceId}`;
   const run = <T extends unknown[]>(property: fc.IAsyncPropertyWithHooks<T>) =>
     fc.assert(property, { numRuns: RUNS, seed: Number(process.env.FUZZ_SEED ?? 20261125) });
@@ -141,7 +176,7 @@ describe('Generated bad input', () => {
   it('GET /audit-logs/:id with generated ids', async () => {
     await run(
       fc.asyncProperty(nasty, (id) =>
-        check(() => t.http.get(`${base()}/audit-logs/${encodeURIComponent(id)}`).set(ws.admin.auth), false, id),
+        check(() => t.http.get(`${base()}/audit-logs/${segment(id)}`).set(ws.admin.auth), false, id),
       ),
     );
   });
@@ -161,7 +196,7 @@ describe('Generated bad input', () => {
           check(
             () =>
               t.http
-                .patch(`${base()}/${path}/${encodeURIComponent(id)}`)
+                .patch(`${base()}/${path}/${segment(id)}`)
                 .set(ws.admin.auth)
                 .send(b),
             true,
@@ -188,6 +223,34 @@ describe('Generated bad input', () => {
     },
   );
 
+  /** Raw JSON text nested `depth` deep at a generated field: JSON.stringify itself overflows past ~4,000. */
+  const deepBody = fc
+    .record({
+      depth: fc.integer({ min: 1, max: 6000 }),
+      field: fc.constantFrom('config', 'definition', 'name', 'ids', 'segmentIds'),
+      brackets: fc.constantFrom<[string, string]>(['{"a":', '}'], ['[', ']'], ['{"x":[', ']}']),
+    })
+    .map(({ depth, field, brackets: [open, close] }) => `{"${field}":${open.repeat(depth)}1${close.repeat(depth)}}`);
+
+  it.each(['sources', 'models', 'segments', 'destinations'])(
+    'POST and PATCH /%s with deeply nested bodies',
+    async (path) => {
+      await run(
+        fc.asyncProperty(deepBody, fc.boolean(), (raw, patch) =>
+          check(
+            () =>
+              (patch ? t.http.patch(`${base()}/${path}/${ids.destinations.id}`) : t.http.post(`${base()}/${path}`))
+                .set(ws.admin.auth)
+                .set('Content-Type', 'application/json')
+                .send(raw),
+            true,
+            raw,
+          ),
+        ),
+      );
+    },
+  );
+
   it('malformed JSON, wrong content types and oversized bodies are 4xx', async () => {
     for (const raw of ['{', '{"name": }', 'null', '"x"', '[1,2', `{"name":"${'z'.repeat(300_000)}"}`]) {
       await check(
@@ -199,5 +262,11 @@ describe('Generated bad input', () => {
       () => t.http.post(`${base()}/sources`).set(ws.admin.auth).set('Content-Type', 'text/plain').send('name=x'),
       true,
     );
+  });
+
+  it('the summary counts what happened', () => {
+    expect(foreignIds.length).toBeGreaterThan(2);
+    expect(counts.tried).toBeGreaterThan(0);
+    expect(counts).toMatchObject({ fiveHundreds: 0, leaks: 0, rejectedWrites: 0 });
   });
 });

@@ -1,25 +1,11 @@
-import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import { AuditSealerService } from '../src/audit/seal/audit-sealer.service';
 import { runWithActor } from '../src/request-context/run-with-actor';
 import { ResourceFactory } from './factories';
 import { createTestApp, createWorkspace, type TestApp, type TestWorkspace } from './test-app';
-import { withAdminClient } from './database';
+import { asUser, createAppRole } from './database';
 
 /** A login role that has exactly the application's rights (member of audit_log_app). */
-export async function createAppRole(): Promise<{ name: string; drop(): Promise<void> }> {
-  const name = `audit_app_test_${randomBytes(4).toString('hex')}`;
-  await withAdminClient((c) => c.query(`CREATE ROLE "${name}" LOGIN IN ROLE audit_log_app`));
-  return { name, drop: () => withAdminClient((c) => c.query(`DROP ROLE IF EXISTS "${name}"`)).then(() => undefined) };
-}
-
-export function asUser(url: string, user: string): string {
-  const parsed = new URL(url);
-  parsed.username = user;
-  parsed.password = '';
-  return parsed.toString();
-}
-
 describe('Audit log integrity', () => {
   let t: TestApp;
   let ws: TestWorkspace;

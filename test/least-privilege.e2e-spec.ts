@@ -1,17 +1,21 @@
 import { ResourceFactory } from './factories';
-import { createTestDatabase, type TestDatabase } from './database';
-import { asUser, createAppRole } from './integrity.e2e-spec';
-import { createTestApp, createWorkspace, type TestApp } from './test-app';
+import { Client } from 'pg';
+import { asUser, createAppRole, createTestDatabase, type TestDatabase } from './database';
+import { createTestApp, createWorkspace, type TestApp, type TestWorkspace } from './test-app';
 
 /** The whole service running as a login role that has only the rights of audit_log_app. */
 describe('The service as the least-privilege role', () => {
   let database: TestDatabase;
   let role: { name: string; drop(): Promise<void> };
   let t: TestApp;
+  let ws: TestWorkspace;
+  let api: ResourceFactory;
   beforeAll(async () => {
     database = await createTestDatabase();
     role = await createAppRole();
     t = await createTestApp({}, {}, asUser(database.url, role.name));
+    ws = await createWorkspace(t.app);
+    api = new ResourceFactory(t.http, ws.workspaceId, ws.admin.auth);
   });
   afterAll(async () => {
     await t.app.close();
@@ -19,21 +23,54 @@ describe('The service as the least-privilege role', () => {
     await role.drop();
   });
 
+  const audit = (suffix = '') => `/api/workspaces/${ws.workspaceId}/audit-logs${suffix}`;
+
   it('creates, audits, lists and verifies as that role', async () => {
-    const ws = await createWorkspace(t.app);
-    const api = new ResourceFactory(t.http, ws.workspaceId, ws.admin.auth);
     const destination = await api.create('destinations');
     await t.http.delete(api.url('destinations', destination.id)).set(ws.admin.auth).expect(204);
-    const log = await t.http
-      .get(`/api/workspaces/${ws.workspaceId}/audit-logs`)
-      .query({ resourceId: destination.id })
-      .set(ws.admin.auth)
-      .expect(200);
+    const log = await t.http.get(audit()).query({ resourceId: destination.id }).set(ws.admin.auth).expect(200);
     expect(log.body.items.map((e: { action: string }) => e.action)).toEqual(['deleted', 'created']);
-    const verified = await t.http
-      .get(`/api/workspaces/${ws.workspaceId}/audit-logs/verify`)
-      .set(ws.admin.auth)
-      .expect(200);
+    const verified = await t.http.get(audit('/verify')).set(ws.admin.auth).expect(200);
     expect(verified.body).toMatchObject({ intact: true, entries: 5 }); // source, model, segment, destination; one deletion
+  });
+
+  it('updates, bulk-deletes, exports and sets retention as that role', async () => {
+    const source = await api.create('sources');
+    await t.http.patch(api.url('sources', source.id)).set(ws.admin.auth).send({ type: 'postgres' }).expect(200);
+    const doomed = await api.create('sources');
+    await t.http
+      .post(`/api/workspaces/${ws.workspaceId}/sources/bulk-delete`)
+      .set(ws.admin.auth)
+      .send({ ids: [doomed.id] })
+      .expect(200, { deleted: 1 });
+    const exported = await t.http.get(audit('/export')).query({ format: 'ndjson' }).set(ws.admin.auth).expect(200);
+    const actions = exported.text
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { resourceId: string; action: string })
+      .filter((e) => e.resourceId === source.id || e.resourceId === doomed.id)
+      .map((e) => `${e.resourceId === source.id ? 'source' : 'doomed'} ${e.action}`);
+    expect(actions.sort()).toEqual(['doomed created', 'doomed deleted', 'source created', 'source updated']);
+    const retention = `/api/workspaces/${ws.workspaceId}/audit-retention`;
+    await t.http.put(retention).set(ws.admin.auth).send({ retentionMonths: 24 }).expect(200);
+    expect((await t.http.get(retention).set(ws.admin.auth).expect(200)).body.retentionMonths).toBe(24);
+    expect((await t.http.get(audit('/verify')).set(ws.admin.auth).expect(200)).body.intact).toBe(true);
+  });
+
+  it('holds no right to change or remove audit entries', async () => {
+    const superuser = new Client({ connectionString: database.url });
+    await superuser.connect();
+    const rights = await superuser
+      .query<{ privilege: string; granted: boolean }>(
+        `SELECT p AS privilege, has_table_privilege($1, 'audit_logs', p) AS granted
+         FROM unnest(ARRAY['UPDATE', 'DELETE', 'TRUNCATE']) p`,
+        [role.name],
+      )
+      .finally(() => superuser.end());
+    expect(rights.rows).toEqual([
+      { privilege: 'UPDATE', granted: false },
+      { privilege: 'DELETE', granted: false },
+      { privilege: 'TRUNCATE', granted: false },
+    ]);
   });
 });

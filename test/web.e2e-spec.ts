@@ -64,6 +64,10 @@ if (!available) {
     });
     page = await context.newPage();
     page.on('pageerror', (error) => pageErrors.push(error.message));
+    // The page runs under the app's Content-Security-Policy: anything it blocks is a failure.
+    page.on('console', (message) => {
+      if (/Content Security Policy/i.test(message.text())) pageErrors.push(message.text());
+    });
   });
   afterAll(async () => {
     expect(pageErrors).toEqual([]);

@@ -4,6 +4,8 @@ import { ThrottlerModule } from '@nestjs/throttler';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { AuditLogsController } from './query/audit-logs.controller';
 import { AuditLogsService } from './query/audit-logs.service';
+import { ExportSlots } from './query/export-slots';
+import { isExport } from './query/token-throttler.guard';
 import { AuditRetentionController } from './retention/audit-retention.controller';
 import { AuditRetentionService } from './retention/audit-retention.service';
 import { AuditSealerService } from './seal/audit-sealer.service';
@@ -18,15 +20,14 @@ import { AuditSealerService } from './seal/audit-sealer.service';
           {
             name: 'default',
             ttl: 60_000,
-            limit: (context) =>
-              context.getHandler().name === 'export' ? config.exportRateLimit : config.auditRateLimit,
+            limit: (context) => (isExport(context) ? config.exportRateLimit : config.auditRateLimit),
           },
         ],
       }),
     }),
   ],
   controllers: [AuditLogsController, AuditRetentionController],
-  providers: [AuditLogsService, AuditRetentionService, AuditSealerService],
+  providers: [AuditLogsService, AuditRetentionService, AuditSealerService, ExportSlots],
   exports: [AuditRetentionService, AuditSealerService],
 })
 export class AuditModule {}

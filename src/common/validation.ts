@@ -1,6 +1,6 @@
 import { applyDecorators, BadRequestException, Body, ParseUUIDPipe, type Type, ValidationPipe } from '@nestjs/common';
 import { Transform } from 'class-transformer';
-import { IsString, Length } from 'class-validator';
+import { IsObject, IsString, Length } from 'class-validator';
 
 export const VALIDATION_OPTIONS = {
   whitelist: true,
@@ -15,6 +15,18 @@ export function IsResourceName(): PropertyDecorator {
     Transform(({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim() : value)),
     IsString(),
     Length(1, 200, { message: 'name must be 1 to 200 characters long after trimming' }),
+  );
+}
+
+/**
+ * A free-form JSON object (a config, a definition), kept exactly as sent. class-transformer would
+ * copy it key by key and skip every key whose name is a function on a plain object (`toString`,
+ * `valueOf`, `hasOwnProperty`), silently dropping them; this hands the parsed JSON through instead.
+ */
+export function IsJsonObject(): PropertyDecorator {
+  return applyDecorators(
+    Transform(({ obj, key }: { obj: Record<string, unknown>; key: string }) => obj[key]),
+    IsObject(),
   );
 }
 

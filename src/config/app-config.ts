@@ -14,11 +14,18 @@ export interface AppConfig {
   databaseMaintenanceUrl: string | undefined;
   databasePoolSize: number;
   pgliteDir: string;
+  /** Nest's own logs at start and while serving: warn (warnings and errors), log, or debug. */
+  logLevel: 'warn' | 'log' | 'debug';
   /** Seed the demo workspace on the first start of an empty embedded database. */
   seedDemo: boolean;
   /** Requests per minute and token on the audit-log routes, and on its export. */
   auditRateLimit: number;
   exportRateLimit: number;
+  /** An export whose client has not taken a chunk within this many seconds is cut off. */
+  exportStallSeconds: number;
+  /** Exports running at once for one workspace, and in this process; 429 past either. */
+  exportsPerWorkspace: number;
+  exportsPerProcess: number;
   /** Signs audit-log paging cursors; random per process when unset, so cursors end with a restart. */
   cursorSecret: string;
   /** When the audit maintenance job runs (cron, UTC): partitions ahead, then retention. */
@@ -110,10 +117,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     databaseMaintenanceUrl: maintenanceUrl(env),
     databasePoolSize: integer(env, 'DATABASE_POOL_SIZE', 10, 1, 200),
     pgliteDir: env.PGLITE_DIR || './.data/pglite',
+    logLevel: oneOf(env, 'LOG_LEVEL', 'warn', ['warn', 'log', 'debug'] as const),
     seedDemo: oneOf(env, 'SEED_DEMO', 'true', ['true', 'false'] as const) === 'true',
     cursorSecret: cursorSecret(env),
     auditRateLimit: integer(env, 'AUDIT_RATE_LIMIT', 120, 1, 100_000),
     exportRateLimit: integer(env, 'AUDIT_EXPORT_RATE_LIMIT', 10, 1, 100_000),
+    exportStallSeconds: integer(env, 'AUDIT_EXPORT_STALL_SECONDS', 30, 1, 3600),
+    exportsPerWorkspace: integer(env, 'AUDIT_EXPORTS_PER_WORKSPACE', 2, 1, 1000),
+    exportsPerProcess: integer(env, 'AUDIT_EXPORTS_PER_PROCESS', 8, 1, 10_000),
     auditMaintenanceSchedule: cronSchedule(env, 'AUDIT_MAINTENANCE_SCHEDULE', '15 3 * * *'),
     auditRetentionEnabled: oneOf(env, 'AUDIT_RETENTION', 'on', ['on', 'off'] as const) === 'on',
     auditPartitionsAhead: integer(env, 'AUDIT_PARTITIONS_AHEAD', 3, 1, 24),

@@ -1,6 +1,7 @@
 import { Controller, Get, Inject, ServiceUnavailableException } from '@nestjs/common';
 import { type AppPrismaClient, PRISMA } from '../database/prisma-client.factory';
 import { Public } from '../auth/public.decorator';
+import { ApiRoute } from '../common/api-errors';
 
 export interface HealthResponse {
   status: 'ok' | 'error';
@@ -13,6 +14,7 @@ export class HealthController {
 
   @Public()
   @Get()
+  @ApiRoute(200, 503)
   async check(): Promise<HealthResponse> {
     try {
       await this.prisma.$queryRaw`SELECT 1`;

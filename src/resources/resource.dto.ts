@@ -5,18 +5,17 @@ import {
   ArrayUnique,
   IsArray,
   IsBoolean,
-  IsObject,
   IsOptional,
   IsString,
   IsUUID,
   Length,
 } from 'class-validator';
-import { IsResourceName } from '../common/validation';
+import { IsJsonObject, IsResourceName } from '../common/validation';
 
 export class CreateSourceDto {
   @IsResourceName() name!: string;
   @IsString() @Length(1, 100) type!: string;
-  @IsObject() config!: Record<string, unknown>;
+  @IsJsonObject() config!: Record<string, unknown>;
 }
 export class UpdateSourceDto extends PartialType(CreateSourceDto) {}
 
@@ -30,14 +29,14 @@ export class UpdateModelDto extends PartialType(CreateModelDto) {}
 export class CreateSegmentDto {
   @IsResourceName() name!: string;
   @IsUUID() modelId!: string;
-  @IsObject() definition!: Record<string, unknown>;
+  @IsJsonObject() definition!: Record<string, unknown>;
 }
 export class UpdateSegmentDto extends PartialType(CreateSegmentDto) {}
 
 export class CreateDestinationDto {
   @IsResourceName() name!: string;
   @IsString() @Length(1, 100) type!: string;
-  @IsObject() config!: Record<string, unknown>;
+  @IsJsonObject() config!: Record<string, unknown>;
   @IsOptional() @IsBoolean() enabled?: boolean;
   @IsOptional()
   @IsArray()

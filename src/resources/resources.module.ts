@@ -1,3 +1,4 @@
+import { ApiRoute, BODY_ERRORS } from '../common/api-errors';
 import { TransactionHost } from '@nestjs-cls/transactional';
 import { Controller, HttpCode, Module, Param, Patch } from '@nestjs/common';
 import { ValidBody } from '../common/validation';
@@ -43,6 +44,7 @@ const DestinationsBase = resourceController(DESTINATION, 'destinations', DESTINA
 @Controller('workspaces/:workspaceId/destinations')
 class DestinationsController extends DestinationsBase {
   @Patch('bulk')
+  @ApiRoute(200, ...BODY_ERRORS)
   @HttpCode(200)
   bulkEnable(@Param('workspaceId') workspaceId: string, @ValidBody(BulkEnableDto) body: BulkEnableDto) {
     return this.service.bulkUpdate(workspaceId, body.ids, { enabled: body.enabled });

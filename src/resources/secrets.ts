@@ -60,7 +60,7 @@ export function restoreSecrets(incoming: Json, stored: Json | undefined, path: s
   }
   if (Array.isArray(incoming)) {
     return incoming.map((item, i) =>
-      restoreSecrets(item, Array.isArray(stored) ? stored[i] : undefined, `${path}[${i}]`),
+      restoreSecrets(item, Array.isArray(stored) && i < stored.length ? stored[i] : undefined, `${path}[${i}]`),
     );
   }
   if (isObject(incoming)) {

@@ -13,6 +13,8 @@ export class WebController {
   @Public()
   @Get(['/', '/settings/audit-logs'])
   page(@Res() res: Response): void {
-    res.sendFile(join(WEB_ROOT, 'index.html'));
+    // Revalidated on each load, never `public`: the page is the same for everyone, but it is the app.
+    res.setHeader('Cache-Control', 'no-cache');
+    res.sendFile(join(WEB_ROOT, 'index.html'), { cacheControl: false });
   }
 }

@@ -1,20 +1,31 @@
-import { Controller, Get, Param, Query, Res, UseGuards } from '@nestjs/common';
+import { Controller, Get, Inject, Logger, Param, Query, Res, UseGuards } from '@nestjs/common';
 import { ApiBearerAuth, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { APP_CONFIG, type AppConfig } from '../../config/app-config';
 import { AdminGuard } from '../../auth/admin.guard';
+import { ApiErrors, AUDIT_ROUTE_ERRORS } from '../../common/api-errors';
 import { uuidPipe } from '../../common/validation';
 import type { AuditEntry } from './audit-entry';
+import { EXPORT_RETRY_AFTER_SECONDS, ExportSlots, TooManyExportsException } from './export-slots';
 import { TokenThrottlerGuard } from './token-throttler.guard';
 import { AuditLogExportDto, AuditLogQueryDto } from './audit-log-query.dto';
 import { type AuditLogPage, AuditLogsService, type ChainVerification, type FilterChoices } from './audit-logs.service';
 
 @ApiTags('audit-logs')
 @ApiBearerAuth()
+@ApiErrors(...AUDIT_ROUTE_ERRORS)
 @UseGuards(AdminGuard, TokenThrottlerGuard)
 @Controller('workspaces/:workspaceId/audit-logs')
 export class AuditLogsController {
-  constructor(private readonly auditLogs: AuditLogsService) {}
+  private readonly logger = new Logger('AuditExport');
+
+  constructor(
+    private readonly auditLogs: AuditLogsService,
+    private readonly slots: ExportSlots,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
 
   @Get()
   list(@Param('workspaceId') workspaceId: string, @Query() query: AuditLogQueryDto): Promise<AuditLogPage> {
@@ -31,7 +42,12 @@ export class AuditLogsController {
     return this.auditLogs.filterChoices(workspaceId);
   }
 
-  /** Streams the whole filtered log; each chunk is written (and drained) before the next is read. */
+  /**
+   * Streams the whole filtered log; each chunk is written (and drained) before the next is read.
+   * Everything that can fail before the first byte (parameters, the first query) is answered with a
+   * status; a failure after it, or a client that takes no chunk within AUDIT_EXPORT_STALL_SECONDS,
+   * destroys the connection, so that the client sees an incomplete transfer, never a clean end.
+   */
   @Get('export')
   @ApiProduces('text/csv', 'application/x-ndjson')
   async export(
@@ -39,26 +55,62 @@ export class AuditLogsController {
     @Query() query: AuditLogExportDto,
     @Res() res: Response,
   ): Promise<void> {
-    const format = query.format ?? 'csv';
-    const chunks = this.auditLogs.exportChunks(workspaceId, query, format);
-    const first = await chunks.next(); // a bad filter fails here, before any header is sent
-    const range = [query.from, query.to].map((d) => (d ? d.slice(0, 10) : 'all')).join('_to_');
-    res.setHeader('Content-Type', format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson; charset=utf-8');
-    res.setHeader('Content-Disposition', `attachment; filename="audit-log_${workspaceId}_${range}.${format}"`);
-    /** Writes a chunk and waits until the client has taken it; false once the client has gone. */
-    const write = async (chunk: string): Promise<boolean> => {
-      if (res.destroyed) return false;
-      if (!res.write(chunk)) {
-        const stop = new AbortController();
-        await Promise.race([once(res, 'drain', stop), once(res, 'close', stop)]).finally(() => stop.abort());
-      }
-      return !res.destroyed;
-    };
-    if (!first.done && !(await write(first.value))) return;
-    for await (const chunk of chunks) {
-      if (!(await write(chunk))) return; // leaving the loop ends the generator: no more batches are read
+    let release: () => void;
+    try {
+      release = this.slots.acquire(workspaceId);
+    } catch (error) {
+      if (error instanceof TooManyExportsException) res.setHeader('Retry-After', String(EXPORT_RETRY_AFTER_SECONDS));
+      throw error;
     }
-    res.end();
+    try {
+      const format = query.format ?? 'csv';
+      const chunks = this.auditLogs.exportChunks(workspaceId, query, format);
+      const first = await chunks.next(); // a filter the database refuses fails here, before any header
+      const range = [query.from, query.to].map((d) => (d ? d.slice(0, 10) : 'all')).join('_to_');
+      res.setHeader(
+        'Content-Type',
+        format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson; charset=utf-8',
+      );
+      res.setHeader('Content-Disposition', `attachment; filename="audit-log_${workspaceId}_${range}.${format}"`);
+      const stallMs = this.config.exportStallSeconds * 1000;
+      try {
+        if (!first.done && !(await this.write(res, first.value, stallMs))) return;
+        for await (const chunk of chunks) {
+          if (!(await this.write(res, chunk, stallMs))) return; // leaving the loop ends the generator
+        }
+        res.end();
+      } catch (error) {
+        this.logger.warn(`Export of workspace ${workspaceId} cut off: ${(error as Error).message}`);
+        res.destroy();
+      } finally {
+        // A client gone during the first chunk leaves before the loop: end the generator here too.
+        await chunks.return(undefined);
+      }
+    } finally {
+      release();
+    }
+  }
+
+  /**
+   * Writes a chunk and waits until the client has taken it. False once the client has gone, or when
+   * it took nothing for `stallMs` (the connection is then destroyed).
+   */
+  private async write(res: Response, chunk: string, stallMs: number): Promise<boolean> {
+    if (res.destroyed) return false;
+    if (!res.write(chunk)) {
+      const stop = new AbortController();
+      const outcome = await Promise.race([
+        once(res, 'drain', stop).then(() => 'drained' as const),
+        once(res, 'close', stop).then(() => 'closed' as const),
+        sleep(stallMs, 'stalled' as const, stop),
+      ]).finally(() => stop.abort());
+      if (outcome === 'stalled') {
+        this.logger.warn(`Export cut off: the client took nothing for ${stallMs / 1000} s.`);
+        res.destroy();
+        return false;
+      }
+    }
+    return !res.destroyed;
   }
 
   @Get(':id')

@@ -153,11 +153,16 @@ export class AuditLogsService {
   ): AsyncGenerator<string> {
     const columns = format === 'csv' ? CSV_SELECT : NDJSON_SELECT;
     let after: CursorPosition | undefined;
-    if (format === 'csv') yield `${CSV_COLUMNS.join(',')}\n`;
+    // The CSV header goes out with the first batch, so that a query that fails fails before any byte.
+    let header = format === 'csv' ? `${CSV_COLUMNS.join(',')}\n` : '';
     for (;;) {
       const rows = await this.page<ExportRow>(workspaceId, filter, EXPORT_BATCH, after, columns);
-      if (rows.length === 0) return;
-      yield rows.map((row) => `${row.line}\n`).join('');
+      if (rows.length === 0) {
+        if (header) yield header;
+        return;
+      }
+      yield header + rows.map((row) => `${row.line}\n`).join('');
+      header = '';
       if (rows.length < EXPORT_BATCH) return;
       const last = rows[rows.length - 1];
       after = { occurredAt: last.occurred_at, id: last.id };

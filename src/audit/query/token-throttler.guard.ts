@@ -4,7 +4,16 @@ import type { ExecutionContext } from '@nestjs/common';
 import type { Request } from 'express';
 import { hashToken } from '../../auth/token';
 
-/** Rate limits per API token (not per address: many admins may share one office's address). */
+/** The export has a tighter budget of its own; every other guarded route shares one. */
+export function isExport(context: ExecutionContext): boolean {
+  return context.getHandler().name === 'export';
+}
+
+/**
+ * Rate limits per API token (not per address: many admins may share one office's address), with one
+ * budget for all the audit-log and retention routes together and one for the export. The stock key
+ * includes the route, which gave each route a budget of its own.
+ */
 @Injectable()
 export class TokenThrottlerGuard extends ThrottlerGuard {
   protected override getTracker(req: Record<string, unknown>): Promise<string> {
@@ -12,10 +21,15 @@ export class TokenThrottlerGuard extends ThrottlerGuard {
     return Promise.resolve(hashToken(header));
   }
 
-  protected override throwThrottlingException(_context: ExecutionContext, detail: ThrottlerLimitDetail): Promise<void> {
+  protected override generateKey(context: ExecutionContext, tracker: string, name: string): string {
+    return `${name}:${isExport(context) ? 'export' : 'audit'}:${tracker}`;
+  }
+
+  protected override throwThrottlingException(context: ExecutionContext, detail: ThrottlerLimitDetail): Promise<void> {
     const seconds = Math.max(1, Math.ceil(detail.timeToBlockExpire));
+    const scope = isExport(context) ? 'the export' : 'the audit-log and retention routes together';
     throw new ThrottlerException(
-      `Too many requests: this route allows ${detail.limit} per ${Math.round(detail.ttl / 1000)} s for a token. Retry after ${seconds} s.`,
+      `Too many requests: ${scope} allows ${detail.limit} per ${Math.round(detail.ttl / 1000)} s for a token. Retry after ${seconds} s.`,
     );
   }
 }

@@ -2,6 +2,8 @@ import { Body, Controller, Get, Param, Put, UseGuards } from '@nestjs/common';
 import { ApiBearerAuth, ApiProperty, ApiTags } from '@nestjs/swagger';
 import { IsInt, Max, Min } from 'class-validator';
 import { AdminGuard } from '../../auth/admin.guard';
+import { ApiErrors, ApiRoute, AUDIT_ROUTE_ERRORS } from '../../common/api-errors';
+import { TokenThrottlerGuard } from '../query/token-throttler.guard';
 import { AuditRetentionService, type WorkspaceRetention } from './audit-retention.service';
 
 export class AuditRetentionDto {
@@ -17,7 +19,8 @@ export class AuditRetentionDto {
 /** A workspace's audit-log retention: the policy, and what retention runs removed. Admins only. */
 @ApiTags('audit-logs')
 @ApiBearerAuth()
-@UseGuards(AdminGuard)
+@ApiErrors(...AUDIT_ROUTE_ERRORS)
+@UseGuards(AdminGuard, TokenThrottlerGuard)
 @Controller('workspaces/:workspaceId/audit-retention')
 export class AuditRetentionController {
   constructor(private readonly retention: AuditRetentionService) {}
@@ -28,6 +31,7 @@ export class AuditRetentionController {
   }
 
   @Put()
+  @ApiRoute(200, 413)
   set(@Param('workspaceId') workspaceId: string, @Body() body: AuditRetentionDto): Promise<WorkspaceRetention> {
     return this.retention.setRetention(workspaceId, body.retentionMonths);
   }
