@@ -4,6 +4,8 @@ import { ThrottlerModule } from '@nestjs/throttler';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { AuditLogsController } from './query/audit-logs.controller';
 import { AuditLogsService } from './query/audit-logs.service';
+import { ResourceListController } from './query/resource-list.controller';
+import { ResourceListService } from './query/resource-list.service';
 import { AuditRetentionController } from './retention/audit-retention.controller';
 import { AuditRetentionService } from './retention/audit-retention.service';
 import { AuditSealerService } from './seal/audit-sealer.service';
@@ -25,8 +27,8 @@ import { AuditSealerService } from './seal/audit-sealer.service';
       }),
     }),
   ],
-  controllers: [AuditLogsController, AuditRetentionController],
-  providers: [AuditLogsService, AuditRetentionService, AuditSealerService],
+  controllers: [AuditLogsController, AuditRetentionController, ResourceListController],
+  providers: [AuditLogsService, AuditRetentionService, AuditSealerService, ResourceListService],
   exports: [AuditRetentionService, AuditSealerService],
 })
 export class AuditModule {}
