@@ -2,16 +2,19 @@ import { Module } from '@nestjs/common';
 import { ScheduleModule } from '@nestjs/schedule';
 import { ThrottlerModule } from '@nestjs/throttler';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
+import { ResourcesModule } from '../resources/resources.module';
 import { AuditLogsController } from './query/audit-logs.controller';
 import { AuditLogsService } from './query/audit-logs.service';
 import { ResourceListController } from './query/resource-list.controller';
 import { ResourceListService } from './query/resource-list.service';
+import { AuditRestoreService } from './restore/audit-restore.service';
 import { AuditRetentionController } from './retention/audit-retention.controller';
 import { AuditRetentionService } from './retention/audit-retention.service';
 import { AuditSealerService } from './seal/audit-sealer.service';
 
 @Module({
   imports: [
+    ResourcesModule,
     ScheduleModule.forRoot(),
     ThrottlerModule.forRootAsync({
       inject: [APP_CONFIG],
@@ -28,7 +31,7 @@ import { AuditSealerService } from './seal/audit-sealer.service';
     }),
   ],
   controllers: [AuditLogsController, AuditRetentionController, ResourceListController],
-  providers: [AuditLogsService, AuditRetentionService, AuditSealerService, ResourceListService],
+  providers: [AuditLogsService, AuditRetentionService, AuditSealerService, ResourceListService, AuditRestoreService],
   exports: [AuditRetentionService, AuditSealerService],
 })
 export class AuditModule {}

@@ -1,9 +1,10 @@
-import { Controller, Get, Param, Query, Res, UseGuards } from '@nestjs/common';
+import { Controller, Get, HttpCode, Param, Post, Query, Res, UseGuards } from '@nestjs/common';
 import { ApiBearerAuth, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { once } from 'node:events';
 import { AdminGuard } from '../../auth/admin.guard';
 import { uuidPipe } from '../../common/validation';
+import { AuditRestoreService, type RestoreResult } from '../restore/audit-restore.service';
 import type { AuditEntry } from './audit-entry';
 import { TokenThrottlerGuard } from './token-throttler.guard';
 import { AuditLogExportDto, AuditLogQueryDto } from './audit-log-query.dto';
@@ -14,7 +15,10 @@ import { type AuditLogPage, AuditLogsService, type ChainVerification, type Filte
 @UseGuards(AdminGuard, TokenThrottlerGuard)
 @Controller('workspaces/:workspaceId/audit-logs')
 export class AuditLogsController {
-  constructor(private readonly auditLogs: AuditLogsService) {}
+  constructor(
+    private readonly auditLogs: AuditLogsService,
+    private readonly restorer: AuditRestoreService,
+  ) {}
 
   @Get()
   list(@Param('workspaceId') workspaceId: string, @Query() query: AuditLogQueryDto): Promise<AuditLogPage> {
@@ -64,5 +68,12 @@ export class AuditLogsController {
   @Get(':id')
   get(@Param('workspaceId') workspaceId: string, @Param('id', uuidPipe('id')) id: string): Promise<AuditEntry> {
     return this.auditLogs.get(workspaceId, id);
+  }
+
+  /** Undoes one entry as a new change, recorded as `restored` (see AuditRestoreService). */
+  @Post(':id/restore')
+  @HttpCode(200)
+  restore(@Param('workspaceId') workspaceId: string, @Param('id', uuidPipe('id')) id: string): Promise<RestoreResult> {
+    return this.restorer.restore(workspaceId, id);
   }
 }
