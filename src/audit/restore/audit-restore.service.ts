@@ -240,6 +240,6 @@ export class AuditRestoreService {
   }
 
   private delegate(name: ResourceDelegate): Delegate {
-    return this.txHost.tx[name] as unknown as Delegate;
+    return this.txHost.tx[name];
   }
 }

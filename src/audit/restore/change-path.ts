@@ -125,7 +125,8 @@ export function deleteAt(root: { [key: string]: JsonValue }, segments: readonly 
   for (let i = segments.length - 1; i >= 0; i--) {
     const parent = chain[i];
     const segment = segments[i];
-    if (typeof segment === 'number' && Array.isArray(parent)) delete parent[segment];
+    // An array keeps a hole there (see above), which Reflect.deleteProperty leaves as `delete` would.
+    if (typeof segment === 'number' && Array.isArray(parent)) Reflect.deleteProperty(parent, segment);
     else if (typeof segment === 'string' && isObject(parent)) delete parent[segment];
     else return;
     // Stop at the top-level field, and at the first container that still holds something.
