@@ -36,6 +36,24 @@ describe('Access to the audit log', () => {
     }
   });
 
+  it("guards the resources listing and restore the same way, and restores none of B's entries from A", async () => {
+    const resources = `/api/workspaces/${a.workspaceId}/resources`;
+    const restore = url(`/${bEntry}/restore`);
+    await t.http.get(resources).expect(401);
+    await t.http.get(resources).set('Authorization', `Bearer ${revoked}`).expect(401);
+    await t.http.get(resources).set(a.member.auth).expect(403);
+    await t.http.get(resources).set(b.admin.auth).expect(404);
+    await t.http.post(restore).expect(401);
+    await t.http.post(restore).set('Authorization', `Bearer ${revoked}`).expect(401);
+    await t.http.post(restore).set(a.member.auth).expect(403);
+    await t.http.post(restore).set(b.admin.auth).expect(404);
+    await t.http.post(restore).set(a.admin.auth).expect(404);
+    const listed = await t.http.get(resources).query({ limit: '200' }).set(a.admin.auth).expect(200);
+    expect(JSON.stringify(listed.body)).not.toContain(bResource);
+    const byB = await t.http.get(resources).query({ createdBy: b.admin.id }).set(a.admin.auth).expect(200);
+    expect(byB.body.items).toEqual([]);
+  });
+
   it("returns nothing of B's when B's ids are put in A's parameters", async () => {
     const list = async (query: Record<string, string>) =>
       (await t.http.get(url('')).query(query).set(a.admin.auth).expect(200)).body.items as unknown[];

@@ -113,6 +113,38 @@ describe('Audit log API', () => {
       expect(history.items.map((e) => e.action)).toEqual(['created']);
     });
 
+    it('filters by action (one or several, repeated or comma-separated) and combines it with the others', async () => {
+      const source = await api.create('sources');
+      await t.http.patch(api.url('sources', source.id)).set(ws.admin.auth).send({ type: 'bigquery' }).expect(200);
+      await t.http.delete(api.url('sources', source.id)).set(ws.admin.auth).expect(204);
+      const history = async (action: string | string[]) =>
+        (await list({ resourceId: source.id, action })).items.map((e) => e.action);
+      expect(await history('updated')).toEqual(['updated']);
+      expect(await history('deleted,created')).toEqual(['deleted', 'created']);
+      expect(await history(['created', 'deleted'])).toEqual(['deleted', 'created']);
+      // The contract's read actions are accepted; the log does not record them yet.
+      expect(await history('exported,verified')).toEqual([]);
+      const updates = await list({ action: 'updated', limit: '200' });
+      expect(updates.items.length).toBeGreaterThan(0);
+      expect(updates.items.every((e) => e.action === 'updated')).toBe(true);
+    });
+
+    it("filters by request id: every entry one request produced, a bulk request's together", async () => {
+      const sources = [await api.create('sources'), await api.create('sources'), await api.create('sources')];
+      const requestId = `bulk-${randomUUID()}`;
+      const res = await t.http
+        .post(`${api.url('sources')}/bulk-delete`)
+        .set({ ...ws.admin.auth, 'X-Request-Id': requestId })
+        .send({ ids: sources.map((s) => s.id) })
+        .expect(200);
+      expect(res.headers['x-request-id']).toBe(requestId);
+      const page = await list({ requestId });
+      expect(page.items.map((e) => e.resourceId).sort()).toEqual(sources.map((s) => s.id).sort());
+      expect(page.items.every((e) => e.action === 'deleted' && e.requestId === requestId)).toBe(true);
+      expect((await list({ requestId, action: 'created' })).items).toEqual([]);
+      expect((await list({ requestId: 'no-such-request' })).items).toEqual([]);
+    });
+
     it('finds a resource by the name it had at the time, ignoring case, after a rename', async () => {
       const model = await api.create('models', { name: 'Quarterly Revenue' });
       await t.http.patch(api.url('models', model.id)).set(ws.admin.auth).send({ name: 'Annual revenue' }).expect(200);
@@ -232,6 +264,12 @@ describe('Audit log API', () => {
     it.each([
       [{ resourceType: 'widget' }, /resourceType must be one or more of source, model, segment, destination/],
       [{ userId: 'nope' }, /userId must be user ids/],
+      [
+        { action: 'created,frobbed' },
+        /action must be one or more of created, updated, deleted, restored, exported, verified/,
+      ],
+      [{ requestId: 'has space' }, /requestId must be a request id/],
+      [{ requestId: 'x'.repeat(129) }, /requestId must be a request id: 1 to 128/],
       [{ userId: Array.from({ length: 51 }, () => randomUUID()).join(',') }, /at most 50/],
       [{ limit: '0' }, /limit must be a whole number from 1 to 200/],
       [{ limit: '201' }, /limit must be a whole number from 1 to 200/],
@@ -299,9 +337,10 @@ describe('Audit log API', () => {
   });
 
   describe('GET /audit-logs/filters', () => {
-    it('offers the workspace users and the four resource types', async () => {
+    it('offers the workspace users, the four resource types and the actions the log records', async () => {
       const res = await t.http.get(url(ws.workspaceId, '/filters')).set(ws.admin.auth).expect(200);
       expect(res.body.resourceTypes).toEqual(['source', 'model', 'segment', 'destination']);
+      expect(res.body.actions).toEqual(['created', 'updated', 'deleted', 'restored']);
       expect(res.body.users.map((u: { id: string }) => u.id).sort()).toEqual([ws.admin.id, ws.member.id].sort());
     });
   });
@@ -420,6 +459,29 @@ describe('Audit log API', () => {
       expect(res.text).toBe(
         `occurredAt,actionName,resourceType,resourceName,userName,userEmail,resourceId,requestId,id,action,actorKind,actorName,changes\n${expected}`,
       );
+    });
+
+    it('exports with the action and request id filters', async () => {
+      const source = await api.create('sources');
+      await t.http.delete(api.url('sources', source.id)).set(ws.admin.auth).expect(204);
+      const [deletion] = (await list({ resourceId: source.id, action: 'deleted' })).items;
+      const res = await t.http
+        .get(url(ws.workspaceId, '/export'))
+        .query({ format: 'ndjson', action: 'deleted', requestId: deletion.requestId! })
+        .set(ws.admin.auth)
+        .expect(200);
+      expect(
+        res.text
+          .trim()
+          .split('\n')
+          .map((line) => JSON.parse(line) as Entry),
+      ).toEqual([deletion]);
+      const bad = await t.http
+        .get(url(ws.workspaceId, '/export'))
+        .query({ action: 'read' })
+        .set(ws.admin.auth)
+        .expect(400);
+      expect(JSON.stringify(bad.body.message)).toMatch(/action must be one or more of/);
     });
 
     it('answers 400 for a bad format or filter before sending anything', async () => {

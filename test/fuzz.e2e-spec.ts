@@ -97,7 +97,23 @@ describe('Generated bad input', () => {
     fc.nat().map((i) => foreignIds[i % foreignIds.length]),
   );
   const queryKey = fc.oneof(
-    fc.constantFrom('userId', 'resourceType', 'resourceName', 'resourceId', 'from', 'to', 'limit', 'cursor', 'format'),
+    fc.constantFrom(
+      'userId',
+      'resourceType',
+      'resourceName',
+      'resourceId',
+      'action',
+      'requestId',
+      'from',
+      'to',
+      'limit',
+      'cursor',
+      'format',
+      'name',
+      'createdBy',
+      'updatedBy',
+      'editedByOthers',
+    ),
     fc.string({ maxLength: 12 }),
   );
   const query = fc.dictionary(queryKey, fc.oneof(nasty, fc.array(nasty, { maxLength: 60 })), { maxKeys: 6 });
@@ -169,6 +185,29 @@ describe('Generated bad input', () => {
               .set(ws.admin.auth),
           false,
         ),
+      ),
+    );
+  });
+
+  it('GET /resources with generated query strings', async () => {
+    await run(
+      fc.asyncProperty(query, (q) =>
+        check(
+          () =>
+            t.http
+              .get(`${base()}/resources`)
+              .query(q as Record<string, string>)
+              .set(ws.admin.auth),
+          false,
+        ),
+      ),
+    );
+  });
+
+  it('POST /audit-logs/:id/restore with generated ids', async () => {
+    await run(
+      fc.asyncProperty(fc.oneof(nasty, fc.constantFrom(...foreignIds)), (id) =>
+        check(() => t.http.post(`${base()}/audit-logs/${segment(id)}/restore`).set(ws.admin.auth), true, id),
       ),
     );
   });

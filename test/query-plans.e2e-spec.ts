@@ -70,11 +70,11 @@ describe('Query plans of the audit-log API', () => {
     );
     await db.query(
       `
-      INSERT INTO audit_log_sealed (id, workspace_id, occurred_at, action, resource_type, resource_id, resource_name, actor_id, actor_name, actor_email, changes, seq, prev_hash, hash)
+      INSERT INTO audit_log_sealed (id, workspace_id, occurred_at, action, resource_type, resource_id, resource_name, actor_id, actor_name, actor_email, request_id, changes, seq, prev_hash, hash)
       SELECT gen_random_uuid(), CASE WHEN g % 10 = 0 THEN $1::uuid ELSE (SELECT id FROM workspaces ORDER BY id OFFSET (g % 29) LIMIT 1) END,
-             now() - (3 * g || ' minutes')::interval, 'updated', (ARRAY['source','model','segment','destination'])[1 + g % 4],
+             now() - (3 * g || ' minutes')::interval, CASE WHEN g % 50 = 0 THEN 'created' ELSE 'updated' END, (ARRAY['source','model','segment','destination'])[1 + g % 4],
              gen_random_uuid(), (ARRAY['Customers','Orders','Revenue'])[1 + g % 3] || ' ' || (g % 500),
-             CASE WHEN g % 3 = 0 THEN $2::uuid ELSE NULL END, 'A', 'a@acme.test', '[]', g, '', ''
+             CASE WHEN g % 3 = 0 THEN $2::uuid ELSE NULL END, 'A', 'a@acme.test', 'req-' || (g / 3), '[]', g, '', ''
       FROM generate_series(1, 60000) g`,
       [ws.workspaceId, ws.admin.id],
     );
@@ -101,6 +101,10 @@ describe('Query plans of the audit-log API', () => {
     // One resource's few entries: sorting them is cheaper than merging every month's index in order.
     ['resource id', { resourceId: '3b241101-e2bb-4255-8caf-4136c566a962' }, false],
     ['date range', month, true],
+    ['action', { action: 'created' }, true],
+    ['two actions', { action: 'created,deleted' }, false],
+    ['request id', { requestId: 'req-1' }, false],
+    ['action and name', { action: 'updated', resourceName: 'orders' }, false],
     ['common name', { resourceName: 'customers' }, true],
     ['rare name', { resourceName: 'Revenue 499' }, false],
     ['short name', { resourceName: 'e' }, true],

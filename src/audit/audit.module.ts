@@ -2,16 +2,21 @@ import { Module } from '@nestjs/common';
 import { ScheduleModule } from '@nestjs/schedule';
 import { ThrottlerModule } from '@nestjs/throttler';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
+import { ResourcesModule } from '../resources/resources.module';
 import { AuditLogsController } from './query/audit-logs.controller';
 import { AuditLogsService } from './query/audit-logs.service';
 import { ExportSlots } from './query/export-slots';
 import { isExport } from './query/token-throttler.guard';
+import { ResourceListController } from './query/resource-list.controller';
+import { ResourceListService } from './query/resource-list.service';
+import { AuditRestoreService } from './restore/audit-restore.service';
 import { AuditRetentionController } from './retention/audit-retention.controller';
 import { AuditRetentionService } from './retention/audit-retention.service';
 import { AuditSealerService } from './seal/audit-sealer.service';
 
 @Module({
   imports: [
+    ResourcesModule,
     ScheduleModule.forRoot(),
     ThrottlerModule.forRootAsync({
       inject: [APP_CONFIG],
@@ -26,8 +31,15 @@ import { AuditSealerService } from './seal/audit-sealer.service';
       }),
     }),
   ],
-  controllers: [AuditLogsController, AuditRetentionController],
-  providers: [AuditLogsService, AuditRetentionService, AuditSealerService, ExportSlots],
+  controllers: [AuditLogsController, AuditRetentionController, ResourceListController],
+  providers: [
+    AuditLogsService,
+    AuditRetentionService,
+    AuditSealerService,
+    ExportSlots,
+    ResourceListService,
+    AuditRestoreService,
+  ],
   exports: [AuditRetentionService, AuditSealerService],
 })
 export class AuditModule {}

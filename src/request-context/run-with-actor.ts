@@ -20,3 +20,15 @@ export function runWithActor<T>(actor: Actor, fn: () => Promise<T>): Promise<T> 
 export function runAsSystem<T>(name: string, fn: () => Promise<T>): Promise<T> {
   return runWithActor({ kind: 'system', name }, fn);
 }
+
+/**
+ * Runs `fn` in the current context (same actor and request id) with its writes marked as a restore:
+ * the capture triggers record them with action `restored` instead of `created` or `updated`.
+ */
+export function runAsRestore<T>(fn: () => Promise<T>): Promise<T> {
+  const cls = ClsServiceManager.getClsService<AppClsStore>();
+  return cls.run({ ifNested: 'inherit' }, async () => {
+    cls.set('auditAction', 'restored');
+    return await fn();
+  });
+}

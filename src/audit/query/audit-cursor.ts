@@ -11,7 +11,11 @@ export interface CursorPosition {
  * modified cursor or one from another workspace is a 400 rather than a wrong page.
  */
 export class AuditCursorCodec {
-  constructor(private readonly secret: string) {}
+  /** `purpose` binds cursors to one listing, so that a cursor of another listing is refused too. */
+  constructor(
+    private readonly secret: string,
+    private readonly purpose = '',
+  ) {}
 
   encode(workspaceId: string, position: CursorPosition): string {
     const payload = Buffer.from(JSON.stringify([position.occurredAt.toISOString(), position.id])).toString('base64url');
@@ -38,6 +42,9 @@ export class AuditCursorCodec {
   }
 
   private sign(workspaceId: string, payload: string): string {
-    return createHmac('sha256', this.secret).update(`${workspaceId}.${payload}`).digest('base64url').slice(0, 32);
+    return createHmac('sha256', this.secret)
+      .update(`${this.purpose ? `${this.purpose}:` : ''}${workspaceId}.${payload}`)
+      .digest('base64url')
+      .slice(0, 32);
   }
 }

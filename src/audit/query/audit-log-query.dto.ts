@@ -15,8 +15,18 @@ import {
 } from 'class-validator';
 import { RESOURCE_TYPES, type ResourceType } from '../capture/audited-resources';
 
+/**
+ * The actions the contract names. The log records the first four today; `exported` and `verified`
+ * (reads of the log itself) are accepted as filters and match nothing until they are recorded.
+ */
+export const FILTER_ACTIONS = ['created', 'updated', 'deleted', 'restored', 'exported', 'verified'] as const;
+export type FilterAction = (typeof FILTER_ACTIONS)[number];
+
+/** Request ids as the service stores them (see the request-context middleware). */
+export const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
 /** `?a=1&a=2` and `?a=1,2` both become ['1', '2']. */
-const toList = ({ value }: { value: unknown }): unknown => {
+export const toList = ({ value }: { value: unknown }): unknown => {
   const values: unknown[] = Array.isArray(value) ? (value as unknown[]) : [value];
   return values
     .flatMap((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()) : [v]))
@@ -40,6 +50,19 @@ export class AuditLogFilterDto {
   @ArrayMaxSize(RESOURCE_TYPES.length * 2)
   @IsIn(RESOURCE_TYPES, { each: true, message: `resourceType must be one or more of ${RESOURCE_TYPES.join(', ')}` })
   resourceType?: ResourceType[];
+
+  @ApiPropertyOptional({ enum: FILTER_ACTIONS, isArray: true })
+  @IsOptional()
+  @Transform(toList)
+  @ArrayMaxSize(FILTER_ACTIONS.length * 2)
+  @IsIn(FILTER_ACTIONS, { each: true, message: `action must be one or more of ${FILTER_ACTIONS.join(', ')}` })
+  action?: FilterAction[];
+
+  @ApiPropertyOptional({ description: 'Every entry one request produced (the X-Request-Id of the request)' })
+  @IsOptional()
+  @IsString()
+  @Matches(REQUEST_ID, { message: 'requestId must be a request id: 1 to 128 letters, digits, ".", "_", ":" or "-"' })
+  requestId?: string;
 
   @ApiPropertyOptional({ description: 'Case-insensitive substring of the name at the time of the action' })
   @IsOptional()

@@ -1,12 +1,13 @@
-import { Controller, Get, Inject, Logger, Param, Query, Res, UseGuards } from '@nestjs/common';
+import { Controller, Get, HttpCode, Inject, Logger, Param, Post, Query, Res, UseGuards } from '@nestjs/common';
 import { ApiBearerAuth, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { APP_CONFIG, type AppConfig } from '../../config/app-config';
 import { AdminGuard } from '../../auth/admin.guard';
-import { ApiErrors, AUDIT_ROUTE_ERRORS } from '../../common/api-errors';
+import { ApiErrors, ApiRoute, AUDIT_ROUTE_ERRORS } from '../../common/api-errors';
 import { uuidPipe } from '../../common/validation';
+import { AuditRestoreService, type RestoreResult } from '../restore/audit-restore.service';
 import type { AuditEntry } from './audit-entry';
 import { EXPORT_RETRY_AFTER_SECONDS, ExportSlots, TooManyExportsException } from './export-slots';
 import { TokenThrottlerGuard } from './token-throttler.guard';
@@ -25,6 +26,7 @@ export class AuditLogsController {
     private readonly auditLogs: AuditLogsService,
     private readonly slots: ExportSlots,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly restorer: AuditRestoreService,
   ) {}
 
   @Get()
@@ -116,5 +118,13 @@ export class AuditLogsController {
   @Get(':id')
   get(@Param('workspaceId') workspaceId: string, @Param('id', uuidPipe('id')) id: string): Promise<AuditEntry> {
     return this.auditLogs.get(workspaceId, id);
+  }
+
+  /** Undoes one entry as a new change, recorded as `restored` (see AuditRestoreService). */
+  @Post(':id/restore')
+  @HttpCode(200)
+  @ApiRoute(200, 409)
+  restore(@Param('workspaceId') workspaceId: string, @Param('id', uuidPipe('id')) id: string): Promise<RestoreResult> {
+    return this.restorer.restore(workspaceId, id);
   }
 }

@@ -2,7 +2,13 @@ import { BadRequestException, Inject, Injectable, NotFoundException } from '@nes
 import { APP_CONFIG, type AppConfig } from '../../config/app-config';
 import { type AppPrismaClient, PRISMA } from '../../database/prisma-client.factory';
 import { Prisma } from '../../generated/prisma/client';
-import { AUDITED_RESOURCES, RESOURCE_TYPES, type ResourceType } from '../capture/audited-resources';
+import {
+  AUDIT_ACTIONS,
+  type AuditAction,
+  AUDITED_RESOURCES,
+  RESOURCE_TYPES,
+  type ResourceType,
+} from '../capture/audited-resources';
 import { AuditSealerService } from '../seal/audit-sealer.service';
 import { AuditCursorCodec, type CursorPosition } from './audit-cursor';
 import { type AuditEntry, type AuditLogRow, CSV_COLUMNS, toAuditEntry } from './audit-entry';
@@ -27,6 +33,7 @@ export interface ChainVerification {
 export interface FilterChoices {
   users: { id: string; name: string; email: string }[];
   resourceTypes: ResourceType[];
+  actions: AuditAction[];
 }
 
 const COLUMNS = Prisma.raw(
@@ -99,14 +106,14 @@ interface ExportRow {
  * reads the (workspace, column, occurred_at) index in order and stops after a page (0.2 ms
  * instead of 6 ms for one user over 200,000 entries, 8 ms instead of 70 ms with every filter).
  */
-function oneOf(column: 'actor_id' | 'resource_type', values: string[], type: 'uuid' | 'text'): Prisma.Sql {
+function oneOf(column: 'actor_id' | 'resource_type' | 'action', values: string[], type: 'uuid' | 'text'): Prisma.Sql {
   return values.length === 1
     ? Prisma.sql`${Prisma.raw(`"${column}"`)} = ${values[0]}::${Prisma.raw(type)}`
     : Prisma.sql`${Prisma.raw(`"${column}"`)} = ANY(${values}::${Prisma.raw(`${type}[]`)})`;
 }
 
 /** `%`, `_` and `\` in a searched name match themselves. */
-function likePattern(text: string): string {
+export function likePattern(text: string): string {
   return `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 }
 
@@ -270,7 +277,8 @@ export class AuditLogsService {
       WHERE u."id" IN (SELECT actor_id FROM actors WHERE actor_id IS NOT NULL)
          OR u."id" IN (SELECT "user_id" FROM "memberships" WHERE "workspace_id" = ${workspaceId}::uuid)
       ORDER BY lower(u."name"), u."email"`;
-    return { users, resourceTypes: [...RESOURCE_TYPES] };
+    // The actions the log records (the filter also accepts the contract's `exported` and `verified`).
+    return { users, resourceTypes: [...RESOURCE_TYPES], actions: [...AUDIT_ACTIONS] };
   }
 
   private async page<Row = AuditLogRow>(
@@ -351,6 +359,8 @@ export class AuditLogsService {
     const where = [Prisma.sql`"workspace_id" = ${workspaceId}::uuid`];
     if (filter.userId?.length) where.push(oneOf('actor_id', filter.userId, 'uuid'));
     if (filter.resourceType?.length) where.push(oneOf('resource_type', filter.resourceType, 'text'));
+    if (filter.action?.length) where.push(oneOf('action', filter.action, 'text'));
+    if (filter.requestId) where.push(Prisma.sql`"request_id" = ${filter.requestId}`);
     if (filter.resourceId) where.push(Prisma.sql`"resource_id" = ${filter.resourceId}::uuid`);
     if (from) where.push(Prisma.sql`"occurred_at" >= ${from}::timestamptz`);
     if (to) where.push(Prisma.sql`"occurred_at" < ${to}::timestamptz`);
