@@ -14,9 +14,16 @@ function own(object: Record<string, Json>, key: string): Json | undefined {
   return Object.hasOwn(object, key) ? object[key] : undefined;
 }
 
-/** The `value` of a header-list item whose `name` or `key` looks secret (`{ name: "Authorization", value }`). */
+/**
+ * The `value` of a header-list item whose `name` or `key` looks secret (`{ name: "Authorization", value }`).
+ * A label that is not a string is read as its JSON text, as PostgreSQL's `->>` reads it.
+ */
 function labelledSecret(object: Record<string, Json>): boolean {
-  const label = (key: string) => typeof own(object, key) === 'string' && SECRET_KEY.test(own(object, key) as string);
+  const label = (key: string) => {
+    const value = own(object, key);
+    if (value === undefined || value === null) return false;
+    return SECRET_KEY.test(typeof value === 'string' ? value : JSON.stringify(value));
+  };
   return Object.hasOwn(object, 'value') && (label('name') || label('key'));
 }
 
@@ -39,9 +46,18 @@ export function maskSecrets(value: Json, secret = false): Json {
   return typeof value === 'string' ? value.replace(URL_PASSWORD, `$1${MASK}@`) : value;
 }
 
-/** Replaces every MASK in `incoming` (and every masked URL password) by the value stored at the same path. */
-export function restoreSecrets(incoming: Json, stored: Json | undefined, path: string): Json {
+/**
+ * Replaces every MASK in `incoming` (and every masked URL password) by the value stored at the same
+ * path. Only where the incoming document itself marks a secret: a MASK moved under a harmless key or
+ * label would otherwise show the stored secret in clear.
+ */
+export function restoreSecrets(incoming: Json, stored: Json | undefined, path: string, secret = false): Json {
   if (incoming === MASK) {
+    if (!secret) {
+      throw new BadRequestException(
+        `${path} is "${MASK}", which keeps a stored secret, but ${path} is not a secret: send its value.`,
+      );
+    }
     if (stored === undefined || isObject(stored) || Array.isArray(stored)) {
       throw new BadRequestException(`${path} is "${MASK}", which keeps a stored secret, but none is stored there.`);
     }
@@ -60,14 +76,20 @@ export function restoreSecrets(incoming: Json, stored: Json | undefined, path: s
   }
   if (Array.isArray(incoming)) {
     return incoming.map((item, i) =>
-      restoreSecrets(item, Array.isArray(stored) && i < stored.length ? stored[i] : undefined, `${path}[${i}]`),
+      restoreSecrets(item, Array.isArray(stored) && i < stored.length ? stored[i] : undefined, `${path}[${i}]`, secret),
     );
   }
   if (isObject(incoming)) {
+    const labelled = labelledSecret(incoming);
     return Object.fromEntries(
       Object.entries(incoming).map(([k, v]) => [
         k,
-        restoreSecrets(v, isObject(stored) ? own(stored, k) : undefined, `${path}.${k}`),
+        restoreSecrets(
+          v,
+          isObject(stored) ? own(stored, k) : undefined,
+          `${path}.${k}`,
+          secret || SECRET_KEY.test(k) || (labelled && k === 'value'),
+        ),
       ]),
     );
   }

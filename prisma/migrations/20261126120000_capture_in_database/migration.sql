@@ -152,10 +152,21 @@ LANGUAGE sql SECURITY DEFINER SET search_path = public AS $$
         DELETE FROM "audit_resource_names" n
         WHERE n."workspace_id" = "workspace"
           AND NOT EXISTS (SELECT 1 FROM "audit_log_sealed" a WHERE a."workspace_id" = n."workspace_id"
-                          AND a."resource_id" = n."resource_id" AND a."resource_name" = n."resource_name")
+                          AND a."resource_id" = n."resource_id" AND left(a."resource_name", 512) = n."resource_name")
         RETURNING 1
     )
     SELECT count(*) FROM forgotten
+$$;
+
+-- A name longer than an index row can hold would stop the sealer for every workspace: the names
+-- index keeps the first 512 characters (what a search can reasonably type).
+CREATE OR REPLACE FUNCTION "audit_logs_remember_names"() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
+BEGIN
+    INSERT INTO "audit_resource_names" ("workspace_id", "resource_id", "resource_name", "resource_type")
+    SELECT DISTINCT "workspace_id", "resource_id", left("resource_name", 512), "resource_type" FROM "new_entries"
+    ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END;
 $$;
 
 -- 3. The inbox: what the write path appends to. No index and no trigger, so that an audited write
@@ -168,7 +179,7 @@ CREATE TABLE "audit_log_inbox" (
     "resource_type" TEXT NOT NULL,
     "resource_id" UUID NOT NULL,
     "resource_name" TEXT NOT NULL,
-    "actor_kind" TEXT NOT NULL,
+    "actor_kind" TEXT NOT NULL CHECK ("actor_kind" IN ('user', 'system', 'database')),
     "actor_id" UUID,
     "actor_name" TEXT,
     "actor_email" TEXT,
@@ -216,15 +227,23 @@ CREATE VIEW "audit_logs" AS
     FROM "audit_log_inbox";
 
 -- 4. Who is acting: the application's tag at the end of the running statement, else the database role.
+-- Only the application's own roles (members of audit_log_app, or the owner of the log) may name an
+-- actor; another role's tag is ignored and the change is recorded as that role. A tag naming any
+-- kind but a user or a system job is ignored too.
 CREATE FUNCTION "audit_context"() RETURNS JSONB LANGUAGE plpgsql STABLE AS $$
 DECLARE
-    -- The tag is a few hundred bytes at the very end (the client caps what it holds).
-    tag TEXT := substring(right(current_query(), 4096) FROM '/\*[^*]*audit=''([A-Za-z0-9_-]+)''[^*]*\*/\s*;?\s*$');
+    -- The tag is at the very end, and the client caps what it holds.
+    tag TEXT := substring(right(current_query(), 16384) FROM '/\*[^*]*audit=''([A-Za-z0-9_-]+)''[^*]*\*/\s*;?\s*$');
+    context JSONB;
 BEGIN
-    IF tag IS NULL THEN
-        RETURN jsonb_build_object('kind', 'database', 'name', session_user::text);
+    IF tag IS NOT NULL AND (pg_has_role(session_user, 'audit_log_app', 'MEMBER')
+                            OR session_user::regrole = (SELECT relowner FROM pg_class WHERE oid = 'audit_log_inbox'::regclass)) THEN
+        context := convert_from(decode(translate(tag, '-_', '+/') || repeat('=', (4 - length(tag) % 4) % 4), 'base64'), 'UTF8')::jsonb;
+        IF context->>'kind' IN ('user', 'system') AND jsonb_typeof(context->'name') = 'string' THEN
+            RETURN context;
+        END IF;
     END IF;
-    RETURN convert_from(decode(translate(tag, '-_', '+/') || repeat('=', (4 - length(tag) % 4) % 4), 'base64'), 'UTF8')::jsonb;
+    RETURN jsonb_build_object('kind', 'database', 'name', session_user::text);
 END;
 $$;
 
@@ -249,91 +268,165 @@ $$;
 -- and a URL's password is replaced. Written as loops over arrays, not recursive or SQL-language
 -- functions: it runs once per changed row, and each function call would cost more than the walk.
 
--- Leaves of one field's value: {path: [value, secret]}.
-CREATE FUNCTION "audit_leaves"("doc" JSONB, "root" TEXT, "scope" BOOLEAN, "pattern" TEXT) RETURNS JSONB
+-- Leaves of one field's value, as three parallel arrays. A loop over a queue held in arrays:
+-- appending to a PL/pgSQL array variable is done in place, so the walk is linear in the document's
+-- size (a recursive query costs more per row for the small documents that are the rule).
+CREATE FUNCTION "audit_leaves"("doc" JSONB, "root" TEXT, "scope" BOOLEAN, "pattern" TEXT,
+    OUT "paths" TEXT[], OUT "leaf_values" JSONB[], OUT "secrets" BOOLEAN[])
 LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
-    paths TEXT[] := ARRAY["root"];
-    docs JSONB[] := ARRAY["doc"];
-    secrets BOOLEAN[] := ARRAY[false];
-    leaves JSONB := '{}'::jsonb;
+    queue_paths TEXT[] := ARRAY["root"];
+    queue_docs JSONB[] := ARRAY["doc"];
+    queue_secrets BOOLEAN[] := ARRAY[false];
     i INTEGER := 1;
     j INTEGER;
     d JSONB;
     p TEXT;
-    secret BOOLEAN;
+    s BOOLEAN;
     k TEXT;
     v JSONB;
     labelled BOOLEAN;
 BEGIN
-    WHILE i <= cardinality(paths) LOOP
-        d := docs[i];
-        p := paths[i];
-        secret := secrets[i];
+    "paths" := ARRAY[]::TEXT[];
+    "leaf_values" := ARRAY[]::JSONB[];
+    "secrets" := ARRAY[]::BOOLEAN[];
+    WHILE i <= cardinality(queue_paths) LOOP
+        d := queue_docs[i];
+        p := queue_paths[i];
+        s := queue_secrets[i];
         i := i + 1;
         IF jsonb_typeof(d) = 'object' AND d <> '{}'::jsonb THEN
             labelled := "scope" AND d ? 'value'
                 AND (coalesce((d->>'name') ~* "pattern", false) OR coalesce((d->>'key') ~* "pattern", false));
-            FOR k, v IN SELECT * FROM jsonb_each(d) LOOP
-                paths := paths || (p || CASE WHEN k ~ '^[A-Za-z_][A-Za-z0-9_]*$' THEN '.' || k
-                                             ELSE '[' || to_jsonb(k)::text || ']' END);
-                docs := docs || v;
-                secrets := secrets || (secret OR ("scope" AND (k ~* "pattern" OR (labelled AND k = 'value'))));
+            FOR k, v IN SELECT e.key, e.value FROM jsonb_each(d) e LOOP
+                queue_paths := array_append(queue_paths, p || CASE WHEN k ~ '^[A-Za-z_][A-Za-z0-9_]*$' THEN '.' || k
+                                                                  ELSE '[' || to_jsonb(k)::text || ']' END);
+                queue_docs := array_append(queue_docs, v);
+                queue_secrets := array_append(queue_secrets, s OR ("scope" AND (k ~* "pattern" OR (labelled AND k = 'value'))));
             END LOOP;
         ELSIF jsonb_typeof(d) = 'array' AND jsonb_array_length(d) > 0 THEN
             FOR j IN 0 .. jsonb_array_length(d) - 1 LOOP
-                paths := paths || (p || '[' || j || ']');
-                docs := docs || (d->j);
-                secrets := secrets || secret;
+                queue_paths := array_append(queue_paths, p || '[' || j || ']');
+                queue_docs := array_append(queue_docs, d->j);
+                queue_secrets := array_append(queue_secrets, s);
             END LOOP;
         ELSE
-            leaves := leaves || jsonb_build_object(p, jsonb_build_array(d, secret));
+            "paths" := array_append("paths", p);
+            "leaf_values" := array_append("leaf_values", d);
+            "secrets" := array_append("secrets", s);
         END IF;
     END LOOP;
-    RETURN leaves;
+END;
+$$;
+
+-- What an entry shows of a leaf: "[REDACTED]" for a secret, a URL with its password replaced, or the value.
+CREATE FUNCTION "audit_shown"("value" JSONB, "secret" BOOLEAN, "scope" BOOLEAN, "url" TEXT) RETURNS JSONB
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF "secret" THEN
+        RETURN '"[REDACTED]"'::jsonb;
+    ELSIF "scope" AND jsonb_typeof("value") = 'string' AND strpos("value" #>> '{}', '@') > 0 AND ("value" #>> '{}') ~ "url" THEN
+        RETURN to_jsonb(regexp_replace("value" #>> '{}', "url", '\1[REDACTED]@'));
+    END IF;
+    RETURN "value";
 END;
 $$;
 
 -- The changes of one JSON or array field between two states (NULL for a creation or a deletion): one
--- element per leaf that differs, compared on the real values (a changed secret shows as changed),
--- shown as the entry shows them. Scalar columns are compared inline by the capture statement that
--- `audit_attach` generates; only a JSON field that changed is walked.
-CREATE FUNCTION "audit_field_changes"("b" JSONB, "a" JSONB, "field" TEXT, "scope" BOOLEAN, "pattern" TEXT)
+-- element per leaf that differs, compared as JSON values (5432.0 and 5432 are the same number) on the
+-- real values (a changed secret shows as changed), shown as the entry shows them. Scalar columns are
+-- compared inline by the capture statement that `audit_attach` generates; only a JSON field that
+-- changed is walked. Small documents are matched leaf by leaf; large ones through a map, so that the
+-- cost stays linear.
+CREATE FUNCTION "audit_field_changes"("b" JSONB, "a" JSONB, "field" TEXT, "scope" BOOLEAN, "pattern" TEXT, "url" TEXT)
 RETURNS JSONB LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
-    result JSONB := '[]'::jsonb;
-    old_leaves JSONB;
-    new_leaves JSONB;
+    -- Leaves in local array variables: indexing an array held in a record copies it on every access.
+    op TEXT[];
+    ov JSONB[];
+    os BOOLEAN[];
+    np TEXT[];
+    nv JSONB[];
+    ns BOOLEAN[];
+    walked RECORD;
+    changes JSONB[] := ARRAY[]::JSONB[];
+    i INTEGER;
+    j INTEGER;
+    old_map JSONB;
+    new_map JSONB;
     p TEXT;
-    x JSONB;
-    y JSONB;
-    change JSONB;
-    shown JSONB;
-    side TEXT;
 BEGIN
-    old_leaves := CASE WHEN "b" IS NULL THEN '{}'::jsonb ELSE "audit_leaves"("b", "field", "scope", "pattern") END;
-    new_leaves := CASE WHEN "a" IS NULL THEN '{}'::jsonb ELSE "audit_leaves"("a", "field", "scope", "pattern") END;
-    FOR p IN SELECT k FROM (SELECT jsonb_object_keys(old_leaves) AS k UNION SELECT jsonb_object_keys(new_leaves)) u ORDER BY k LOOP
-        x := old_leaves->p;
-        y := new_leaves->p;
-        CONTINUE WHEN (x->0)::text = (y->0)::text;
-        change := jsonb_build_object('field', p);
-        FOREACH side IN ARRAY ARRAY['before', 'after'] LOOP
-            shown := CASE side WHEN 'before' THEN x ELSE y END;
-            CONTINUE WHEN shown IS NULL;
-            shown := CASE
-                WHEN (shown->>1)::boolean THEN '"[REDACTED]"'::jsonb
-                WHEN "scope" AND jsonb_typeof(shown->0) = 'string' AND strpos(shown->>0, '@') > 0
-                     AND (shown->>0) ~ '^[A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*:[^/?#@]*@'
-                    THEN to_jsonb(regexp_replace(shown->>0, '^([A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*:)[^/?#@]*@', '\1[REDACTED]@'))
-                ELSE shown->0 END;
-            change := change || jsonb_build_object(side, shown);
+    IF "b" IS NOT NULL THEN
+        walked := "audit_leaves"("b", "field", "scope", "pattern");
+        op := walked."paths";
+        ov := walked."leaf_values";
+        os := walked."secrets";
+    END IF;
+    IF "a" IS NOT NULL THEN
+        walked := "audit_leaves"("a", "field", "scope", "pattern");
+        np := walked."paths";
+        nv := walked."leaf_values";
+        ns := walked."secrets";
+    END IF;
+    IF "b" IS NULL THEN
+        FOR i IN 1 .. cardinality(np) LOOP
+            changes := array_append(changes, jsonb_build_object('field', np[i],
+                'after', "audit_shown"(nv[i], ns[i], "scope", "url")));
         END LOOP;
-        result := result || jsonb_build_array(change);
-    END LOOP;
-    RETURN result;
+    ELSIF "a" IS NULL THEN
+        FOR i IN 1 .. cardinality(op) LOOP
+            changes := array_append(changes, jsonb_build_object('field', op[i],
+                'before', "audit_shown"(ov[i], os[i], "scope", "url")));
+        END LOOP;
+    ELSIF cardinality(op) <= 64 AND cardinality(np) <= 64 THEN
+        FOR i IN 1 .. cardinality(op) LOOP
+            j := array_position(np, op[i]);
+            IF j IS NULL THEN
+                changes := array_append(changes, jsonb_build_object('field', op[i],
+                    'before', "audit_shown"(ov[i], os[i], "scope", "url")));
+            ELSIF ov[i] <> nv[j] THEN
+                changes := array_append(changes, jsonb_build_object('field', op[i],
+                    'before', "audit_shown"(ov[i], os[i], "scope", "url"),
+                    'after', "audit_shown"(nv[j], ns[j], "scope", "url")));
+            END IF;
+        END LOOP;
+        FOR j IN 1 .. cardinality(np) LOOP
+            IF array_position(op, np[j]) IS NULL THEN
+                changes := array_append(changes, jsonb_build_object('field', np[j],
+                    'after', "audit_shown"(nv[j], ns[j], "scope", "url")));
+            END IF;
+        END LOOP;
+    ELSE
+        old_map := (SELECT jsonb_object_agg(l.p, jsonb_build_array(l.v, l.s)) FROM unnest(op, ov, os) AS l(p, v, s));
+        new_map := (SELECT jsonb_object_agg(l.p, jsonb_build_array(l.v, l.s)) FROM unnest(np, nv, ns) AS l(p, v, s));
+        FOR p IN SELECT k FROM (SELECT jsonb_object_keys(old_map) AS k UNION SELECT jsonb_object_keys(new_map)) u ORDER BY k LOOP
+            CONTINUE WHEN old_map->p->0 = new_map->p->0;
+            changes := array_append(changes, jsonb_strip_nulls(jsonb_build_object('field', p,
+                'before', "audit_shown"(old_map->p->0, (old_map->p->>1)::boolean, "scope", "url"),
+                'after', "audit_shown"(new_map->p->0, (new_map->p->>1)::boolean, "scope", "url")))
+                || CASE WHEN old_map->p->0 = 'null'::jsonb THEN '{"before": null}'::jsonb ELSE '{}'::jsonb END
+                || CASE WHEN new_map->p->0 = 'null'::jsonb THEN '{"after": null}'::jsonb ELSE '{}'::jsonb END);
+        END LOOP;
+    END IF;
+    RETURN to_jsonb(changes);
 END;
 $$;
+
+-- What is audited, as the application's registry says (written by `audit_attach`, section 7): the
+-- table, its resource type, the secret rule, and the SQL that computes a row's changes.
+CREATE TABLE "audit_resource_types" (
+    "table_name" TEXT NOT NULL,
+    "resource_type" TEXT NOT NULL,
+    "secret_fields" TEXT[] NOT NULL,
+    "secret_pattern" TEXT NOT NULL,
+    "url_pattern" TEXT NOT NULL,
+    "field_names" JSONB NOT NULL,
+    "created_sql" TEXT NOT NULL,
+    "updated_sql" TEXT NOT NULL,
+    "deleted_sql" TEXT NOT NULL,
+    CONSTRAINT "audit_resource_types_pkey" PRIMARY KEY ("table_name"),
+    CONSTRAINT "audit_resource_types_resource_type_key" UNIQUE ("resource_type")
+);
 
 -- 6. Before each row is written: its identity, creator and creation time cannot change; an update that
 -- changes no audited column keeps its last editor and time; otherwise the database sets who and when
@@ -350,10 +443,9 @@ BEGIN
                 USING ERRCODE = 'integrity_constraint_violation',
                       HINT = 'A resource keeps its identity and creator; create a new one instead.';
         END IF;
-        IF (to_jsonb(NEW) - ARRAY['updated_at', 'updated_by_id'])::text = (to_jsonb(OLD) - ARRAY['updated_at', 'updated_by_id'])::text THEN
-            NEW."updated_at" := OLD."updated_at";
-            NEW."updated_by_id" := OLD."updated_by_id";
-            RETURN NEW;
+        -- Equal as JSON (5432.0 and 5432, keys in another order): the row keeps what it holds.
+        IF (to_jsonb(NEW) - ARRAY['updated_at', 'updated_by_id']) = (to_jsonb(OLD) - ARRAY['updated_at', 'updated_by_id']) THEN
+            RETURN OLD;
         END IF;
     END IF;
     -- The actor is read from the statement once and kept for its other rows: reading current_query()
@@ -376,31 +468,55 @@ BEGIN
 END;
 $$;
 
--- After each statement: one entry per row it changed, in one insert. Arguments: the resource type and
--- the SQL expression of a row's changes for this operation, generated by `audit_attach`.
+-- After each statement: one entry per row it changed, in one insert. The SQL that computes a row's
+-- changes comes from `audit_resource_types` (written by `audit_attach`), never from the trigger's
+-- arguments, so that nobody can attach this function to a table of their own to run SQL with its
+-- rights; a table that is not registered is refused. Each row's creator and editor must be the actor
+-- the entry records (the BEFORE trigger set them from the same statement): otherwise the statement fails.
 CREATE FUNCTION "audit_capture"() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
 DECLARE
     context JSONB := "audit_context"();
     exact TIMESTAMPTZ := clock_timestamp();
     actor_kind TEXT := context->>'kind';
+    registered "audit_resource_types";
 BEGIN
+    SELECT * INTO registered FROM "audit_resource_types" t
+    WHERE TG_TABLE_SCHEMA = 'public' AND t."table_name" = TG_TABLE_NAME;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'audit_capture is attached to %.%, which is not an audited table', TG_TABLE_SCHEMA, TG_TABLE_NAME
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
     -- EXECUTE plans the insert for this statement's row count, not a plan cached from a one-row statement.
     EXECUTE format(
         'INSERT INTO "audit_log_inbox" ("id", "workspace_id", "occurred_at", "action", "resource_type", "resource_id",
             "resource_name", "actor_kind", "actor_id", "actor_name", "actor_email", "request_id", "ip", "user_agent", "changes")
          SELECT "audit_uuidv7"($1), r."workspace_id", date_trunc(''milliseconds'', $1), %L, $2, r."id", r."name",
                 $3, $4, $5, $6, $7, $8, $9, r."changes"
-         FROM (SELECT r."workspace_id", r."id", r."name", %s AS "changes" FROM %s) r WHERE r."changes" <> ''[]''::jsonb',
+         FROM (SELECT r."workspace_id", r."id", r."name", r."created_by_id", r."updated_by_id", %s AS "old_editor",
+                      %s AS "changes" FROM %s) r
+         WHERE CASE WHEN %s THEN "audit_refuse_editor"(r."id", $4) ELSE r."changes" <> ''[]''::jsonb END',
         CASE WHEN context->>'action' = 'restored' AND TG_OP <> 'DELETE' THEN 'restored'
              WHEN TG_OP = 'INSERT' THEN 'created' WHEN TG_OP = 'UPDATE' THEN 'updated' ELSE 'deleted' END,
-        TG_ARGV[1],
+        CASE TG_OP WHEN 'UPDATE' THEN 'o."updated_by_id"' ELSE 'NULL::uuid' END,
+        CASE TG_OP WHEN 'INSERT' THEN registered."created_sql" WHEN 'UPDATE' THEN registered."updated_sql" ELSE registered."deleted_sql" END,
         CASE TG_OP WHEN 'INSERT' THEN '"new_rows" r' WHEN 'DELETE' THEN '"old_rows" r'
-                   ELSE '"new_rows" r JOIN "old_rows" o ON o."id" = r."id"' END)
-    USING exact, TG_ARGV[0], actor_kind,
+                   ELSE '"new_rows" r JOIN "old_rows" o ON o."id" = r."id"' END,
+        CASE TG_OP
+            WHEN 'INSERT' THEN 'r."created_by_id" IS DISTINCT FROM $4 OR r."updated_by_id" IS DISTINCT FROM $4'
+            WHEN 'UPDATE' THEN 'CASE WHEN r."changes" <> ''[]''::jsonb THEN r."updated_by_id" IS DISTINCT FROM $4 ELSE r."updated_by_id" IS DISTINCT FROM r."old_editor" END'
+            ELSE 'false' END)
+    USING exact, registered."resource_type", actor_kind,
         CASE WHEN actor_kind = 'user' THEN (context->>'id')::uuid END,
         left(context->>'name', 500), left(context->>'email', 500), left(context->>'requestId', 128),
         left(context->>'ip', 64), left(context->>'userAgent', 512);
     RETURN NULL;
+END;
+$$;
+
+CREATE FUNCTION "audit_refuse_editor"("resource" UUID, "actor" UUID) RETURNS BOOLEAN LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the creator or last editor of % does not match the statement''s actor %: nothing was changed', "resource", "actor"
+        USING ERRCODE = 'insufficient_privilege';
 END;
 $$;
 
@@ -414,42 +530,36 @@ $$;
 
 -- 7. What is audited, as the application's registry says; `audit_attach` (re)creates a table's
 -- triggers from it and is what adding an audited type calls.
-CREATE TABLE "audit_resource_types" (
-    "table_name" TEXT NOT NULL,
-    "resource_type" TEXT NOT NULL,
-    "secret_fields" TEXT[] NOT NULL,
-    "secret_pattern" TEXT NOT NULL,
-    "field_names" JSONB NOT NULL,
-    CONSTRAINT "audit_resource_types_pkey" PRIMARY KEY ("table_name"),
-    CONSTRAINT "audit_resource_types_resource_type_key" UNIQUE ("resource_type")
-);
 
-CREATE FUNCTION "audit_attach"("table_name" TEXT, "resource_type" TEXT, "secret_fields" TEXT[], "secret_pattern" TEXT)
+CREATE FUNCTION "audit_attach"("table_name" TEXT, "resource_type" TEXT, "secret_fields" TEXT[], "secret_pattern" TEXT, "url_pattern" TEXT)
 RETURNS BOOLEAN LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
 DECLARE
     names JSONB := '{}'::jsonb;
     col RECORD;
     field TEXT;
+    secret BOOLEAN;
     created TEXT[] := ARRAY[]::TEXT[];
     updated TEXT[] := ARRAY[]::TEXT[];
     deleted TEXT[] := ARRAY[]::TEXT[];
 BEGIN
+    PERFORM 'x' ~* "secret_pattern", 'x' ~ "url_pattern";
     -- One change expression per audited column: a scalar is compared inline, a JSON or array value is
     -- walked by audit_field_changes only when it differs. The field is the API's name (camelCase).
     FOR col IN
         SELECT a.attname AS name, t.typname IN ('json', 'jsonb') OR t.typcategory = 'A' AS walked
         FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
-        WHERE a.attrelid = "table_name"::regclass AND a.attnum > 0 AND NOT a.attisdropped
+        WHERE a.attrelid = format('public.%I', "table_name")::regclass AND a.attnum > 0 AND NOT a.attisdropped
           AND a.attname NOT IN ('id', 'workspace_id', 'created_at', 'updated_at', 'created_by_id', 'updated_by_id')
         ORDER BY a.attnum
     LOOP
         field := (SELECT string_agg(CASE WHEN p.n = 1 THEN p.part ELSE upper(left(p.part, 1)) || substr(p.part, 2) END, '' ORDER BY p.n)
                   FROM unnest(string_to_array(col.name, '_')) WITH ORDINALITY AS p(part, n));
         names := names || jsonb_build_object(col.name, field);
-        IF col.walked OR field = ANY("secret_fields") THEN
-            created := created || format('"audit_field_changes"(NULL, to_jsonb(r.%1$I), %2$L, %3$L, %4$L)', col.name, field, field = ANY("secret_fields"), "secret_pattern");
-            deleted := deleted || format('"audit_field_changes"(to_jsonb(r.%1$I), NULL, %2$L, %3$L, %4$L)', col.name, field, field = ANY("secret_fields"), "secret_pattern");
-            updated := updated || format('CASE WHEN to_jsonb(o.%1$I)::text IS DISTINCT FROM to_jsonb(r.%1$I)::text THEN "audit_field_changes"(to_jsonb(o.%1$I), to_jsonb(r.%1$I), %2$L, %3$L, %4$L) ELSE ''[]''::jsonb END', col.name, field, field = ANY("secret_fields"), "secret_pattern");
+        secret := field = ANY("secret_fields");
+        IF col.walked OR secret THEN
+            created := created || format('"audit_field_changes"(NULL, to_jsonb(r.%1$I), %2$L, %3$L, %4$L, %5$L)', col.name, field, secret, "secret_pattern", "url_pattern");
+            deleted := deleted || format('"audit_field_changes"(to_jsonb(r.%1$I), NULL, %2$L, %3$L, %4$L, %5$L)', col.name, field, secret, "secret_pattern", "url_pattern");
+            updated := updated || format('CASE WHEN to_jsonb(o.%1$I) IS DISTINCT FROM to_jsonb(r.%1$I) THEN "audit_field_changes"(to_jsonb(o.%1$I), to_jsonb(r.%1$I), %2$L, %3$L, %4$L, %5$L) ELSE ''[]''::jsonb END', col.name, field, secret, "secret_pattern", "url_pattern");
         ELSE
             created := created || format('jsonb_build_array(jsonb_build_object(''field'', %2$L, ''after'', to_jsonb(r.%1$I)))', col.name, field);
             deleted := deleted || format('jsonb_build_array(jsonb_build_object(''field'', %2$L, ''before'', to_jsonb(r.%1$I)))', col.name, field);
@@ -458,23 +568,26 @@ BEGIN
     END LOOP;
     IF EXISTS (SELECT 1 FROM "audit_resource_types" t WHERE t."table_name" = "audit_attach"."table_name"
                AND t."resource_type" = "audit_attach"."resource_type" AND t."secret_fields" = "audit_attach"."secret_fields"
-               AND t."secret_pattern" = "audit_attach"."secret_pattern" AND t."field_names" = names)
-       AND EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = "table_name"::regclass AND tgname = 'audit_capture_insert') THEN
+               AND t."secret_pattern" = "audit_attach"."secret_pattern" AND t."url_pattern" = "audit_attach"."url_pattern"
+               AND t."field_names" = names)
+       AND EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = format('public.%I', "table_name")::regclass AND tgname = 'audit_capture_insert') THEN
         RETURN false;
     END IF;
-    PERFORM 'x' ~* "secret_pattern";
-    EXECUTE format('CREATE OR REPLACE TRIGGER "audit_stamp" BEFORE INSERT OR UPDATE ON %I FOR EACH ROW EXECUTE FUNCTION "audit_stamp"()', "table_name");
-    EXECUTE format('CREATE OR REPLACE TRIGGER "audit_capture_insert" AFTER INSERT ON %I REFERENCING NEW TABLE AS "new_rows" '
-        'FOR EACH STATEMENT EXECUTE FUNCTION "audit_capture"(%L, %L)', "table_name", "resource_type", array_to_string(created, ' || '));
-    EXECUTE format('CREATE OR REPLACE TRIGGER "audit_capture_update" AFTER UPDATE ON %I REFERENCING OLD TABLE AS "old_rows" NEW TABLE AS "new_rows" '
-        'FOR EACH STATEMENT EXECUTE FUNCTION "audit_capture"(%L, %L)', "table_name", "resource_type", array_to_string(updated, ' || '));
-    EXECUTE format('CREATE OR REPLACE TRIGGER "audit_capture_delete" AFTER DELETE ON %I REFERENCING OLD TABLE AS "old_rows" '
-        'FOR EACH STATEMENT EXECUTE FUNCTION "audit_capture"(%L, %L)', "table_name", "resource_type", array_to_string(deleted, ' || '));
-    EXECUTE format('CREATE OR REPLACE TRIGGER "audit_no_truncate" BEFORE TRUNCATE ON %I '
-        'FOR EACH STATEMENT EXECUTE FUNCTION "audit_refuse_truncate"()', "table_name");
-    INSERT INTO "audit_resource_types" VALUES ("table_name", "resource_type", "secret_fields", "secret_pattern", names)
+    INSERT INTO "audit_resource_types" VALUES ("table_name", "resource_type", "secret_fields", "secret_pattern", "url_pattern", names,
+        array_to_string(created, ' || '), array_to_string(updated, ' || '), array_to_string(deleted, ' || '))
     ON CONFLICT ON CONSTRAINT "audit_resource_types_pkey" DO UPDATE SET "resource_type" = EXCLUDED."resource_type",
-        "secret_fields" = EXCLUDED."secret_fields", "secret_pattern" = EXCLUDED."secret_pattern", "field_names" = EXCLUDED."field_names";
+        "secret_fields" = EXCLUDED."secret_fields", "secret_pattern" = EXCLUDED."secret_pattern", "url_pattern" = EXCLUDED."url_pattern",
+        "field_names" = EXCLUDED."field_names", "created_sql" = EXCLUDED."created_sql", "updated_sql" = EXCLUDED."updated_sql",
+        "deleted_sql" = EXCLUDED."deleted_sql";
+    EXECUTE format('CREATE OR REPLACE TRIGGER "audit_stamp" BEFORE INSERT OR UPDATE ON public.%I FOR EACH ROW EXECUTE FUNCTION "audit_stamp"()', "table_name");
+    EXECUTE format('CREATE OR REPLACE TRIGGER "audit_capture_insert" AFTER INSERT ON public.%I REFERENCING NEW TABLE AS "new_rows" '
+        'FOR EACH STATEMENT EXECUTE FUNCTION "audit_capture"()', "table_name");
+    EXECUTE format('CREATE OR REPLACE TRIGGER "audit_capture_update" AFTER UPDATE ON public.%I REFERENCING OLD TABLE AS "old_rows" NEW TABLE AS "new_rows" '
+        'FOR EACH STATEMENT EXECUTE FUNCTION "audit_capture"()', "table_name");
+    EXECUTE format('CREATE OR REPLACE TRIGGER "audit_capture_delete" AFTER DELETE ON public.%I REFERENCING OLD TABLE AS "old_rows" '
+        'FOR EACH STATEMENT EXECUTE FUNCTION "audit_capture"()', "table_name");
+    EXECUTE format('CREATE OR REPLACE TRIGGER "audit_no_truncate" BEFORE TRUNCATE ON public.%I '
+        'FOR EACH STATEMENT EXECUTE FUNCTION "audit_refuse_truncate"()', "table_name");
     RETURN true;
 END;
 $$;
@@ -557,7 +670,9 @@ $$;
 -- 9. Rights. The application's role reads the log through the view, seals, and writes nothing else of
 -- the log: its entries are written by the triggers (SECURITY DEFINER), never by the role itself.
 REVOKE ALL ON FUNCTION "audit_log_append"(JSONB) FROM PUBLIC;
-REVOKE ALL ON FUNCTION "audit_attach"(TEXT, TEXT, TEXT[], TEXT) FROM PUBLIC;
+REVOKE ALL ON FUNCTION "audit_attach"(TEXT, TEXT, TEXT[], TEXT, TEXT) FROM PUBLIC;
+-- Trigger functions that run with the owner's rights: nobody else may attach them to a table.
+REVOKE ALL ON FUNCTION "audit_capture"() FROM PUBLIC;
 REVOKE ALL ON FUNCTION "audit_log_seal"(INTEGER, BOOLEAN) FROM PUBLIC;
 REVOKE INSERT ON "audit_log_sealed" FROM "audit_log_app";
 GRANT SELECT ON "audit_log_sealed", "audit_log_inbox", "audit_logs", "audit_resource_types" TO "audit_log_app";

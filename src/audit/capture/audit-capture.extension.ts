@@ -49,10 +49,11 @@ function currentContext(): AuditContext | undefined {
   const actor = cls.get('actor');
   if (!actor) return undefined;
   return {
+    // Capped so that the tag stays within what the triggers read at the end of a statement.
     ...(actor.kind === 'user'
-      ? { kind: 'user', id: actor.id, name: actor.name, email: actor.email }
-      : { kind: 'system', name: actor.name }),
-    requestId: cls.get('requestId'),
+      ? { kind: 'user', id: actor.id, name: actor.name.slice(0, 200), email: actor.email.slice(0, 200) }
+      : { kind: 'system', name: actor.name.slice(0, 200) }),
+    requestId: cls.get('requestId')?.slice(0, 128),
     ip: cls.get('ip')?.slice(0, 64),
     userAgent: cls.get('userAgent')?.slice(0, 512),
     ...(cls.get('auditAction') === 'restored' ? { action: 'restored' as const } : {}),

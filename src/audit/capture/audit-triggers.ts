@@ -1,5 +1,5 @@
 import type { SqlExecutor } from '../../database/sql-executor';
-import { AUDITED_RESOURCES, SECRET_KEY } from './audited-resources';
+import { AUDITED_RESOURCES, SECRET_KEY, URL_PASSWORD } from './audited-resources';
 
 /**
  * Attaches the database's capture triggers to every table of the registry, with its resource type,
@@ -8,14 +8,14 @@ import { AUDITED_RESOURCES, SECRET_KEY } from './audited-resources';
  */
 export async function attachAuditTriggers(db: SqlExecutor): Promise<string[]> {
   const [{ available }] = await db.query<{ available: boolean }>(
-    `SELECT to_regprocedure('audit_attach(text, text, text[], text)') IS NOT NULL AS available`,
+    `SELECT to_regprocedure('audit_attach(text, text, text[], text, text)') IS NOT NULL AS available`,
   );
   if (!available) return [];
   const attached: string[] = [];
   for (const resource of AUDITED_RESOURCES) {
     const [{ changed }] = await db.query<{ changed: boolean }>(
-      'SELECT "audit_attach"($1, $2, $3::text[], $4) AS changed',
-      [resource.table, resource.type, [...resource.secretFields], SECRET_KEY.source],
+      'SELECT "audit_attach"($1, $2, $3::text[], $4, $5) AS changed',
+      [resource.table, resource.type, [...resource.secretFields], SECRET_KEY.source, URL_PASSWORD.source],
     );
     if (changed) attached.push(resource.table);
   }

@@ -45,8 +45,12 @@ export const AUDITED_BY_MODEL: ReadonlyMap<string, AuditedResource> = new Map(
  */
 export const SECRET_KEY = /pass|pwd|secret|token|key|credential|private|auth|dsn|cookie|session|signature/i;
 
-/** A URL with credentials: group 1 is everything up to the password, group 2 the password. */
-export const URL_PASSWORD = /^([A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#@:]*:)([^/?#@]*)@/;
+/**
+ * A URL with credentials (`postgres://user:pw@host`, `jdbc:postgresql://…`, a user that is an e-mail
+ * address, a password holding `@`): group 1 is everything up to the password, group 2 the password,
+ * which runs to the last `@` before the host. Also evaluated by PostgreSQL as a POSIX regex.
+ */
+export const URL_PASSWORD = /^([A-Za-z][A-Za-z0-9+.:-]*:\/\/[^/?#:]*:)([^/?#]*)@/;
 
 export function actionName(type: ResourceType, action: AuditAction): string {
   const resource = AUDITED_RESOURCES.find((r) => r.type === type);
