@@ -1,4 +1,4 @@
-import { Controller, Get, Param, Query, Res, UseGuards } from '@nestjs/common';
+import { BadRequestException, Controller, Get, Param, Query, Res, UseGuards } from '@nestjs/common';
 import { ApiBearerAuth, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { once } from 'node:events';
@@ -40,7 +40,10 @@ export class AuditLogsController {
     @Res() res: Response,
   ): Promise<void> {
     const format = query.format ?? 'csv';
-    const chunks = this.auditLogs.exportChunks(workspaceId, query, format);
+    if (query.chain === 'true' && format !== 'ndjson') {
+      throw new BadRequestException('chain=true applies to format=ndjson only: the CSV columns are fixed');
+    }
+    const chunks = this.auditLogs.exportChunks(workspaceId, query, format, query.chain === 'true');
     const first = await chunks.next(); // a bad filter fails here, before any header is sent
     const range = [query.from, query.to].map((d) => (d ? d.slice(0, 10) : 'all')).join('_to_');
     res.setHeader('Content-Type', format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson; charset=utf-8');
