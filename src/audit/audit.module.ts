@@ -2,6 +2,9 @@ import { Module } from '@nestjs/common';
 import { ScheduleModule } from '@nestjs/schedule';
 import { ThrottlerModule } from '@nestjs/throttler';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
+import { AuditDigestsController, AuditPublicKeysController } from './digests/audit-digests.controller';
+import { AuditDigestsService } from './digests/audit-digests.service';
+import { AuditSigningKeyService } from './digests/audit-signing-key.service';
 import { AuditLogsController } from './query/audit-logs.controller';
 import { AuditLogsService } from './query/audit-logs.service';
 import { AuditRetentionController } from './retention/audit-retention.controller';
@@ -25,8 +28,9 @@ import { AuditSealerService } from './seal/audit-sealer.service';
       }),
     }),
   ],
-  controllers: [AuditLogsController, AuditRetentionController],
-  providers: [AuditLogsService, AuditRetentionService, AuditSealerService],
-  exports: [AuditRetentionService, AuditSealerService],
+  // The digest routes come before AuditLogsController's `:id`, which would otherwise take "digests".
+  controllers: [AuditDigestsController, AuditPublicKeysController, AuditLogsController, AuditRetentionController],
+  providers: [AuditLogsService, AuditRetentionService, AuditSealerService, AuditSigningKeyService, AuditDigestsService],
+  exports: [AuditRetentionService, AuditSealerService, AuditDigestsService],
 })
 export class AuditModule {}
