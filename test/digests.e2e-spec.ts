@@ -7,7 +7,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Client } from 'pg';
-import { type Digest, digestHash, digestSignatureValid, keyIdOf, signDigest } from '../src/audit/digests/audit-digest';
+import {
+  canonicalDigestText,
+  type Digest,
+  digestHash,
+  digestSignatureValid,
+  keyIdOf,
+  signDigest,
+} from '../src/audit/digests/audit-digest';
 import { AuditDigestsService } from '../src/audit/digests/audit-digests.service';
 import { createKeyFile } from '../src/audit/digests/audit-signing-key.service';
 import {
@@ -155,6 +162,28 @@ describe('Signed digests and verification from a digest', () => {
       expect(JSON.stringify(res.body)).not.toMatch(/PRIVATE/);
     });
 
+    it('signs text that openssl verifies with the published key, as the README shows', async () => {
+      const ws = await createWorkspace(t.app, 'OpenSSL');
+      const digest = await issue(ws);
+      const dir = mkdtempSync(join(tmpdir(), 'audit-openssl-'));
+      const { keys } = (await t.http.get('/api/audit-logs/public-keys').expect(200)).body as {
+        keys: { keyId: string; publicKey: string }[];
+      };
+      writeFileSync(join(dir, 'key.pem'), keys.find((k) => k.keyId === digest.keyId)!.publicKey);
+      writeFileSync(join(dir, 'text'), canonicalDigestText(digest));
+      writeFileSync(join(dir, 'sig.bin'), Buffer.from(digest.signature, 'base64'));
+      const { stdout } = await run(
+        'openssl',
+        ['pkeyutl', '-verify', '-pubin', '-inkey', 'key.pem', '-rawin', '-in', 'text', '-sigfile', 'sig.bin'],
+        { cwd: dir },
+      );
+      expect(stdout).toMatch(/Signature Verified Successfully/);
+      expect(canonicalDigestText(digest)).toBe(
+        `audit-log-digest/v1\nworkspaceId=${ws.workspaceId}\nseq=${digest.seq}\nheadHash=${digest.headHash}\n` +
+          `issuedAt=${digest.issuedAt}\npreviousDigestHash=\n`,
+      );
+    });
+
     it('created the key file with mode 0600, once, and the database holds no private key', async () => {
       expect(statSync(join(keyDir, 'signing-key.pem')).mode & 0o777).toBe(0o600);
       expect(createKeyFile(join(keyDir, 'signing-key.pem'))).toBe(false);
@@ -271,14 +300,12 @@ describe('Signed digests and verification from a digest', () => {
       expect(JSON.stringify(res.body)).toMatch(message);
     });
 
-    it('issues an empty workspace a digest at seq 0', async () => {
+    it('issues a workspace with no entries a digest at seq 0, which its log then extends', async () => {
       const empty = await createWorkspace(t.app, 'Empty');
-      await superuser
-        .query(`DELETE FROM audit_chain_heads WHERE workspace_id = $1`, [empty.workspaceId])
-        .catch(() => 0);
       const digest = await issue(empty);
-      expect(digest.seq).toBeGreaterThanOrEqual(0);
-      expect((await verifyDigest(empty, digest)).extendsDigest).toBe(true);
+      expect(digest).toMatchObject({ seq: 0, headHash: '', previousDigestHash: null });
+      await new ResourceFactory(t.http, empty.workspaceId, empty.admin.auth).create('sources');
+      expect(await verifyDigest(empty, digest)).toMatchObject({ intact: true, extendsDigest: true, entries: 1 });
     });
   });
 
@@ -448,7 +475,9 @@ describe('Signed digests and verification from a digest', () => {
     it('answers false after a rewind (tail deleted, head reset), even once the log grows past the digest again', async () => {
       const rw = await createWorkspace(t.app, 'Rewound');
       const rwApi = new ResourceFactory(t.http, rw.workspaceId, rw.admin.auth);
-      await rwApi.create('segments'); // seq 1..3
+      await rwApi.create('sources'); // seq 1
+      const early = await issue(rw);
+      await rwApi.create('models'); // 2, 3
       await rwApi.create('sources'); // 4
       const digest = await issue(rw);
       await tamper(async () => {
@@ -460,6 +489,8 @@ describe('Signed digests and verification from a digest', () => {
         );
       });
       expect(await verifyAll(rw)).toMatchObject({ intact: true, entries: 2 });
+      expect(early.seq).toBe(1);
+      expect(await verifyDigest(rw, early)).toMatchObject({ intact: true, extendsDigest: true }); // before the rewind point
       expect(await verifyDigest(rw, digest)).toMatchObject({
         extendsDigest: false,
         digestMismatch: { seq: digest.seq, id: null, reason: expect.stringMatching(/no longer holds an entry at seq/) },
@@ -537,6 +568,10 @@ describe('Signed digests and verification from a digest', () => {
         const { rows } = await client.query<{ n: string }>('SELECT count(*) AS n FROM audit_digests');
         expect(Number(rows[0].n)).toBeGreaterThan(0);
         await client.query(`INSERT INTO audit_signing_keys (key_id, public_key) VALUES ('00000000000000ff', 'x')`);
+        await client.query(
+          `INSERT INTO audit_digests (workspace_id, seq, head_hash, issued_at, key_id, signature, digest_hash)
+           VALUES (gen_random_uuid(), 0, '', now(), '00000000000000ff', 'x', 'x')`,
+        );
       } finally {
         await client.end();
         await role.drop();

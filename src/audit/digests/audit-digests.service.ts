@@ -204,7 +204,7 @@ export class AuditDigestsService implements OnApplicationBootstrap, OnApplicatio
     void _anchor;
     if (digest.seq === 0) return { ...body, extendsDigest: body.intact };
     let problem: string | undefined;
-    if (!at) problem = `the log no longer holds an entry at seq ${digest.seq}: it was removed`;
+    if (!at) problem = `the log no longer holds an entry at seq ${digest.seq}: it was removed or the chain was rewound`;
     else if (!at.contentOk)
       problem = `the entry at seq ${digest.seq} was altered after the digest: it no longer hashes to its recorded hash`;
     else if (at.hash !== digest.headHash)
