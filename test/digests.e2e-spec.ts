@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import fc from 'fast-check';
 import { execFile } from 'node:child_process';
@@ -61,9 +62,14 @@ describe('Signed digests and verification from a digest', () => {
   let superuser: Client;
   let keyDir: string;
 
+  let startupLog: string[];
+
   beforeAll(async () => {
     keyDir = mkdtempSync(join(tmpdir(), 'audit-digests-'));
+    const log = jest.spyOn(Logger.prototype, 'log');
     t = await createTestApp({ auditSigningKeyFile: join(keyDir, 'signing-key.pem') });
+    startupLog = log.mock.calls.map((call) => String(call[0]));
+    log.mockRestore();
     superuser = new Client({ connectionString: t.database.url });
     await superuser.connect();
   });
@@ -184,8 +190,11 @@ describe('Signed digests and verification from a digest', () => {
       );
     });
 
-    it('created the key file with mode 0600, once, and the database holds no private key', async () => {
+    it('created the key file with mode 0600, once, said where, and the database holds no private key', async () => {
       expect(statSync(join(keyDir, 'signing-key.pem')).mode & 0o777).toBe(0o600);
+      expect(startupLog).toContainEqual(
+        expect.stringContaining(`Created the audit signing key ${join(keyDir, 'signing-key.pem')} (mode 0600)`),
+      );
       expect(createKeyFile(join(keyDir, 'signing-key.pem'))).toBe(false);
       const { rows } = await superuser.query<{ n: string }>(
         `SELECT count(*) AS n FROM audit_signing_keys WHERE public_key LIKE '%PRIVATE%'`,
@@ -263,6 +272,28 @@ describe('Signed digests and verification from a digest', () => {
         [ws.workspaceId],
       );
       expect(rows.map((r) => r.digest_hash)).toEqual([first, second, third].map(digestHash));
+    });
+
+    it('answers at most 1,000 digests, the newest', async () => {
+      const many = await createWorkspace(t.app, 'Many digests');
+      const keyId = (await issue(many)).keyId;
+      await superuser.query(
+        `INSERT INTO audit_digests (workspace_id, seq, head_hash, issued_at, previous_digest_hash, key_id, signature, digest_hash)
+         SELECT $1, 0, '', now() - make_interval(days => g), md5(g::text), $2, 'x', md5(g::text) || 'h'
+         FROM generate_series(1, 1000) g`,
+        [many.workspaceId, keyId],
+      );
+      const { items } = (
+        await t.http
+          .get(`${base(many)}/digests`)
+          .set(many.admin.auth)
+          .expect(200)
+      ).body as {
+        items: Digest[];
+      };
+      expect(items).toHaveLength(1000);
+      expect(items[0].signature).not.toBe('x'); // the newest: the one the service signed
+      expect(Date.parse(items[999].issuedAt)).toBeGreaterThan(Date.now() - 1000 * 86_400_000);
     });
 
     it('filters by issuedAt: from inclusive, to exclusive', async () => {
