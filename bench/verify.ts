@@ -1,60 +1,115 @@
 /**
- * `npm run bench:verify`: how long GET …/audit-logs/verify takes on one workspace with
- * BENCH_VERIFY_ROWS entries (default 1,000,000), written through the chaining insert trigger.
+ * `npm run bench:verify`: full verification (GET …/audit-logs/verify) against incremental
+ * verification from a signed digest (POST …/audit-logs/verify { digest }) on one workspace of
+ * BENCH_VERIFY_ROWS entries (default 1,000,000), sealed into its hash chain as the service seals.
+ *
+ * Incremental verification is timed for a digest taken BENCH_VERIFY_SINCE entries (default 1,000
+ * and 100,000) before today's head: it reads only the entries since the digest's seq.
  */
 import { Test } from '@nestjs/testing';
 import { Client } from 'pg';
 import { AppModule } from '../src/app.module';
+import { AuditDigestsService } from '../src/audit/digests/audit-digests.service';
 import { AuditLogsService } from '../src/audit/query/audit-logs.service';
+import { AuditSealerService } from '../src/audit/seal/audit-sealer.service';
 import { APP_CONFIG, loadConfig } from '../src/config/app-config';
 import { createBenchDatabase } from './bench-database';
 
 const ROWS = Number(process.env.BENCH_VERIFY_ROWS ?? 1_000_000);
+const SINCE = (process.env.BENCH_VERIFY_SINCE ?? '1000,100000').split(',').map(Number);
+const RUNS = 3;
+
+/** Appends `n` entries through the inbox (as the capture triggers do), oldest first. */
+async function append(db: Client, workspaceId: string, from: number, n: number): Promise<void> {
+  await db.query(
+    `SELECT audit_log_append(jsonb_agg(jsonb_build_object('id', gen_random_uuid(), 'workspace_id', $1::uuid,
+       'occurred_at', now() - make_interval(secs => $3::int - g), 'action', 'updated', 'resource_type', 'segment',
+       'resource_id', gen_random_uuid(), 'resource_name', 'Segment ' || g, 'actor_name', 'Bench',
+       'changes', jsonb_build_array(jsonb_build_object('field', 'name', 'before', g, 'after', g + 1)))))
+     FROM generate_series($2::int + 1, $2::int + $4::int) g`,
+    [workspaceId, from, ROWS + Math.max(...SINCE), n],
+  );
+}
+
+const seconds = (ms: number) => `${(ms / 1000).toFixed(ms < 1000 ? 3 : 1)} s`;
 
 async function main(): Promise<void> {
   const database = await createBenchDatabase();
   const db = new Client({ connectionString: database.url });
   await db.connect();
+  const moduleRef = await Test.createTestingModule({ imports: [AppModule] })
+    .overrideProvider(APP_CONFIG)
+    .useValue({
+      ...loadConfig({}),
+      nodeEnv: 'test',
+      databaseUrl: database.url,
+      databasePoolSize: 2,
+      auditSealIntervalMs: 0,
+    })
+    .compile();
+  const app = moduleRef.createNestApplication({ logger: ['error'] });
+  await app.init();
   try {
     const workspaceId = (
       await db.query<{ id: string }>(
         `INSERT INTO workspaces (id, name) VALUES (gen_random_uuid(), 'Verify') RETURNING id`,
       )
     ).rows[0].id;
+    const sealer = app.get(AuditSealerService);
+    const digests = app.get(AuditDigestsService);
+    const logs = app.get(AuditLogsService);
     const started = Date.now();
-    for (let done = 0; done < ROWS; done += 100_000) {
-      const n = Math.min(100_000, ROWS - done);
-      await db.query(
-        `INSERT INTO audit_logs (id, workspace_id, occurred_at, action, resource_type, resource_id, resource_name, actor_name, changes)
-         SELECT gen_random_uuid(), $1, now() - (g || ' seconds')::interval, 'updated', 'segment', gen_random_uuid(),
-                'Segment ' || g, 'Bench', jsonb_build_array(jsonb_build_object('field', 'name', 'before', g, 'after', g + 1))
-         FROM generate_series(1, $2::int) g`,
-        [workspaceId, n],
-      );
-      process.stdout.write(`\r  seeded ${(done + n).toLocaleString('en')} chained entries`);
+    // Seeded up to the earliest digest; each digest is taken when the log reaches its seq.
+    const stops = [...new Set(SINCE.filter((s) => s < ROWS).map((s) => ROWS - s))].sort((a, b) => a - b);
+    const taken: { since: number; digest: Awaited<ReturnType<AuditDigestsService['issue']>> }[] = [];
+    let done = 0;
+    for (const stop of [...stops, ROWS]) {
+      while (done < stop) {
+        const n = Math.min(100_000, stop - done);
+        await append(db, workspaceId, done, n);
+        await sealer.seal();
+        done += n;
+        process.stdout.write(`\r  sealed ${done.toLocaleString('en')} chained entries`);
+      }
+      if (stop < ROWS) taken.push({ since: ROWS - stop, digest: await digests.issue(workspaceId) });
     }
     console.log(` in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-    await db.query('VACUUM ANALYZE audit_logs');
+    // As autovacuum would: the sealer's deletes leave the inbox full of dead rows that every seal walks past.
+    await db.query('VACUUM ANALYZE audit_log_sealed, audit_log_inbox');
 
-    const moduleRef = await Test.createTestingModule({ imports: [AppModule] })
-      .overrideProvider(APP_CONFIG)
-      .useValue({ ...loadConfig({}), nodeEnv: 'test', databaseUrl: database.url, databasePoolSize: 2 })
-      .compile();
-    const app = moduleRef.createNestApplication({ logger: ['error'] });
-    await app.init();
-    try {
-      const service = app.get(AuditLogsService);
-      for (let run = 1; run <= 2; run++) {
-        const start = Date.now();
-        const result = await service.verifyChain(workspaceId);
-        console.log(
-          `verify run ${run}: ${result.entries.toLocaleString('en')} entries, intact=${result.intact}, ${((Date.now() - start) / 1000).toFixed(1)} s`,
-        );
+    const time = async (fn: () => Promise<unknown>) => {
+      const times: number[] = [];
+      let result: unknown;
+      for (let run = 0; run < RUNS; run++) {
+        const start = performance.now();
+        result = await fn();
+        times.push(performance.now() - start);
       }
-    } finally {
-      await app.close();
+      return { times, result: result as { entries: number; intact: boolean; extendsDigest?: boolean } };
+    };
+    const rows: string[][] = [];
+    const full = await time(() => logs.verifyChain(workspaceId));
+    rows.push([
+      'full (GET …/verify)',
+      full.result.entries.toLocaleString('en'),
+      `intact=${full.result.intact}`,
+      ...full.times.map(seconds),
+    ]);
+    for (const { since, digest } of taken.sort((a, b) => a.since - b.since)) {
+      const incremental = await time(() => digests.verify(workspaceId, digest));
+      rows.push([
+        `from a digest ${since.toLocaleString('en')} entries back (POST …/verify)`,
+        incremental.result.entries.toLocaleString('en'),
+        `intact=${incremental.result.intact} extendsDigest=${incremental.result.extendsDigest}`,
+        ...incremental.times.map(seconds),
+      ]);
     }
+    console.log(`\n${ROWS.toLocaleString('en')} entries in one workspace; ${RUNS} runs each:`);
+    console.log('| verification | entries read | result | run 1 | run 2 | run 3 |');
+    console.log('| --- | --- | --- | --- | --- | --- |');
+    for (const row of rows) console.log(`| ${row.join(' | ')} |`);
   } finally {
+    await app.close();
     await db.end();
     await database.drop();
   }

@@ -1,7 +1,9 @@
 import { NestFactory } from '@nestjs/core';
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { AppModule } from './app.module';
 import { isUuid } from './common/uuid';
+import { verifyExportOffline } from './audit/digests/offline-verify';
 import { AuditRetentionService } from './audit/retention/audit-retention.service';
 import { APP_CONFIG, type AppConfig, ConfigError } from './config/app-config';
 import { MigrationError } from './database/migrator';
@@ -15,7 +17,10 @@ const USAGE = `Usage:
   npm run cli -- token --email <email>
   npm run cli -- seed-demo
   npm run cli -- retention    (runs the audit-log retention job now: drops or deletes expired entries)
-Each prints one JSON line. DATABASE_URL selects PostgreSQL; unset, the embedded database is used.`;
+  npm run cli -- verify --export <ndjson file> --digest <digest.json> --public-key <pem file>
+      (offline, no database: checks an export taken with format=ndjson&chain=true against a signed
+       digest; prints one line per check and exits 1 when one fails)
+Each of the others prints one JSON line. DATABASE_URL selects PostgreSQL; unset, the embedded database is used.`;
 
 class UsageError extends Error {}
 
@@ -34,11 +39,28 @@ async function main(argv: string[]): Promise<void> {
       email: { type: 'string' },
       name: { type: 'string' },
       role: { type: 'string' },
+      export: { type: 'string' },
+      digest: { type: 'string' },
+      'public-key': { type: 'string' },
     },
     strict: true,
   });
-  if (!command || !['bootstrap', 'add-user', 'token', 'seed-demo', 'retention'].includes(command)) {
+  if (!command || !['bootstrap', 'add-user', 'token', 'seed-demo', 'retention', 'verify'].includes(command)) {
     throw new UsageError(command ? `Unknown command "${command}".` : 'No command given.');
+  }
+  if (command === 'verify') {
+    const read = (name: string): string => {
+      const path = required(values, name);
+      try {
+        return readFileSync(path, 'utf8');
+      } catch (error) {
+        throw new UsageError(`--${name} ${path}: ${(error as NodeJS.ErrnoException).code ?? 'cannot be read'}.`);
+      }
+    };
+    const report = verifyExportOffline(read('export'), read('digest'), read('public-key'));
+    for (const line of report.lines) console.log(line);
+    if (!report.ok) process.exitCode = 1;
+    return;
   }
   const email = (): string => {
     const value = required(values, 'email').toLowerCase();

@@ -104,7 +104,7 @@ describe('Bad input', () => {
         const res = await patchRaw(`/sources/${sourceId}`, `{"config":{"account":"acme","${key}":"********"}}`);
         expect(res.status).toBe(400);
         expect(res.body.message).toBe(
-          `config.${key} is "********", which keeps a stored secret, but none is stored there.`,
+          `config.${key} is "********", which keeps a stored secret, but config.${key} is not a secret: send its value.`,
         );
       },
     );

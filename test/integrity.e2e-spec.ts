@@ -83,7 +83,7 @@ describe('Audit log integrity', () => {
           `SELECT audit_retention_begin('someone-else')`,
           `SELECT audit_retention_finish(gen_random_uuid(), NULL)`,
           `SELECT audit_retention_record(gen_random_uuid(), '[]', NULL)`,
-          `SELECT audit_attach('sources', 'source', '{}', 'nothing')`,
+          `SELECT audit_attach('sources', 'source', '{}', 'nothing', 'nothing')`,
           `SELECT audit_resource_names_forget(gen_random_uuid())`,
           'DELETE FROM audit_log_sealed',
           'TRUNCATE audit_log_sealed',

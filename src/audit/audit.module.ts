@@ -3,6 +3,9 @@ import { ScheduleModule } from '@nestjs/schedule';
 import { ThrottlerModule } from '@nestjs/throttler';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { ResourcesModule } from '../resources/resources.module';
+import { AuditDigestsController, AuditPublicKeysController } from './digests/audit-digests.controller';
+import { AuditDigestsService } from './digests/audit-digests.service';
+import { AuditSigningKeyService } from './digests/audit-signing-key.service';
 import { AuditLogsController } from './query/audit-logs.controller';
 import { AuditLogsService } from './query/audit-logs.service';
 import { ExportSlots } from './query/export-slots';
@@ -31,7 +34,14 @@ import { AuditSealerService } from './seal/audit-sealer.service';
       }),
     }),
   ],
-  controllers: [AuditLogsController, AuditRetentionController, ResourceListController],
+  // The digest routes come before AuditLogsController's `:id`, which would otherwise take "digests".
+  controllers: [
+    AuditDigestsController,
+    AuditPublicKeysController,
+    AuditLogsController,
+    AuditRetentionController,
+    ResourceListController,
+  ],
   providers: [
     AuditLogsService,
     AuditRetentionService,
@@ -39,7 +49,9 @@ import { AuditSealerService } from './seal/audit-sealer.service';
     ExportSlots,
     ResourceListService,
     AuditRestoreService,
+    AuditSigningKeyService,
+    AuditDigestsService,
   ],
-  exports: [AuditRetentionService, AuditSealerService],
+  exports: [AuditRetentionService, AuditSealerService, AuditDigestsService],
 })
 export class AuditModule {}

@@ -1,3 +1,7 @@
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ConfigError, loadConfig } from './app-config';
 
 describe('loadConfig', () => {
@@ -41,5 +45,52 @@ describe('loadConfig', () => {
   ])('rejects %j naming the variable and what it accepts', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);
+  });
+});
+
+describe('AUDIT_SIGNING_KEY', () => {
+  const ed25519 = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+
+  it('accepts an Ed25519 private key as PEM or as the path of a PEM file; unset, the key file is used', () => {
+    expect(loadConfig({ AUDIT_SIGNING_KEY: ed25519 }).auditSigningKey).toBe(ed25519);
+    const file = join(mkdtempSync(join(tmpdir(), 'audit-key-')), 'key.pem');
+    writeFileSync(file, ed25519);
+    expect(loadConfig({ AUDIT_SIGNING_KEY: file }).auditSigningKey).toBe(ed25519);
+    expect(loadConfig({})).toMatchObject({
+      auditSigningKey: undefined,
+      auditSigningKeyFile: './.data/audit-signing-key.pem',
+      auditDigestSchedule: '0 * * * *',
+    });
+  });
+
+  it('rejects anything else with one line naming the variable, never echoing a key', () => {
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 1024 })
+      .privateKey.export({ type: 'pkcs8', format: 'pem' })
+      .toString();
+    const publicOnly = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    for (const [value, reason] of [
+      [
+        '/nonexistent/key.pem',
+        /AUDIT_SIGNING_KEY is invalid: cannot read the file "\/nonexistent\/key.pem" \(ENOENT\)/,
+      ],
+      [rsa, /AUDIT_SIGNING_KEY is invalid: it is a rsa key; expected an Ed25519 private key/],
+      [publicOnly, /AUDIT_SIGNING_KEY is invalid: it is not a private key in PEM/],
+      ['-----BEGIN PRIVATE KEY-----\ngarbage\n-----END PRIVATE KEY-----', /AUDIT_SIGNING_KEY is invalid/],
+    ] as const) {
+      let message = '';
+      try {
+        loadConfig({ AUDIT_SIGNING_KEY: value });
+      } catch (error) {
+        expect(error).toBeInstanceOf(ConfigError);
+        message = (error as Error).message;
+      }
+      expect(message).toMatch(reason);
+      expect(message).not.toContain('\n');
+      expect(message).not.toContain('BEGIN');
+    }
+  });
+
+  it('rejects an AUDIT_DIGEST_SCHEDULE that is not a cron expression', () => {
+    expect(() => loadConfig({ AUDIT_DIGEST_SCHEDULE: 'hourly' })).toThrow(/AUDIT_DIGEST_SCHEDULE="hourly" is invalid/);
   });
 });

@@ -1,5 +1,6 @@
 import { validateCronExpression } from 'cron';
-import { randomBytes } from 'node:crypto';
+import { createPrivateKey, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 
 /** Settings read once from the environment at start-up; see the README's configuration table. */
 export interface AppConfig {
@@ -38,6 +39,15 @@ export interface AppConfig {
   auditRetentionBatch: number;
   /** How often the sealer moves committed entries into the hash-chained log, in ms; 0 = only on demand. */
   auditSealIntervalMs: number;
+  /**
+   * The Ed25519 private key (PEM) that signs audit digests, from AUDIT_SIGNING_KEY (the PEM itself,
+   * or the path of a file holding it). Unset: the key in `auditSigningKeyFile`, created on first start.
+   */
+  auditSigningKey: string | undefined;
+  /** Where the signing key is kept (and created, mode 0600) when AUDIT_SIGNING_KEY is unset. */
+  auditSigningKeyFile: string;
+  /** When the digest job signs the chain head of every workspace whose log grew (cron, UTC). */
+  auditDigestSchedule: string;
 }
 
 export const APP_CONFIG = Symbol('APP_CONFIG');
@@ -109,6 +119,36 @@ function cronSchedule(env: NodeJS.ProcessEnv, name: string, fallback: string): s
   return raw;
 }
 
+/**
+ * AUDIT_SIGNING_KEY: a PEM (it starts with "-----BEGIN") or else the path of a PEM file; either way
+ * an Ed25519 private key. Checked here, so that a wrong value stops the start with one line.
+ */
+function signingKey(env: NodeJS.ProcessEnv): string | undefined {
+  const raw = env.AUDIT_SIGNING_KEY;
+  if (raw === undefined || raw === '') return undefined;
+  const expected = 'expected an Ed25519 private key in PEM, or the path of a file holding one';
+  let pem = raw;
+  if (!raw.trimStart().startsWith('-----BEGIN')) {
+    try {
+      pem = readFileSync(raw, 'utf8');
+    } catch (error) {
+      throw new ConfigError(
+        `AUDIT_SIGNING_KEY is invalid: cannot read the file ${JSON.stringify(raw)} (${(error as NodeJS.ErrnoException).code ?? 'error'}); ${expected}.`,
+      );
+    }
+  }
+  let type: string | undefined;
+  try {
+    type = createPrivateKey(pem).asymmetricKeyType;
+  } catch {
+    throw new ConfigError(`AUDIT_SIGNING_KEY is invalid: it is not a private key in PEM; ${expected}.`);
+  }
+  if (type !== 'ed25519') {
+    throw new ConfigError(`AUDIT_SIGNING_KEY is invalid: it is a ${type} key; ${expected}.`);
+  }
+  return pem;
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   return {
     port: integer(env, 'PORT', 3000, 1, 65535),
@@ -130,5 +170,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     auditPartitionsAhead: integer(env, 'AUDIT_PARTITIONS_AHEAD', 3, 1, 24),
     auditRetentionBatch: integer(env, 'AUDIT_RETENTION_BATCH', 5000, 100, 100_000),
     auditSealIntervalMs: integer(env, 'AUDIT_SEAL_INTERVAL_MS', 1000, 0, 3_600_000),
+    auditSigningKey: signingKey(env),
+    auditSigningKeyFile: env.AUDIT_SIGNING_KEY_FILE || './.data/audit-signing-key.pem',
+    auditDigestSchedule: cronSchedule(env, 'AUDIT_DIGEST_SCHEDULE', '0 * * * *'),
   };
 }

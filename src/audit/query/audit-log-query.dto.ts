@@ -34,7 +34,7 @@ export const toList = ({ value }: { value: unknown }): unknown => {
 };
 
 /** An ISO-8601 instant with milliseconds optional and an explicit offset or Z. */
-const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})$/;
+export const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})$/;
 
 export class AuditLogFilterDto {
   @ApiPropertyOptional({ description: 'User ids, repeated or comma-separated; at most 50', type: [String] })
@@ -109,4 +109,13 @@ export class AuditLogExportDto extends AuditLogFilterDto {
   @IsOptional()
   @IsIn(['csv', 'ndjson'], { message: 'format must be csv or ndjson' })
   format?: 'csv' | 'ndjson';
+
+  @ApiPropertyOptional({
+    enum: ['true', 'false'],
+    default: 'false',
+    description: "ndjson only: add each entry's place in the hash chain (`chain`), for offline verification",
+  })
+  @IsOptional()
+  @IsIn(['true', 'false'], { message: 'chain must be true or false' })
+  chain?: 'true' | 'false';
 }

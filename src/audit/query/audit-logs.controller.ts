@@ -1,4 +1,16 @@
-import { Controller, Get, HttpCode, Inject, Logger, Param, Post, Query, Res, UseGuards } from '@nestjs/common';
+import {
+  BadRequestException,
+  Controller,
+  Get,
+  HttpCode,
+  Inject,
+  Logger,
+  Param,
+  Post,
+  Query,
+  Res,
+  UseGuards,
+} from '@nestjs/common';
 import { ApiBearerAuth, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { once } from 'node:events';
@@ -66,7 +78,10 @@ export class AuditLogsController {
     }
     try {
       const format = query.format ?? 'csv';
-      const chunks = this.auditLogs.exportChunks(workspaceId, query, format);
+      if (query.chain === 'true' && format !== 'ndjson') {
+        throw new BadRequestException('chain=true applies to format=ndjson only: the CSV columns are fixed');
+      }
+      const chunks = this.auditLogs.exportChunks(workspaceId, query, format, query.chain === 'true');
       const first = await chunks.next(); // a filter the database refuses fails here, before any header
       const range = [query.from, query.to].map((d) => (d ? d.slice(0, 10) : 'all')).join('_to_');
       res.setHeader(

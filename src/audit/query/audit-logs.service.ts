@@ -65,6 +65,23 @@ const NDJSON_SELECT = Prisma.sql`"id", "occurred_at", json_build_object(
   'requestId', "request_id", 'changes', "changes")::text AS "line"`;
 
 /**
+ * NDJSON with `chain=true`: each AuditEntry line gains `chain`, what an offline verifier needs to
+ * recompute the entry's chain hash (see src/audit/digests/chain-hash.ts): its place in the chain
+ * (`seq`, `prevHash`, `hash`; null while unsealed) and the stored fields that AuditEntry shows
+ * differently or not at all.
+ */
+const NDJSON_CHAIN_SELECT = Prisma.sql`"id", "occurred_at", json_build_object(
+  'id', "id", 'occurredAt', ${ISO_TIME}, 'action', "action", 'actionName', ${ACTION_NAME},
+  'resourceType', "resource_type", 'resourceId', "resource_id", 'resourceName', "resource_name",
+  'user', CASE WHEN "actor_id" IS NULL THEN NULL
+          ELSE json_build_object('id', "actor_id", 'name', "actor_name", 'email', "actor_email") END,
+  'actor', json_build_object('kind', ${Prisma.raw(ACTOR_KIND)}, 'name', ${Prisma.raw(ACTOR_NAME)}),
+  'requestId', "request_id", 'changes', "changes",
+  'chain', json_build_object('seq', "seq", 'prevHash', "prev_hash", 'hash', "hash", 'workspaceId', "workspace_id",
+    'actorKind', "actor_kind", 'actorId', "actor_id", 'actorName', "actor_name", 'actorEmail', "actor_email",
+    'ip', "ip", 'userAgent', "user_agent"))::text AS "line"`;
+
+/**
  * One CSV cell, rendered by PostgreSQL as csv-stringify renders it with `escape_formulas`: a leading
  * = + - @ tab or CR gets a ' in front (formula injection), then RFC 4180 quoting. In SQL so that
  * export rows reach the response as text, without being decoded and re-encoded per row.
@@ -157,8 +174,11 @@ export class AuditLogsService {
     workspaceId: string,
     filter: AuditLogFilterDto,
     format: 'csv' | 'ndjson',
+    chain = false,
   ): AsyncGenerator<string> {
-    const columns = format === 'csv' ? CSV_SELECT : NDJSON_SELECT;
+    const columns = format === 'csv' ? CSV_SELECT : chain ? NDJSON_CHAIN_SELECT : NDJSON_SELECT;
+    // An export meant for offline verification covers as much as is committed.
+    if (chain) await this.sealer.seal();
     let after: CursorPosition | undefined;
     // The CSV header goes out with the first batch, so that a query that fails fails before any byte.
     let header = format === 'csv' ? `${CSV_COLUMNS.join(',')}\n` : '';
@@ -182,12 +202,28 @@ export class AuditLogsService {
    * Entries removed by retention are accounted for by the anchors it recorded where it cut.
    */
   async verifyChain(workspaceId: string): Promise<ChainVerification> {
+    const { anchor: _anchor, ...result } = await this.verifyChainFrom(workspaceId, 0);
+    void _anchor;
+    return result;
+  }
+
+  /**
+   * The chain from position `fromSeq` to the head, reading only those entries (the (workspace_id,
+   * seq) index): the entry at `fromSeq` is the anchor, trusted for its hash (the caller compares it
+   * with a signed one) and reported with whether its content still hashes to it; every later entry
+   * is checked as `verifyChain` checks them. `fromSeq` 0 checks the whole chain.
+   */
+  async verifyChainFrom(
+    workspaceId: string,
+    fromSeq: number,
+  ): Promise<ChainVerification & { anchor?: { id: string; hash: string; contentOk: boolean } }> {
     await this.sealer.seal();
     const [result] = await this.prisma.$queryRaw<
       {
         entries: bigint;
         last_seq: bigint | null;
         last_hash: string | null;
+        anchor: { id: string; hash: string; contentOk: boolean } | null;
         broken_id: string | null;
         broken_seq: bigint | null;
         reason: string | null;
@@ -197,7 +233,7 @@ export class AuditLogsService {
         SELECT a."id", a."seq", a."hash", a."prev_hash",
                a."hash" = "audit_log_digest"(a."prev_hash", a) AS content_ok,
                lag(a."seq") OVER w AS prev_seq, lag(a."hash") OVER w AS prev_hash_kept
-        FROM "audit_log_sealed" a WHERE a."workspace_id" = ${workspaceId}::uuid
+        FROM "audit_log_sealed" a WHERE a."workspace_id" = ${workspaceId}::uuid AND a."seq" >= ${fromSeq}::bigint
         WINDOW w AS (ORDER BY a."seq")
       ),
       -- The hash this entry must link to: the entry before it, or, where retention removed that
@@ -216,7 +252,7 @@ export class AuditLogsService {
                     WHEN NOT content_ok THEN 'the entry was altered after it was written'
                     ELSE 'the entry does not link to the one before it' END AS reason
         FROM linked
-        WHERE prev_seq = "seq" OR expected_prev IS NULL OR NOT content_ok OR "prev_hash" <> expected_prev
+        WHERE "seq" > ${fromSeq}::bigint AND (prev_seq = "seq" OR expected_prev IS NULL OR NOT content_ok OR "prev_hash" <> expected_prev)
         ORDER BY "seq" LIMIT 1
       ),
       last AS (
@@ -224,9 +260,12 @@ export class AuditLogsService {
           SELECT "seq", "hash" FROM chain
           UNION ALL
           SELECT "seq", "hash" FROM "audit_chain_anchors" WHERE "workspace_id" = ${workspaceId}::uuid
+            AND "seq" >= ${fromSeq}::bigint
         ) ends ORDER BY "seq" DESC LIMIT 1
       )
       SELECT (SELECT count(*) FROM chain) AS entries,
+             (SELECT json_build_object('id', "id", 'hash', "hash", 'contentOk', content_ok) FROM chain
+              WHERE "seq" = ${fromSeq}::bigint AND ${fromSeq}::bigint > 0 LIMIT 1) AS anchor,
              (SELECT "seq" FROM last) AS last_seq, (SELECT "hash" FROM last) AS last_hash,
              b."id" AS broken_id, b."seq" AS broken_seq, b.reason
       FROM (SELECT 1) one LEFT JOIN first_broken b ON true`;
@@ -236,6 +275,7 @@ export class AuditLogsService {
       SELECT count(*) AS unsealed FROM "audit_log_inbox" WHERE "workspace_id" = ${workspaceId}::uuid`;
     const entries = Number(result.entries);
     const unsealed = Number(pending);
+    const anchor = result.anchor ? { anchor: result.anchor } : {};
     if (result.broken_seq !== null) {
       return {
         intact: false,
@@ -243,6 +283,7 @@ export class AuditLogsService {
         headHash: head?.hash ?? null,
         unsealed,
         firstBroken: { id: result.broken_id, seq: Number(result.broken_seq), reason: result.reason! },
+        ...anchor,
       };
     }
     if ((head?.seq ?? 0n) !== (result.last_seq ?? 0n) || (head && head.hash !== result.last_hash)) {
@@ -256,9 +297,10 @@ export class AuditLogsService {
           seq: Number(result.last_seq ?? 0n) + 1,
           reason: 'entries at the end of the chain are missing',
         },
+        ...anchor,
       };
     }
-    return { intact: true, entries, headHash: head?.hash ?? null, unsealed };
+    return { intact: true, entries, headHash: head?.hash ?? null, unsealed, ...anchor };
   }
 
   async filterChoices(workspaceId: string): Promise<FilterChoices> {
