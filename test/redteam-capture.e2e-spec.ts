@@ -5,7 +5,7 @@ import { runAsSystem } from '../src/request-context/run-with-actor';
 import { WorkspacesService } from '../src/workspaces/workspaces.service';
 import { createTestDatabase, type TestDatabase } from './database';
 import { ResourceFactory } from './factories';
-import { type ApiAuditEntry, listAuditEntries, logDisagreements, logDisagreementsViaApi } from './log-invariant';
+import { listAuditEntries, logDisagreements, logDisagreementsViaApi } from './log-invariant';
 import { asRole, auditComment, connect, createLoginRole, randomText } from './redteam-helpers';
 import { createTestApp, createWorkspace, type TestApp, type TestWorkspace } from './test-app';
 
