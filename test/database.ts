@@ -58,10 +58,15 @@ export async function createTestDatabase(options: { empty?: boolean } = {}): Pro
   };
 }
 
-/** A login role with only the rights of audit_log_app (what the service runs as in production). */
-export async function createAppRole(): Promise<{ name: string; drop(): Promise<void> }> {
+/**
+ * A login role with only the rights of audit_log_app (what the service runs as in production), or of
+ * audit_log_maintenance (what its retention runs as).
+ */
+export async function createAppRole(
+  group: 'audit_log_app' | 'audit_log_maintenance' = 'audit_log_app',
+): Promise<{ name: string; drop(): Promise<void> }> {
   const name = `audit_app_test_${randomBytes(4).toString('hex')}`;
-  await withAdminClient((c) => c.query(`CREATE ROLE "${name}" LOGIN IN ROLE audit_log_app`));
+  await withAdminClient((c) => c.query(`CREATE ROLE "${name}" LOGIN IN ROLE ${group}`));
   return { name, drop: () => withAdminClient((c) => c.query(`DROP ROLE IF EXISTS "${name}"`)).then(() => undefined) };
 }
 

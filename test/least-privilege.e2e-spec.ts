@@ -1,3 +1,4 @@
+import { AuditRetentionService } from '../src/audit/retention/audit-retention.service';
 import { ResourceFactory } from './factories';
 import { Client } from 'pg';
 import { asUser, createAppRole, createTestDatabase, type TestDatabase } from './database';
@@ -72,5 +73,21 @@ describe('The service as the least-privilege role', () => {
       { privilege: 'DELETE', granted: false },
       { privilege: 'TRUNCATE', granted: false },
     ]);
+  });
+
+  it('cannot run retention as that role; with DATABASE_MAINTENANCE_URL a maintenance login runs it', async () => {
+    await expect(t.app.get(AuditRetentionService).applyRetention()).rejects.toThrow(/permission denied/);
+    const maintainer = await createAppRole('audit_log_maintenance');
+    const other = await createTestApp(
+      { databaseMaintenanceUrl: asUser(database.url, maintainer.name) },
+      {},
+      asUser(database.url, role.name),
+    );
+    try {
+      expect(await other.app.get(AuditRetentionService).applyRetention()).toMatchObject({ status: 'succeeded' });
+    } finally {
+      await other.app.close();
+      await maintainer.drop();
+    }
   });
 });
