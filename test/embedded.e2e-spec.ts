@@ -42,6 +42,26 @@ describe('the app on the embedded database', () => {
       .set(auth)
       .expect(200);
     expect(after.body.items).toEqual(before.body.items);
+
+    // The capture triggers, the sealer and the chain work on PGlite as on PostgreSQL.
+    const http = request(app.getHttpServer());
+    const base = `/api/workspaces/${demo.workspaceId}`;
+    const created = await http
+      .post(`${base}/sources`)
+      .set(auth)
+      .send({ name: 'Embedded', type: 'pg', config: { host: 'h', password: 'embedded-secret' } })
+      .expect(201);
+    await http.patch(`${base}/sources/${created.body.id}`).set(auth).send({ type: 'mysql' }).expect(200);
+    const log = await http.get(`${base}/audit-logs`).query({ resourceId: created.body.id }).set(auth).expect(200);
+    expect(log.body.items.map((e: { action: string; actor: { kind: string } }) => [e.action, e.actor.kind])).toEqual([
+      ['updated', 'user'],
+      ['created', 'user'],
+    ]);
+    expect(JSON.stringify(log.body.items)).not.toContain('embedded-secret');
+    expect((await http.get(`${base}/audit-logs/verify`).set(auth).expect(200)).body).toMatchObject({
+      intact: true,
+      unsealed: 0,
+    });
     await app.close();
   });
 });
