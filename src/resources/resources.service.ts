@@ -2,7 +2,7 @@ import { Transactional, TransactionHost } from '@nestjs-cls/transactional';
 import type { TransactionalAdapterPrisma } from '@nestjs-cls/transactional-adapter-prisma';
 import { BadRequestException, ConflictException, NotFoundException } from '@nestjs/common';
 import type { AppPrismaClient } from '../database/prisma-client.factory';
-import type { ResourceDelegate, ResourceKind } from './resource-kinds';
+import type { ResourceDelegate, ResourceKind, ResourceReference } from './resource-kinds';
 import { type Json, maskSecrets, restoreSecrets } from './secrets';
 
 const ACTOR = { select: { id: true, name: true, email: true } } as const;
@@ -121,10 +121,14 @@ export class ResourcesService {
     }
   }
 
-  private async checkReferences(workspaceId: string, input: Record<string, unknown>): Promise<void> {
+  /** The first reference of `input` that names resources not in the workspace, with their ids. */
+  async missingReferences(
+    workspaceId: string,
+    input: Record<string, unknown>,
+  ): Promise<{ reference: ResourceReference; missing: string[] } | undefined> {
     for (const reference of this.kind.references) {
       const value = input[reference.field];
-      if (value === undefined) continue;
+      if (value === undefined || value === null) continue;
       const ids = reference.list ? (value as string[]) : [value as string];
       if (ids.length === 0) continue;
       const found = await this.delegate(reference.delegate).findMany({
@@ -133,11 +137,18 @@ export class ResourcesService {
       });
       const known = new Set(found.map((row) => row.id));
       const missing = ids.filter((id) => !known.has(id));
-      if (missing.length > 0) {
-        throw new BadRequestException(
-          `${reference.field}: no ${reference.label} ${missing.join(', ')} in this workspace. Use the id of an existing ${reference.label}.`,
-        );
-      }
+      if (missing.length > 0) return { reference, missing };
+    }
+    return undefined;
+  }
+
+  private async checkReferences(workspaceId: string, input: Record<string, unknown>): Promise<void> {
+    const unknown = await this.missingReferences(workspaceId, input);
+    if (unknown) {
+      const { reference, missing } = unknown;
+      throw new BadRequestException(
+        `${reference.field}: no ${reference.label} ${missing.join(', ')} in this workspace. Use the id of an existing ${reference.label}.`,
+      );
     }
   }
 

@@ -212,23 +212,13 @@ export class AuditRestoreService {
     service: ResourcesService,
     data: Record<string, unknown>,
   ): Promise<void> {
-    for (const reference of service.kind.references) {
-      const value = data[reference.field];
-      if (value === undefined || value === null) continue;
-      const ids = reference.list ? (value as string[]) : [value as string];
-      if (ids.length === 0) continue;
-      const found = await this.delegate(reference.delegate).findMany({
-        where: { workspaceId, id: { in: ids } },
-        select: { id: true },
-      });
-      const known = new Set(found.map((row) => row.id));
-      const missing = ids.filter((id) => !known.has(id));
-      if (missing.length > 0) {
-        throw new ConflictException(
-          `${reference.field}: the ${reference.label} ${missing.join(', ')} that this ${service.kind.type} used no ` +
-            `longer exists: restore it first. Nothing was changed.`,
-        );
-      }
+    const unknown = await service.missingReferences(workspaceId, data);
+    if (unknown) {
+      const { reference, missing } = unknown;
+      throw new ConflictException(
+        `${reference.field}: the ${reference.label} ${missing.join(', ')} that this ${service.kind.type} used no ` +
+          `longer exists: restore it first. Nothing was changed.`,
+      );
     }
   }
 
