@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from 'pg';
 import { AuditLogsService } from '../src/audit/query/audit-logs.service';
-import { addEntries } from './fixtures';
+import { addSegmentUpdates } from './fixtures';
 import { createTestApp, createWorkspace, type TestApp, type TestWorkspace } from './test-app';
 
 /** A download abandoned half-way must not keep reading the database, nor hang the handler. */
@@ -18,14 +18,7 @@ describe('GET /audit-logs/export when the client goes away', () => {
     ws = await createWorkspace(t.app);
     const db = new Client({ connectionString: t.database.url });
     await db.connect();
-    await addEntries(
-      db,
-      'id, workspace_id, occurred_at, action, resource_type, resource_id, resource_name, actor_kind, changes',
-      `SELECT gen_random_uuid(), $1, now() - (g || ' seconds')::interval, 'updated', 'segment', gen_random_uuid(),
-              'Segment ' || g, 'system', jsonb_build_array(jsonb_build_object('field', 'definition', 'after', repeat('x', 400)))
-       FROM generate_series(1, 60000) g`,
-      [ws.workspaceId],
-    );
+    await addSegmentUpdates(db, ws.workspaceId, 60000, 400);
     await db.end();
     await t.app.listen(0, '127.0.0.1');
   });

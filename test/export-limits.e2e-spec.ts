@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from 'pg';
 import { APP_CONFIG, type AppConfig } from '../src/config/app-config';
 import { withAdminClient } from './database';
-import { addEntries } from './fixtures';
+import { addSegmentUpdates } from './fixtures';
 import { createTestApp, createWorkspace, type TestApp, type TestWorkspace } from './test-app';
 
 const ROWS = 100_000;
@@ -36,14 +36,7 @@ describe('Export failures and limits', () => {
     small = await createWorkspace(t.app, 'Small');
     const db = new Client({ connectionString: t.database.url });
     await db.connect();
-    await addEntries(
-      db,
-      'id, workspace_id, occurred_at, action, resource_type, resource_id, resource_name, actor_kind, changes',
-      `SELECT gen_random_uuid(), $1, now() - (g || ' seconds')::interval, 'updated', 'segment', gen_random_uuid(),
-              'Segment ' || g, 'system', jsonb_build_array(jsonb_build_object('field', 'definition', 'after', repeat('x', 300)))
-       FROM generate_series(1, ${ROWS}) g`,
-      [big.workspaceId],
-    );
+    await addSegmentUpdates(db, big.workspaceId, ROWS, 300);
     await db.end();
     await t.app.listen(0, '127.0.0.1');
     port = ((t.app.getHttpServer() as Server).address() as AddressInfo).port;
@@ -200,14 +193,7 @@ describe('Export failures and limits', () => {
       const first = download(big, 'format=ndjson', hold);
       const db = new Client({ connectionString: t.database.url });
       await db.connect();
-      await addEntries(
-        db,
-        'id, workspace_id, occurred_at, action, resource_type, resource_id, resource_name, actor_kind, changes',
-        `SELECT gen_random_uuid(), $1, now() - (g || ' seconds')::interval, 'updated', 'segment', gen_random_uuid(),
-                'Segment ' || g, 'system', jsonb_build_array(jsonb_build_object('field', 'definition', 'after', repeat('x', 300)))
-         FROM generate_series(1, 30000) g`,
-        [others[0].workspaceId],
-      );
+      await addSegmentUpdates(db, others[0].workspaceId, 30000, 300);
       await db.end();
       const second = download(others[0], 'format=ndjson', hold);
       await holding;
