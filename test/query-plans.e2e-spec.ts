@@ -1,4 +1,5 @@
 import { Client } from 'pg';
+import { AuditSealerService } from '../src/audit/seal/audit-sealer.service';
 import { createTestApp, createWorkspace, type TestApp, type TestWorkspace } from './test-app';
 
 interface PlanNode {
@@ -139,5 +140,34 @@ describe('Query plans of the audit-log API', () => {
         expect([...partitions].filter((p) => !monthsOf(new Date(q.from), new Date(q.to)).includes(p))).toEqual([]);
       }
     }
+  });
+
+  it('looks an entry up by id only in the months around the time its UUIDv7 carries', async () => {
+    const source = await t.http
+      .post(`/api/workspaces/${ws.workspaceId}/sources`)
+      .set(ws.admin.auth)
+      .send({ name: `by-id ${Date.now()}`, type: 'pg', config: {} })
+      .expect(201);
+    const [entry] = (
+      await t.http
+        .get(`/api/workspaces/${ws.workspaceId}/audit-logs`)
+        .query({ resourceId: source.body.id })
+        .set(ws.admin.auth)
+        .expect(200)
+    ).body.items as { id: string; occurredAt: string }[];
+    await t.app.get(AuditSealerService).seal();
+    statements.length = 0;
+    await t.http.get(`/api/workspaces/${ws.workspaceId}/audit-logs/${entry.id}`).set(ws.admin.auth).expect(200);
+    const [lookup] = statements.filter((s) => s.sql.includes('"audit_logs"'));
+    const { rows } = await db.query<{ 'QUERY PLAN': [{ Plan: PlanNode }] }>(
+      `EXPLAIN (FORMAT JSON) ${lookup.sql}`,
+      JSON.parse(lookup.params) as unknown[],
+    );
+    const partitions = new Set<string>();
+    nodes(rows[0]['QUERY PLAN'][0].Plan, [], partitions);
+    const at = new Date(entry.occurredAt);
+    const around = monthsOf(new Date(at.getTime() - 86_400_000), new Date(at.getTime() + 86_400_000));
+    expect([...partitions].filter((p) => !around.includes(p))).toEqual([]);
+    expect(partitions.size).toBeGreaterThan(0);
   });
 });

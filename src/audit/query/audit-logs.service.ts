@@ -129,6 +129,15 @@ function oneOf(column: 'actor_id' | 'resource_type' | 'action', values: string[]
     : Prisma.sql`${Prisma.raw(`"${column}"`)} = ANY(${values}::${Prisma.raw(`${type}[]`)})`;
 }
 
+const DAY_MS = 86_400_000;
+
+/** The time a UUIDv7 carries (its first 48 bits, Unix milliseconds), or undefined for another version. */
+export function uuidv7Time(id: string): Date | undefined {
+  const hex = id.replace(/-/g, '');
+  if (hex.length !== 32 || hex[12] !== '7') return undefined;
+  return new Date(parseInt(hex.slice(0, 12), 16));
+}
+
 /** `%`, `_` and `\` in a searched name match themselves. */
 export function likePattern(text: string): string {
   return `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
@@ -159,8 +168,14 @@ export class AuditLogsService {
   }
 
   async get(workspaceId: string, id: string): Promise<AuditEntry> {
+    // An entry's id is a UUIDv7 of its time: look only in the month(s) around it. Other ids (entries
+    // imported with their own) are looked up in every month.
+    const at = uuidv7Time(id);
+    const within = at
+      ? Prisma.sql` AND "occurred_at" >= ${new Date(at.getTime() - DAY_MS)}::timestamptz AND "occurred_at" < ${new Date(at.getTime() + DAY_MS)}::timestamptz`
+      : Prisma.empty;
     const [row] = await this.prisma.$queryRaw<AuditLogRow[]>`
-      SELECT ${COLUMNS} FROM "audit_logs" WHERE "workspace_id" = ${workspaceId}::uuid AND "id" = ${id}::uuid`;
+      SELECT ${COLUMNS} FROM "audit_logs" WHERE "workspace_id" = ${workspaceId}::uuid AND "id" = ${id}::uuid${within}`;
     if (!row) throw new NotFoundException(`Audit entry ${id} not found.`);
     return toAuditEntry(row);
   }
