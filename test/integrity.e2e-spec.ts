@@ -101,6 +101,15 @@ describe('Audit log integrity', () => {
     });
   });
 
+  it("lets the application role run no function with the owner's rights but the sealer", async () => {
+    const { rows } = await superuser.query<{ fn: string }>(
+      `SELECT p.oid::regprocedure::text AS fn FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+       WHERE n.nspname = 'public' AND p.prosecdef AND has_function_privilege('audit_log_app', p.oid, 'EXECUTE')
+       ORDER BY 1`,
+    );
+    expect(rows.map((r) => r.fn)).toEqual(['audit_log_seal(integer,boolean)']);
+  });
+
   describe('writers of one workspace do not wait for each other', () => {
     it('lets a transaction that writes two resources and a single update of the second both commit', async () => {
       const [first, second] = [await api.create('sources'), await api.create('sources')];

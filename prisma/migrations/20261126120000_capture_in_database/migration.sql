@@ -672,7 +672,7 @@ $$;
 REVOKE ALL ON FUNCTION "audit_log_append"(JSONB) FROM PUBLIC;
 REVOKE ALL ON FUNCTION "audit_attach"(TEXT, TEXT, TEXT[], TEXT, TEXT) FROM PUBLIC;
 -- Trigger functions that run with the owner's rights: nobody else may attach them to a table.
-REVOKE ALL ON FUNCTION "audit_capture"() FROM PUBLIC;
+REVOKE ALL ON FUNCTION "audit_capture"(), "audit_logs_remember_names"() FROM PUBLIC;
 REVOKE ALL ON FUNCTION "audit_log_seal"(INTEGER, BOOLEAN) FROM PUBLIC;
 REVOKE INSERT ON "audit_log_sealed" FROM "audit_log_app";
 GRANT SELECT ON "audit_log_sealed", "audit_log_inbox", "audit_logs", "audit_resource_types" TO "audit_log_app";
