@@ -23,7 +23,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { get, type IncomingMessage } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -40,6 +40,8 @@ const PER_WORKSPACE = Number(process.env.AUDIT_EXPORTS_PER_WORKSPACE ?? 2);
 const PER_PROCESS = Number(process.env.AUDIT_EXPORTS_PER_PROCESS ?? 8);
 /** A client holding a 200 unread this long is past the server's stall limit by a margin. */
 const HOLD_MS = (STALL_SECONDS + 10) * 1000;
+/** The signing key the server creates at start (it signs no digest here); removed at the end. */
+const KEY_FILE = join(tmpdir(), `export-stall-bench-${process.pid}.pem`);
 /** "after" is read 3 s after the last client closed, and again after this long idle. */
 const IDLE_MS = 30_000;
 /** Nothing in a round may take longer than this; the clients' process is killed past it. */
@@ -159,7 +161,7 @@ async function startServer(databaseUrl: string, perWorkspace: number, perProcess
       AUDIT_EXPORT_STALL_SECONDS: String(STALL_SECONDS),
       AUDIT_EXPORTS_PER_WORKSPACE: String(perWorkspace),
       AUDIT_EXPORTS_PER_PROCESS: String(perProcess),
-      AUDIT_SIGNING_KEY_FILE: join(tmpdir(), `export-stall-bench-${process.pid}.pem`),
+      AUDIT_SIGNING_KEY_FILE: KEY_FILE,
       AUDIT_SEAL_INTERVAL_MS: '0',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -353,6 +355,7 @@ async function main(): Promise<void> {
     }));
     console.table(rows);
   } finally {
+    rmSync(KEY_FILE, { force: true });
     await database.drop();
   }
 }
