@@ -1,0 +1,151 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client } from 'pg';
+import { createTestDatabase, type TestDatabase } from './database';
+import { createTestApp, createWorkspace, type TestWorkspace } from './test-app';
+
+const ROOT = join(__dirname, '..');
+const INSTANCES = 3;
+
+/** A free port on the loopback interface. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function until(ready: () => Promise<boolean>, what: string, ms = 90_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (await ready().catch(() => false)) return;
+    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${ms / 1000} s`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+/**
+ * Three instances of the service, each its own process, on one PostgreSQL database: writes through
+ * all of them land in one log with no entry lost or duplicated, every chain sealed and intact while
+ * their sealers run side by side, and a paging cursor from one instance works on the others.
+ */
+describe('Several instances on one database', () => {
+  let database: TestDatabase;
+  let ws: TestWorkspace;
+  const servers: { child: ChildProcess; base: string }[] = [];
+  const keyFile = join(tmpdir(), `audit-instances-${process.pid}.pem`);
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    const setup = await createTestApp({}, {}, database.url);
+    ws = await createWorkspace(setup.app);
+    await setup.app.close();
+    const secret = randomBytes(32).toString('hex');
+    for (let i = 0; i < INSTANCES; i++) {
+      const port = await freePort();
+      const child = spawn(join(ROOT, 'node_modules', '.bin', 'ts-node'), ['--transpile-only', 'src/main.ts'], {
+        cwd: ROOT,
+        env: {
+          ...process.env,
+          NODE_OPTIONS: '',
+          NODE_ENV: 'production',
+          DATABASE_URL: database.url,
+          PORT: String(port),
+          AUDIT_CURSOR_SECRET: secret,
+          AUDIT_SEAL_INTERVAL_MS: '200',
+          AUDIT_RATE_LIMIT: '100000',
+          AUDIT_SIGNING_KEY_FILE: keyFile,
+        },
+        stdio: 'ignore',
+      });
+      servers.push({ child, base: `http://127.0.0.1:${port}` });
+    }
+    for (const { base } of servers) {
+      await until(async () => (await fetch(`${base}/api/health`)).status === 200, `${base} answering`);
+    }
+  }, 120_000);
+
+  afterAll(async () => {
+    const exits = servers.map(
+      ({ child }) =>
+        new Promise<void>((resolve) => {
+          if (child.exitCode !== null || child.signalCode !== null) resolve();
+          else child.once('exit', () => resolve());
+        }),
+    );
+    for (const { child } of servers) child.kill('SIGTERM');
+    await Promise.all(exits);
+    rmSync(keyFile, { force: true });
+    await database.drop();
+  });
+
+  const call = async (i: number, path: string, init: { method?: string; body?: unknown } = {}) => {
+    const res = await fetch(`${servers[i % INSTANCES].base}/api/workspaces/${ws.workspaceId}${path}`, {
+      method: init.method ?? 'GET',
+      headers: { Authorization: `Bearer ${ws.admin.token}`, 'Content-Type': 'application/json' },
+      body: init.body === undefined ? undefined : JSON.stringify(init.body),
+    });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  };
+
+  it('keeps one log: every write has its entry once, chains sealed and intact, cursors valid everywhere', async () => {
+    const writers = 60;
+    const ids = await Promise.all(
+      Array.from({ length: writers }, async (_, n) => {
+        const created = await call(n, '/sources', {
+          method: 'POST',
+          body: { name: `instance-${n}`, type: 'pg', config: { host: `h${n}` } },
+        });
+        expect(created.status).toBe(201);
+        const id = created.body.id as string;
+        const updated = await call(n + 1, `/sources/${id}`, { method: 'PATCH', body: { type: `v${n}` } });
+        expect(updated.status).toBe(200);
+        return id;
+      }),
+    );
+
+    // Page through the whole log, each page from the next instance.
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    let page = 0;
+    do {
+      const res = await call(page++, `/audit-logs?limit=17${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+      expect(res.status).toBe(200);
+      seen.push(...(res.body.items as { id: string }[]).map((e) => e.id));
+      cursor = (res.body.nextCursor as string | null) ?? undefined;
+    } while (cursor);
+    expect(new Set(seen).size).toBe(seen.length);
+
+    const db = new Client({ connectionString: database.url });
+    await db.connect();
+    try {
+      const { rows } = await db.query<{ resource_id: string; n: string }>(
+        `SELECT resource_id, count(*) AS n FROM audit_logs WHERE workspace_id = $1 AND resource_id = ANY($2::uuid[])
+         GROUP BY resource_id`,
+        [ws.workspaceId, ids],
+      );
+      expect(rows).toHaveLength(writers);
+      expect(rows.every((r) => Number(r.n) === 2)).toBe(true);
+      const { rows: total } = await db.query<{ n: string }>(
+        'SELECT count(*) AS n FROM audit_logs WHERE workspace_id = $1',
+        [ws.workspaceId],
+      );
+      expect(seen).toHaveLength(Number(total[0].n));
+    } finally {
+      await db.end();
+    }
+
+    for (let i = 0; i < INSTANCES; i++) {
+      const verified = await call(i, '/audit-logs/verify');
+      expect(verified.body).toMatchObject({ intact: true, unsealed: 0 });
+    }
+  }, 120_000);
+});
