@@ -100,6 +100,21 @@ describe('Red team: capture in the database', () => {
       }).toEqual({ createTrigger: 'refused', forgedEntries: [] });
     });
 
+    it("app role: CREATE TRIGGER on a TEMP table EXECUTE FUNCTION public.audit_capture_sources() (a table's own capture function, owner's rights) — expected: permission denied", async () => {
+      const app = await asAppRole();
+      try {
+        await app.query('CREATE TEMP TABLE forge_sources (LIKE public.sources)');
+        await expect(
+          app.query(
+            `CREATE TRIGGER forge AFTER INSERT ON forge_sources REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
+             EXECUTE FUNCTION public.audit_capture_sources()`,
+          ),
+        ).rejects.toThrow(/permission denied/);
+      } finally {
+        await app.end();
+      }
+    });
+
     it('app role: the trigger argument of public.audit_capture is SQL run as its owner — set_config(session_replication_role, replica) sticks to the session and the next UPDATE sources is not logged — expected: refused; the change has its entry', async () => {
       const s = await setup();
       const source = await s.api.create('sources');

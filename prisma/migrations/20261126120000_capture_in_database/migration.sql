@@ -468,51 +468,6 @@ BEGIN
 END;
 $$;
 
--- After each statement: one entry per row it changed, in one insert. The SQL that computes a row's
--- changes comes from `audit_resource_types` (written by `audit_attach`), never from the trigger's
--- arguments, so that nobody can attach this function to a table of their own to run SQL with its
--- rights; a table that is not registered is refused. Each row's creator and editor must be the actor
--- the entry records (the BEFORE trigger set them from the same statement): otherwise the statement fails.
-CREATE FUNCTION "audit_capture"() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
-DECLARE
-    context JSONB := "audit_context"();
-    exact TIMESTAMPTZ := clock_timestamp();
-    actor_kind TEXT := context->>'kind';
-    registered "audit_resource_types";
-BEGIN
-    SELECT * INTO registered FROM "audit_resource_types" t
-    WHERE TG_TABLE_SCHEMA = 'public' AND t."table_name" = TG_TABLE_NAME;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'audit_capture is attached to %.%, which is not an audited table', TG_TABLE_SCHEMA, TG_TABLE_NAME
-            USING ERRCODE = 'insufficient_privilege';
-    END IF;
-    -- EXECUTE plans the insert for this statement's row count, not a plan cached from a one-row statement.
-    EXECUTE format(
-        'INSERT INTO "audit_log_inbox" ("id", "workspace_id", "occurred_at", "action", "resource_type", "resource_id",
-            "resource_name", "actor_kind", "actor_id", "actor_name", "actor_email", "request_id", "ip", "user_agent", "changes")
-         SELECT "audit_uuidv7"($1), r."workspace_id", date_trunc(''milliseconds'', $1), %L, $2, r."id", r."name",
-                $3, $4, $5, $6, $7, $8, $9, r."changes"
-         FROM (SELECT r."workspace_id", r."id", r."name", r."created_by_id", r."updated_by_id", %s AS "old_editor",
-                      %s AS "changes" FROM %s) r
-         WHERE CASE WHEN %s THEN "audit_refuse_editor"(r."id", $4) ELSE r."changes" <> ''[]''::jsonb END',
-        CASE WHEN context->>'action' = 'restored' AND TG_OP <> 'DELETE' THEN 'restored'
-             WHEN TG_OP = 'INSERT' THEN 'created' WHEN TG_OP = 'UPDATE' THEN 'updated' ELSE 'deleted' END,
-        CASE TG_OP WHEN 'UPDATE' THEN 'o."updated_by_id"' ELSE 'NULL::uuid' END,
-        CASE TG_OP WHEN 'INSERT' THEN registered."created_sql" WHEN 'UPDATE' THEN registered."updated_sql" ELSE registered."deleted_sql" END,
-        CASE TG_OP WHEN 'INSERT' THEN '"new_rows" r' WHEN 'DELETE' THEN '"old_rows" r'
-                   ELSE '"new_rows" r JOIN "old_rows" o ON o."id" = r."id"' END,
-        CASE TG_OP
-            WHEN 'INSERT' THEN 'r."created_by_id" IS DISTINCT FROM $4 OR r."updated_by_id" IS DISTINCT FROM $4'
-            WHEN 'UPDATE' THEN 'CASE WHEN r."changes" <> ''[]''::jsonb THEN r."updated_by_id" IS DISTINCT FROM $4 ELSE r."updated_by_id" IS DISTINCT FROM r."old_editor" END'
-            ELSE 'false' END)
-    USING exact, registered."resource_type", actor_kind,
-        CASE WHEN actor_kind = 'user' THEN (context->>'id')::uuid END,
-        left(context->>'name', 500), left(context->>'email', 500), left(context->>'requestId', 128),
-        left(context->>'ip', 64), left(context->>'userAgent', 512);
-    RETURN NULL;
-END;
-$$;
-
 CREATE FUNCTION "audit_refuse_editor"("resource" UUID, "actor" UUID) RETURNS BOOLEAN LANGUAGE plpgsql AS $$
 BEGIN
     RAISE EXCEPTION 'the creator or last editor of % does not match the statement''s actor %: nothing was changed', "resource", "actor"
@@ -570,7 +525,8 @@ BEGIN
                AND t."resource_type" = "audit_attach"."resource_type" AND t."secret_fields" = "audit_attach"."secret_fields"
                AND t."secret_pattern" = "audit_attach"."secret_pattern" AND t."url_pattern" = "audit_attach"."url_pattern"
                AND t."field_names" = names)
-       AND EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = format('public.%I', "table_name")::regclass AND tgname = 'audit_capture_insert') THEN
+       AND EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = format('public.%I', "table_name")::regclass AND tgname = 'audit_capture_insert')
+       AND to_regprocedure(format('public.%I()', 'audit_capture_' || "table_name")) IS NOT NULL THEN
         RETURN false;
     END IF;
     INSERT INTO "audit_resource_types" VALUES ("table_name", "resource_type", "secret_fields", "secret_pattern", "url_pattern", names,
@@ -580,12 +536,70 @@ BEGIN
         "field_names" = EXCLUDED."field_names", "created_sql" = EXCLUDED."created_sql", "updated_sql" = EXCLUDED."updated_sql",
         "deleted_sql" = EXCLUDED."deleted_sql";
     EXECUTE format('CREATE OR REPLACE TRIGGER "audit_stamp" BEFORE INSERT OR UPDATE ON public.%I FOR EACH ROW EXECUTE FUNCTION "audit_stamp"()', "table_name");
+    -- After each statement: one entry per row it changed, in one insert, by a function of this table's
+    -- own with static SQL, so that PostgreSQL keeps its plans across statements (a plan built for
+    -- each statement costs more than the rest of a one-row write). Hash joins always: a plan kept from
+    -- one-row statements must not loop over a large statement's rows. Each row's creator and editor
+    -- must be the actor the entry records (the BEFORE trigger set them from the same statement), or
+    -- the statement fails. It runs with the owner's rights, so nobody else may execute it.
+    EXECUTE format($body$
+        CREATE OR REPLACE FUNCTION public.%1$I() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+        SET search_path = public SET enable_nestloop = off AS $fn$
+        DECLARE
+            context JSONB := "audit_context"();
+            exact TIMESTAMPTZ := clock_timestamp();
+            actor_kind TEXT := context->>'kind';
+            actor UUID := CASE WHEN context->>'kind' = 'user' THEN (context->>'id')::uuid END;
+            restored BOOLEAN := coalesce(context->>'action' = 'restored', false);
+        BEGIN
+            IF TG_TABLE_SCHEMA <> 'public' OR TG_TABLE_NAME <> %2$L THEN
+                RAISE EXCEPTION '%% captures %2$s only, not %%.%%', TG_NAME, TG_TABLE_SCHEMA, TG_TABLE_NAME
+                    USING ERRCODE = 'insufficient_privilege';
+            END IF;
+            IF TG_OP = 'INSERT' THEN
+                INSERT INTO "audit_log_inbox" ("id", "workspace_id", "occurred_at", "action", "resource_type", "resource_id",
+                    "resource_name", "actor_kind", "actor_id", "actor_name", "actor_email", "request_id", "ip", "user_agent", "changes")
+                SELECT "audit_uuidv7"(exact), r."workspace_id", date_trunc('milliseconds', exact),
+                       CASE WHEN restored THEN 'restored' ELSE 'created' END, %3$L, r."id", r."name",
+                       actor_kind, actor, left(context->>'name', 500), left(context->>'email', 500),
+                       left(context->>'requestId', 128), left(context->>'ip', 64), left(context->>'userAgent', 512), r."changes"
+                FROM (SELECT r."workspace_id", r."id", r."name", r."created_by_id", r."updated_by_id", %4$s AS "changes"
+                      FROM "new_rows" r) r
+                WHERE CASE WHEN r."created_by_id" IS DISTINCT FROM actor OR r."updated_by_id" IS DISTINCT FROM actor
+                           THEN "audit_refuse_editor"(r."id", actor) ELSE r."changes" <> '[]'::jsonb END;
+            ELSIF TG_OP = 'UPDATE' THEN
+                INSERT INTO "audit_log_inbox" ("id", "workspace_id", "occurred_at", "action", "resource_type", "resource_id",
+                    "resource_name", "actor_kind", "actor_id", "actor_name", "actor_email", "request_id", "ip", "user_agent", "changes")
+                SELECT "audit_uuidv7"(exact), r."workspace_id", date_trunc('milliseconds', exact),
+                       CASE WHEN restored THEN 'restored' ELSE 'updated' END, %3$L, r."id", r."name",
+                       actor_kind, actor, left(context->>'name', 500), left(context->>'email', 500),
+                       left(context->>'requestId', 128), left(context->>'ip', 64), left(context->>'userAgent', 512), r."changes"
+                FROM (SELECT r."workspace_id", r."id", r."name", r."updated_by_id", o."updated_by_id" AS "old_editor",
+                             %5$s AS "changes"
+                      FROM "new_rows" r JOIN "old_rows" o ON o."id" = r."id") r
+                WHERE CASE WHEN CASE WHEN r."changes" <> '[]'::jsonb THEN r."updated_by_id" IS DISTINCT FROM actor
+                                     ELSE r."updated_by_id" IS DISTINCT FROM r."old_editor" END
+                           THEN "audit_refuse_editor"(r."id", actor) ELSE r."changes" <> '[]'::jsonb END;
+            ELSE
+                INSERT INTO "audit_log_inbox" ("id", "workspace_id", "occurred_at", "action", "resource_type", "resource_id",
+                    "resource_name", "actor_kind", "actor_id", "actor_name", "actor_email", "request_id", "ip", "user_agent", "changes")
+                SELECT "audit_uuidv7"(exact), r."workspace_id", date_trunc('milliseconds', exact), 'deleted', %3$L, r."id", r."name",
+                       actor_kind, actor, left(context->>'name', 500), left(context->>'email', 500),
+                       left(context->>'requestId', 128), left(context->>'ip', 64), left(context->>'userAgent', 512), r."changes"
+                FROM (SELECT r."workspace_id", r."id", r."name", %6$s AS "changes" FROM "old_rows" r) r
+                WHERE r."changes" <> '[]'::jsonb;
+            END IF;
+            RETURN NULL;
+        END;
+        $fn$ $body$, 'audit_capture_' || "table_name", "table_name", "resource_type",
+        array_to_string(created, ' || '), array_to_string(updated, ' || '), array_to_string(deleted, ' || '));
+    EXECUTE format('REVOKE ALL ON FUNCTION public.%I() FROM PUBLIC', 'audit_capture_' || "table_name");
     EXECUTE format('CREATE OR REPLACE TRIGGER "audit_capture_insert" AFTER INSERT ON public.%I REFERENCING NEW TABLE AS "new_rows" '
-        'FOR EACH STATEMENT EXECUTE FUNCTION "audit_capture"()', "table_name");
+        'FOR EACH STATEMENT EXECUTE FUNCTION public.%I()', "table_name", 'audit_capture_' || "table_name");
     EXECUTE format('CREATE OR REPLACE TRIGGER "audit_capture_update" AFTER UPDATE ON public.%I REFERENCING OLD TABLE AS "old_rows" NEW TABLE AS "new_rows" '
-        'FOR EACH STATEMENT EXECUTE FUNCTION "audit_capture"()', "table_name");
+        'FOR EACH STATEMENT EXECUTE FUNCTION public.%I()', "table_name", 'audit_capture_' || "table_name");
     EXECUTE format('CREATE OR REPLACE TRIGGER "audit_capture_delete" AFTER DELETE ON public.%I REFERENCING OLD TABLE AS "old_rows" '
-        'FOR EACH STATEMENT EXECUTE FUNCTION "audit_capture"()', "table_name");
+        'FOR EACH STATEMENT EXECUTE FUNCTION public.%I()', "table_name", 'audit_capture_' || "table_name");
     EXECUTE format('CREATE OR REPLACE TRIGGER "audit_no_truncate" BEFORE TRUNCATE ON public.%I '
         'FOR EACH STATEMENT EXECUTE FUNCTION "audit_refuse_truncate"()', "table_name");
     RETURN true;
@@ -672,7 +686,7 @@ $$;
 REVOKE ALL ON FUNCTION "audit_log_append"(JSONB) FROM PUBLIC;
 REVOKE ALL ON FUNCTION "audit_attach"(TEXT, TEXT, TEXT[], TEXT, TEXT) FROM PUBLIC;
 -- Trigger functions that run with the owner's rights: nobody else may attach them to a table.
-REVOKE ALL ON FUNCTION "audit_capture"(), "audit_logs_remember_names"() FROM PUBLIC;
+REVOKE ALL ON FUNCTION "audit_logs_remember_names"() FROM PUBLIC;
 REVOKE ALL ON FUNCTION "audit_log_seal"(INTEGER, BOOLEAN) FROM PUBLIC;
 REVOKE INSERT ON "audit_log_sealed" FROM "audit_log_app";
 GRANT SELECT ON "audit_log_sealed", "audit_log_inbox", "audit_logs", "audit_resource_types" TO "audit_log_app";
