@@ -3,26 +3,72 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { type Browser, chromium, type Page } from 'playwright-core';
-import { ResourceFactory } from './factories';
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import { runAsSystem } from '../src/request-context/run-with-actor';
+import { ResourceFactory, type ResourceJson } from './factories';
 import { createTestApp, createWorkspace, type TestApp, type TestWorkspace } from './test-app';
 
 const CHROMIUM = '/usr/bin/chromium';
 const TIMEZONE = 'America/New_York';
+const KOLKATA = 'Asia/Kolkata';
+const AXE = join(__dirname, '../node_modules/axe-core/axe.min.js');
+const DOCS = join(__dirname, '../docs');
 const available = existsSync(CHROMIUM);
 if (!available) {
   if (process.env.CI) throw new Error(`${CHROMIUM} is missing: .ci/run installs Debian's chromium package.`);
   console.log(`Skipping the browser test: ${CHROMIUM} is missing (apt-get install chromium).`);
 }
 
-/** The Audit Logs page in real Chromium, as an admin in New York and a member would use it. */
+type Entry = {
+  id: string;
+  action: string;
+  actionName: string;
+  resourceId: string;
+  resourceName: string;
+  occurredAt: string;
+  changes: { field: string; before?: unknown; after?: unknown }[];
+};
+
+/** axe-core run inside the page (evaluated, not injected as a script, so the CSP stays as it is). */
+async function axeViolations(page: Page): Promise<string[]> {
+  await page.evaluate(readFileSync(AXE, 'utf8'));
+  return page.evaluate(async () => {
+    const axe = (window as unknown as { axe: { run: (...a: unknown[]) => Promise<AxeResults> } }).axe;
+    type AxeResults = { violations: { id: string; nodes: { target: string[] }[] }[] };
+    const results = await axe.run(document, { resultTypes: ['violations'] });
+    return results.violations.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(' | ')}`);
+  });
+}
+
+/** The Audit Logs page in real Chromium, as an admin in New York and Kolkata, on a phone, and as a member. */
 (available ? describe : describe.skip)('The Audit Logs page', () => {
   let t: TestApp;
   let ws: TestWorkspace;
   let base: string;
   let browser: Browser;
   let page: Page;
+  const contexts: BrowserContext[] = [];
   const pageErrors: string[] = [];
+  let churn: ResourceJson;
+  let restorable: ResourceJson;
+  let conflicted: ResourceJson;
+
+  async function newPage(timezoneId: string, width: number, height = 900): Promise<Page> {
+    const context = await browser.newContext({
+      timezoneId,
+      locale: 'en-US',
+      acceptDownloads: true,
+      viewport: { width, height },
+    });
+    contexts.push(context);
+    const p = await context.newPage();
+    p.on('pageerror', (error) => pageErrors.push(error.message));
+    // The page runs under the app's Content-Security-Policy: anything it blocks is a failure.
+    p.on('console', (message) => {
+      if (/Content Security Policy/i.test(message.text())) pageErrors.push(message.text());
+    });
+    return p;
+  }
 
   beforeAll(async () => {
     t = await createTestApp();
@@ -31,18 +77,37 @@ if (!available) {
     ws = await createWorkspace(t.app, 'Acme');
     const admin = new ResourceFactory(t.http, ws.workspaceId, ws.admin.auth);
     const member = new ResourceFactory(t.http, ws.workspaceId, ws.member.auth);
-    for (let i = 0; i < 14; i++) await admin.create('sources', { name: `Warehouse ${i}` });
+    const patch = (as: 'admin' | 'member', path: 'sources' | 'segments', id: string, body: object) =>
+      t.http
+        .patch((as === 'admin' ? admin : member).url(path, id))
+        .set(ws[as].auth)
+        .send(body)
+        .expect(200);
+    const warehouses: ResourceJson[] = [];
+    for (let i = 0; i < 14; i++) warehouses.push(await admin.create('sources', { name: `Warehouse ${i}` }));
+    // A system job changes a source: the log shows it as "System: nightly-import".
+    const prisma = t.prisma;
+    await runAsSystem('nightly-import', () =>
+      prisma.source.update({ where: { id: warehouses[0].id }, data: { type: 'reimported' } }),
+    );
     const segment = await member.create('segments', { name: 'High-value customers' });
-    await t.http
-      .patch(member.url('segments', segment.id))
-      .set(ws.member.auth)
-      .send({ definition: { operator: 'and', rules: [{ field: 'ltv', op: 'gt', value: 250 }] } })
-      .expect(200);
-    await t.http
-      .patch(admin.url('sources', (await admin.create('sources', { name: 'Billing DB' })).id))
-      .set(ws.admin.auth)
-      .send({ config: { host: 'db.acme.test', password: 'rotated' } })
-      .expect(200);
+    await patch('member', 'segments', segment.id, {
+      definition: { operator: 'and', rules: [{ field: 'ltv', op: 'gt', value: 250 }] },
+    });
+    const billing = await admin.create('sources', { name: 'Billing DB' });
+    await patch('admin', 'sources', billing.id, { config: { host: 'db.acme.test', password: 'rotated' } });
+    // One resource under three names: created by the admin, renamed twice by the member.
+    churn = await admin.create('segments', { name: 'Churn risk' });
+    await patch('member', 'segments', churn.id, { name: 'Churn risk v2' });
+    await patch('member', 'segments', churn.id, { name: 'Churn risk 2026' });
+    restorable = await admin.create('sources', {
+      name: 'Restorable',
+      config: { host: 'old.acme.test', password: 'first' },
+    });
+    await patch('admin', 'sources', restorable.id, { config: { host: 'new.acme.test', password: 'second' } });
+    conflicted = await admin.create('sources', { name: 'Conflicted', type: 'pg' });
+    await patch('admin', 'sources', conflicted.id, { type: 'mysql' });
+    await patch('member', 'sources', conflicted.id, { type: 'sqlite' });
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: [
@@ -56,42 +121,24 @@ if (!available) {
         '--disable-sync',
       ],
     });
-    const context = await browser.newContext({
-      timezoneId: TIMEZONE,
-      locale: 'en-US',
-      acceptDownloads: true,
-      viewport: { width: 1280, height: 900 },
-    });
-    page = await context.newPage();
-    page.on('pageerror', (error) => pageErrors.push(error.message));
-    // The page runs under the app's Content-Security-Policy: anything it blocks is a failure.
-    page.on('console', (message) => {
-      if (/Content Security Policy/i.test(message.text())) pageErrors.push(message.text());
-    });
+    page = await newPage(TIMEZONE, 1280);
   });
   afterAll(async () => {
     expect(pageErrors).toEqual([]);
+    for (const context of contexts) await context.close();
     await browser?.close();
     await t.close();
   });
 
-  const rows = () => page.locator('#rows tr');
-  const column = (n: number) => rows().locator(`td:nth-child(${n})`).allInnerTexts();
-  const settled = () => page.waitForFunction(() => document.getElementById('log')!.dataset.state === 'ready');
-  const apiFirst = async (query: Record<string, string> = {}) =>
-    (await t.http.get(`/api/workspaces/${ws.workspaceId}/audit-logs`).query(query).set(ws.admin.auth).expect(200)).body
-      .items as { actionName: string; resourceName: string; occurredAt: string }[];
-
-  it('signs in with a token and shows the newest entry first, in the browser timezone', async () => {
-    await page.goto(`${base}/settings/audit-logs`);
-    await page.fill('#token', ws.admin.token);
-    await page.click('#sign-in-form button[type=submit]');
-    await rows().first().waitFor();
-    await settled();
-    const [newest] = await apiFirst();
-    expect((await column(2))[0]).toBe(newest.actionName);
-    expect((await column(3))[0]).toBe(newest.resourceName);
-    const expected = new Intl.DateTimeFormat('en-US', {
+  const rows = (p = page) => p.locator('#rows tr');
+  const column = (n: number, p = page) => rows(p).locator(`td:nth-child(${n})`).allInnerTexts();
+  const ready = (p = page) => p.waitForFunction(() => document.getElementById('log')!.dataset.state === 'ready');
+  const query = (p = page) => new URL(p.url()).searchParams;
+  const apiFirst = async (q: Record<string, string> = {}) =>
+    (await t.http.get(`/api/workspaces/${ws.workspaceId}/audit-logs`).query(q).set(ws.admin.auth).expect(200)).body
+      .items as Entry[];
+  const localFormat = (iso: string, timeZone: string) =>
+    new Intl.DateTimeFormat('en-US', {
       year: 'numeric',
       month: 'short',
       day: 'numeric',
@@ -99,96 +146,483 @@ if (!available) {
       minute: '2-digit',
       second: '2-digit',
       timeZoneName: 'short',
-      timeZone: TIMEZONE,
-    }).format(new Date(newest.occurredAt));
-    expect((await column(1))[0]).toBe(expected);
+      timeZone,
+    }).format(new Date(iso));
+  /** Each filter change should cost one request to the list. */
+  const listRequests = (p: Page) => {
+    const seen: string[] = [];
+    p.on('request', (r) => {
+      if (/\/audit-logs\?/.test(r.url())) seen.push(r.url());
+    });
+    return seen;
+  };
+  const signIn = async (p: Page, token = ws.admin.token, path = '/settings/audit-logs') => {
+    await p.goto(`${base}${path}`);
+    await p.fill('#token', token);
+    await p.click('#sign-in-form button[type=submit]');
+  };
+  const pick = async (multi: string, label: string | RegExp, p = page) => {
+    const details = p.locator(`#${multi} details`);
+    if (!(await details.evaluate((d: HTMLDetailsElement) => d.open))) await details.locator('summary').click();
+    await details.getByRole('checkbox', { name: label }).click();
+    await p.keyboard.press('Escape');
+  };
+  const chips = (p = page) => p.locator('#chips li span').allInnerTexts();
+
+  it('signs in with a token and shows the newest entry first, in the browser timezone, with 0 axe violations', async () => {
+    await signIn(page);
+    await rows().first().waitFor();
+    await ready();
+    const [newest] = await apiFirst();
+    expect((await column(2))[0]).toBe(newest.actionName);
+    expect((await column(3))[0]).toBe(newest.resourceName);
+    expect((await column(1))[0]).toBe(localFormat(newest.occurredAt, TIMEZONE));
     expect((await column(1))[0]).toMatch(/E[SD]T/);
     await expect(page.textContent('#zone')).resolves.toContain(TIMEZONE);
-    mkdirSync(join(__dirname, '../docs'), { recursive: true });
-    await page.screenshot({ path: join(__dirname, '../docs/audit-logs.png') });
+    expect(await axeViolations(page)).toEqual([]);
+    mkdirSync(DOCS, { recursive: true });
+    await page.screenshot({ path: join(DOCS, 'audit-logs.png') });
   });
 
-  it('filters by type, user, name and date, in combination, and reflects them in the URL', async () => {
-    await page.selectOption('#f-type', ['segment']);
-    await settled();
+  it('shows who acted: a user, or "System: <job>"', async () => {
+    const system = page.getByRole('row', { name: /Source updated Warehouse 0/ });
+    await expect(system.locator('td:nth-child(4)').innerText()).resolves.toBe('System: nightly-import');
+  });
+
+  it('names the table, keeps its header in view, and gives its rows one Tab stop with arrow keys', async () => {
+    await expect(page.getAttribute('#table', 'aria-label')).resolves.toBe('Audit log entries');
+    await expect(
+      page
+        .locator('#table th')
+        .first()
+        .evaluate((th) => getComputedStyle(th).position),
+    ).resolves.toBe('sticky');
+    expect(await page.locator('#rows tr[tabindex="0"]').count()).toBe(1);
+    await page.locator('#rows tr').first().focus();
+    await page.keyboard.press('ArrowDown');
+    await page.keyboard.press('ArrowDown');
+    const focused = () =>
+      page.evaluate(() => Array.from(document.getElementById('rows')!.children).indexOf(document.activeElement!));
+    await expect(focused()).resolves.toBe(2);
+    await page.keyboard.press('ArrowUp');
+    await expect(focused()).resolves.toBe(1);
+    await page.keyboard.press('End');
+    await expect(focused()).resolves.toBe((await rows().count()) - 1);
+    await page.keyboard.press('Home');
+    await expect(focused()).resolves.toBe(0);
+    expect(await page.locator('#rows tr[tabindex="0"]').count()).toBe(1);
+    await page.keyboard.press('Tab');
+    await expect(page.evaluate(() => document.activeElement!.closest('#rows'))).resolves.toBeNull();
+    // The focus ring is at least 3:1 against white, and so are the inputs' borders.
+    const contrast = await page.evaluate(() => {
+      const rgb = (c: string) => c.match(/\d+/g)!.slice(0, 3).map(Number);
+      const lum = (c: string) => {
+        const [r, g, b] = rgb(c).map((v) => {
+          const s = v / 255;
+          return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+        });
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+      };
+      const ratio = (c: string) => 1.05 / (lum(c) + 0.05);
+      const row = document.querySelector<HTMLElement>('#rows tr')!;
+      row.focus();
+      return {
+        ring: ratio(getComputedStyle(row).outlineColor),
+        border: ratio(getComputedStyle(document.getElementById('f-name')!).borderTopColor),
+      };
+    });
+    expect(contrast.ring).toBeGreaterThanOrEqual(3);
+    expect(contrast.border).toBeGreaterThanOrEqual(3);
+  });
+
+  it('filters with checkbox multi-selects by plain click, summarises them as removable chips, and Back undoes each change', async () => {
+    const requests = listRequests(page);
+    await page.click('#f-user summary');
+    await page.fill('#f-user input[type=search]', 'member');
+    await expect(page.isHidden('#f-user label:has-text("Admin 1")')).resolves.toBe(true);
+    await page.fill('#f-user input[type=search]', '');
+    await pick('f-user', /^Admin 1/);
+    await ready();
+    await pick('f-user', /^Member 1/);
+    await ready();
+    expect(query().get('userId')!.split(',').sort()).toEqual([ws.admin.id, ws.member.id].sort());
+    await pick('f-type', 'Segment');
+    await ready();
+    await pick('f-action', 'Updated');
+    await ready();
+    expect(requests).toHaveLength(4);
+    expect(await chips()).toEqual([
+      expect.stringMatching(/^User: Admin/),
+      expect.stringMatching(/^User: Member/),
+      'Type: Segment',
+      'Action: Updated',
+    ]);
+    expect(new Set(await column(2))).toEqual(new Set(['Segment updated']));
+    await expect(page.textContent('#f-action summary')).resolves.toContain('Updated');
+    expect(await axeViolations(page)).toEqual([]);
+    await page.screenshot({ path: join(DOCS, 'audit-logs-filtered.png') });
+
+    await page.getByRole('button', { name: 'Remove filter Action: Updated' }).click();
+    await ready();
+    expect(query().get('action')).toBeNull();
     expect(new Set(await column(2))).toEqual(new Set(['Segment created', 'Segment updated']));
-    expect(page.url()).toContain('resourceType=segment');
 
-    await page.selectOption('#f-type', []);
-    await page.selectOption('#f-user', [ws.member.id]);
-    await settled();
-    const users = await column(4);
-    expect(users.length).toBeGreaterThanOrEqual(4);
-    expect(new Set(users).size).toBe(1);
+    await page.goBack();
+    await ready();
+    expect(query().get('action')).toBe('updated');
+    await expect(page.locator('#f-action input[value=updated]').isChecked()).resolves.toBe(true);
+    await page.goBack();
+    await ready();
+    expect(query().get('action')).toBeNull();
+    expect(query().get('resourceType')).toBe('segment');
 
-    await page.selectOption('#f-type', ['segment']);
-    await page.fill('#f-name', 'high-VALUE');
+    // Typing is debounced: one request for the whole word.
+    requests.length = 0;
+    await page.locator('#f-name').pressSequentially('high-VALUE', { delay: 30 });
     await page.waitForFunction(() => new URL(location.href).searchParams.get('resourceName') === 'high-VALUE');
-    await settled();
+    await ready();
+    expect(requests).toHaveLength(1);
     expect(await column(3)).toEqual(['High-value customers', 'High-value customers']);
-
-    await page.fill('#f-from', '2999-01-01T00:00:00');
-    await page.dispatchEvent('#f-from', 'change');
-    await settled();
-    await expect(page.textContent('#status')).resolves.toBe('No entries match these filters.');
-    expect(new URL(page.url()).searchParams.get('from')).toBe(new Date('2999-01-01T05:00:00Z').toISOString());
-
     const shared = page.url();
     await page.reload();
-    await settled();
+    await ready();
     await expect(page.inputValue('#f-name')).resolves.toBe('high-VALUE');
     expect(page.url()).toBe(shared);
 
     await page.click('#clear');
-    await settled();
-    expect(await rows().count()).toBe((await apiFirst({ limit: '200' })).length);
+    await ready();
+    expect(await chips()).toEqual([]);
+    expect(await rows().count()).toBe(Math.min(50, (await apiFirst({ limit: '200' })).length));
   });
 
-  it('opens the detail of an entry with its field-level diff, redacted values shown as such', async () => {
+  it('offers date presets and a custom range by day whose end day is included, with errors in the user’s terms', async () => {
+    await page.selectOption('#f-range', '24h');
+    await ready();
+    expect(query().get('range')).toBe('24h');
+    expect(await chips()).toEqual(['Last 24 hours']);
+    const all = (await apiFirst({ limit: '200' })).length;
+    expect(await rows().count()).toBe(Math.min(50, all));
+
+    const [newest] = await apiFirst();
+    const day = new Intl.DateTimeFormat('en-CA', { timeZone: TIMEZONE }).format(new Date(newest.occurredAt));
+    await page.selectOption('#f-range', 'custom');
+    await page.fill('#f-from-day', day);
+    await page.fill('#f-to-day', day);
+    await page.locator('#f-to-day').dispatchEvent('change');
+    await ready();
+    const from = query().get('from')!;
+    const to = query().get('to')!;
+    expect(localFormat(from, TIMEZONE)).toMatch(/12:00:00 AM E[SD]T$/);
+    expect(localFormat(to, TIMEZONE)).toMatch(/12:00:00 AM E[SD]T$/);
+    expect(new Date(to).getTime() - new Date(from).getTime()).toBeGreaterThanOrEqual(23 * 3_600_000);
+    const expected = await apiFirst({ from, to, limit: '200' });
+    expect(await rows().count()).toBe(Math.min(50, expected.length));
+    expect((await chips())[0]).toMatch(/^Date from .* to .*\(included\)$/);
+
+    // An end time includes its whole minute: the newest entry is shown with To = its own minute.
+    const minute = new Intl.DateTimeFormat('en-GB', { timeZone: TIMEZONE, hour: '2-digit', minute: '2-digit' }).format(
+      new Date(newest.occurredAt),
+    );
+    await page.fill('#f-to-time', minute);
+    await page.locator('#f-to-time').dispatchEvent('change');
+    await ready();
+    await expect(rows().first().getAttribute('data-id')).resolves.toBe(newest.id);
+
+    // From after To: the error sits at the field, in the days the user picked; nothing is requested.
+    await page.fill('#f-to-time', '');
+    await ready();
+    const requests = listRequests(page);
+    await page.fill('#f-from-day', '2026-12-20');
+    await page.fill('#f-to-day', '2026-12-10');
+    await page.locator('#f-to-day').dispatchEvent('change');
+    await expect(page.textContent('#f-to-error')).resolves.toBe(
+      'The end (Dec 10, 2026) is before the start (Dec 20, 2026).',
+    );
+    await expect(page.getAttribute('#f-to-day', 'aria-invalid')).resolves.toBe('true');
+    expect(requests).toEqual([]);
+    await page.fill('#f-from-day', '');
+    await page.fill('#f-to-day', '');
+    await ready();
+    requests.length = 0;
+    await page.fill('#f-from-time', '09:00');
+    await page.locator('#f-from-time').dispatchEvent('change');
+    await expect(page.textContent('#f-from-error')).resolves.toBe('Pick a day for this time.');
+    expect(requests).toEqual([]);
+    expect(await axeViolations(page)).toEqual([]);
+    await page.click('#clear');
+    await ready();
+  });
+
+  it('opens the detail of an entry with its diff, who acted, the creator and last editor, and a link to it', async () => {
     await page
-      .getByRole('row', { name: /Segment updated/ })
+      .getByRole('row', { name: /Segment updated High-value/ })
       .first()
       .click();
     await expect(page.textContent('#detail-changes')).resolves.toContain('definition.rules[0].value');
     await expect(page.locator('#detail-changes .before').first().textContent()).resolves.toBe('100');
     await expect(page.locator('#detail-changes .after').first().textContent()).resolves.toBe('250');
     await expect(page.textContent('#detail-meta')).resolves.toMatch(/Request id/);
+    await expect(page.textContent('#detail-meta')).resolves.toMatch(/UTC \d{4}-\d\d-\d\dT/);
+    await page.locator('#detail-owners dt').nth(1).waitFor();
+    await expect(page.textContent('#detail-owners')).resolves.toMatch(
+      /Created by\s*Member 1.*Last edited by\s*Member 1/s,
+    );
+    const id = query().get('entry')!;
+    await expect(page.getAttribute('#entry-link', 'href')).resolves.toContain(`entry=${id}`);
+    expect(await axeViolations(page)).toEqual([]);
     await page.keyboard.press('Escape');
+    await page.waitForFunction(() => !new URL(location.href).searchParams.has('entry'));
+
     const updated = page.getByRole('row', { name: /Source updated Billing DB/ });
     await updated.focus();
     await page.keyboard.press('Enter');
     await expect(page.textContent('#detail-changes')).resolves.toContain('[REDACTED] secret');
-    await page.screenshot({ path: join(__dirname, '../docs/audit-logs-detail.png') });
+    await page.keyboard.press('Escape');
+
+    // ?entry= opens that entry's detail on load.
+    await page.goto(`${base}/settings/audit-logs?workspace=${ws.workspaceId}&entry=${id}`);
+    await page.locator('#detail[open]').waitFor();
+    await expect(page.textContent('#detail-title')).resolves.toBe('Segment updated: High-value customers');
     await page.keyboard.press('Escape');
   });
 
-  it('loads more with the cursor', async () => {
-    const admin = new ResourceFactory(t.http, ws.workspaceId, ws.admin.auth);
-    for (let i = 0; i < 40; i++) await admin.create('sources', { name: `Lake ${i}` });
-    await page.reload();
-    await settled();
-    expect(await rows().count()).toBe(50);
-    const total = (await apiFirst({ limit: '200' })).length;
-    expect(total).toBeGreaterThan(50);
-    await page.click('#more');
-    await settled();
-    expect(await rows().count()).toBe(total);
-    await expect(page.isHidden('#more')).resolves.toBe(true);
+  it('shows one resource’s whole history whatever its names were, as a removable chip, also from ?resourceId=', async () => {
+    await page.getByRole('row', { name: /Segment updated Churn risk 2026/ }).click();
+    await page.locator('#detail-owners dt').nth(1).waitFor();
+    await expect(page.textContent('#detail-owners')).resolves.toMatch(
+      /Created by\s*Admin 1.*Last edited by\s*Member 1/s,
+    );
+    await page.click('#history');
+    await ready();
+    expect(query().get('resourceId')).toBe(churn.id);
+    expect(await column(3)).toEqual(['Churn risk 2026', 'Churn risk v2', 'Churn risk']);
+    expect(await chips()).toEqual(['Resource: segment “Churn risk 2026”']);
+    expect(await axeViolations(page)).toEqual([]);
+    await page.screenshot({ path: join(DOCS, 'audit-logs-history.png') });
+
+    await page.goto(`${base}/settings/audit-logs?workspace=${ws.workspaceId}&resourceId=${churn.id}`);
+    await ready();
+    await page.locator('#chips li').first().waitFor();
+    expect(await chips()).toEqual(['Resource: segment “Churn risk 2026”']);
+    expect(await rows().count()).toBe(3);
+    await page.getByRole('button', { name: /Remove filter Resource/ }).click();
+    await ready();
+    expect(query().get('resourceId')).toBeNull();
+    expect(await rows().count()).toBe(Math.min(50, (await apiFirst({ limit: '200' })).length));
   });
 
-  it('exports exactly the filtered view as CSV', async () => {
-    await page.selectOption('#f-type', ['segment']);
-    await settled();
-    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export')]);
-    const csv = readFileSync(await download.path(), 'utf8')
+  it('restores an update after a confirmation showing the change reversed, listing the secrets it could not restore', async () => {
+    await page.getByRole('row', { name: /Source updated Restorable/ }).click();
+    await page.click('#restore');
+    await expect(page.locator('#restore-changes tr').allInnerTexts()).resolves.toContain(
+      'config.host\t"new.acme.test"\t"old.acme.test"',
+    );
+    await expect(page.textContent('#restore-summary')).resolves.toMatch(/go back to their values before this change/);
+    await page.click('#restore-go');
+    await expect(page.locator('#restore-result .ok').textContent()).resolves.toBe('Restored the source “Restorable”.');
+    await expect(page.textContent('#restore-result')).resolves.toContain('config.password');
+    const now = await t.http
+      .get(`/api/workspaces/${ws.workspaceId}/sources/${restorable.id}`)
+      .set(ws.admin.auth)
+      .expect(200);
+    expect((now.body as ResourceJson).config).toEqual({ host: 'old.acme.test', password: '********' });
+    expect(await axeViolations(page)).toEqual([]);
+    await page.screenshot({ path: join(DOCS, 'audit-logs-detail.png') });
+    await page.keyboard.press('Escape');
+    await ready();
+    expect((await column(2))[0]).toBe('Source restored');
+  });
+
+  it('explains a refused restore (409) and offers none for a creation', async () => {
+    const [first] = await apiFirst({ resourceId: conflicted.id, action: 'updated' }).then((e) => e.slice(-1));
+    await page.goto(`${base}/settings/audit-logs?workspace=${ws.workspaceId}&entry=${first.id}`);
+    await page.locator('#detail[open]').waitFor();
+    await page.click('#restore');
+    await page.click('#restore-go');
+    await expect(page.locator('#restore-result .error').textContent()).resolves.toMatch(/^Not restored: .*type/);
+    await page.keyboard.press('Escape');
+    const [created] = await apiFirst({ resourceId: conflicted.id, action: 'created' });
+    await page.goto(`${base}/settings/audit-logs?workspace=${ws.workspaceId}&entry=${created.id}`);
+    await page.locator('#detail[open]').waitFor();
+    await expect(page.isHidden('#restore')).resolves.toBe(true);
+    await expect(page.textContent('#restore-note')).resolves.toMatch(/deleting the resource/);
+    await page.keyboard.press('Escape');
+  });
+
+  it('lists every resource with its creator and last editor in a Resources tab, filtered, each opening its history', async () => {
+    await page.click('#tab-resources');
+    await page.waitForFunction(() => document.getElementById('resources')!.dataset.state === 'ready');
+    const resourceRows = page.locator('#r-rows tr');
+    const churnRow = resourceRows.filter({ hasText: 'Churn risk 2026' });
+    await expect(churnRow.locator('td').allInnerTexts()).resolves.toEqual([
+      'Segment',
+      'Churn risk 2026',
+      'Admin 1',
+      'Member 1',
+      expect.stringMatching(/E[SD]T$/),
+    ]);
+    const settledResources = () =>
+      page.waitForFunction(() => document.getElementById('resources')!.dataset.state === 'ready');
+    await page.check('#r-others');
+    await settledResources();
+    expect(query().get('rOthers')).toBe('1');
+    const names = await resourceRows.locator('td:nth-child(2)').allInnerTexts();
+    expect(names).toContain('Churn risk 2026');
+    expect(names).toContain('Conflicted');
+    expect(names).not.toContain('Billing DB');
+    await pick('r-created', /^Admin 1/);
+    await settledResources();
+    const creators = await resourceRows.locator('td:nth-child(3)').allInnerTexts();
+    expect(creators.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(creators)).toEqual(new Set(['Admin 1']));
+    await pick('r-updated', /^Member 1/);
+    await settledResources();
+    expect(new Set(await resourceRows.locator('td:nth-child(4)').allInnerTexts())).toEqual(new Set(['Member 1']));
+    await pick('r-type', 'Segment');
+    await settledResources();
+    expect(await resourceRows.locator('td:nth-child(2)').allInnerTexts()).toEqual(['Churn risk 2026']);
+    await page.fill('#r-name', 'no such name');
+    await page.waitForFunction(() => new URL(location.href).searchParams.get('rName') === 'no such name');
+    await settledResources();
+    expect(await resourceRows.count()).toBe(0);
+    await page.fill('#r-name', 'CHURN');
+    await page.waitForFunction(() => new URL(location.href).searchParams.get('rName') === 'CHURN');
+    await settledResources();
+    expect(await resourceRows.locator('td:nth-child(2)').allInnerTexts()).toEqual(['Churn risk 2026']);
+    expect(await axeViolations(page)).toEqual([]);
+    await page.screenshot({ path: join(DOCS, 'resources.png') });
+    await page.getByRole('link', { name: 'Churn risk 2026: view its history' }).click();
+    await ready();
+    expect(query().get('resourceId')).toBe(churn.id);
+    expect(await column(3)).toEqual(['Churn risk 2026', 'Churn risk v2', 'Churn risk']);
+    await page.goBack();
+    await settledResources();
+    expect(await resourceRows.count()).toBe(1);
+    await page.click('#tab-log');
+    await ready();
+  });
+
+  it('exports exactly the filtered view as CSV or NDJSON from the Export menu', async () => {
+    await page.click('#clear');
+    await ready();
+    await pick('f-type', 'Segment');
+    await ready();
+    await page.click('#export-menu summary');
+    const [csvFile] = await Promise.all([page.waitForEvent('download'), page.click('#export-menu [data-format=csv]')]);
+    const csv = readFileSync(await csvFile.path(), 'utf8')
       .trim()
       .split('\n');
     expect(csv[0]).toBe(
       'occurredAt,actionName,resourceType,resourceName,userName,userEmail,resourceId,requestId,id,action,actorKind,actorName,changes',
     );
-    const expected = await apiFirst({ resourceType: 'segment' });
-    expect(csv.slice(1).map((line) => line.split(',')[1])).toEqual(expected.map((e) => e.actionName));
-    expect(download.suggestedFilename()).toMatch(/^audit-log_.*\.csv$/);
+    expect(csvFile.suggestedFilename()).toMatch(/^audit-log_.*\.csv$/);
+    const expected = await apiFirst({ resourceType: 'segment', limit: '200' });
+    await page.click('#export-menu summary');
+    const [ndjsonFile] = await Promise.all([
+      page.waitForEvent('download'),
+      page.click('#export-menu [data-format=ndjson]'),
+    ]);
+    expect(ndjsonFile.suggestedFilename()).toMatch(/^audit-log_.*\.ndjson$/);
+    const lines = readFileSync(await ndjsonFile.path(), 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Entry);
+    expect(lines.map((e) => e.id)).toEqual(expected.map((e) => e.id));
+    expect(csv).toHaveLength(expected.length + 1);
+  });
+
+  it('says when to retry after a 429, and retries on request', async () => {
+    await page.route(/\/api\/workspaces\/[^/]+\/audit-logs\?/, (route) =>
+      route.fulfill({
+        status: 429,
+        headers: { 'Retry-After': '42', 'Content-Type': 'application/json' },
+        body: JSON.stringify({ statusCode: 429, message: 'ThrottlerException: Too Many Requests' }),
+      }),
+    );
+    await page.reload();
+    await page.locator('#retry-box').waitFor();
+    await expect(page.textContent('#retry-text')).resolves.toMatch(/Try again in 42 seconds \(at .+\)\./);
+    await page.unroute(/\/api\/workspaces\/[^/]+\/audit-logs\?/);
+    await page.click('#retry');
+    await rows().first().waitFor();
+    await expect(page.isHidden('#retry-box')).resolves.toBe(true);
+  });
+
+  it('loads more with the cursor', async () => {
+    const admin = new ResourceFactory(t.http, ws.workspaceId, ws.admin.auth);
+    for (let i = 0; i < 40; i++) await admin.create('sources', { name: `Lake ${i}` });
+    await page.goto(`${base}/settings/audit-logs?workspace=${ws.workspaceId}`);
+    await ready();
+    expect(await rows().count()).toBe(50);
+    const total = (await apiFirst({ limit: '200' })).length;
+    expect(total).toBeGreaterThan(50);
+    await page.click('#more');
+    await ready();
+    expect(await rows().count()).toBe(total);
+    await expect(page.isHidden('#more')).resolves.toBe(true);
+  });
+
+  it('in a +05:30 timezone, shows times and takes custom days in that zone', async () => {
+    const kolkata = await newPage(KOLKATA, 1280);
+    await signIn(kolkata);
+    await rows(kolkata).first().waitFor();
+    await ready(kolkata);
+    const [newest] = await apiFirst();
+    expect((await column(1, kolkata))[0]).toBe(localFormat(newest.occurredAt, KOLKATA));
+    expect((await column(1, kolkata))[0]).toMatch(/GMT\+5:30$/);
+    await kolkata.selectOption('#f-range', 'custom');
+    await kolkata.fill('#f-from-day', '2026-03-01');
+    await kolkata.fill('#f-to-day', '2026-03-02');
+    await kolkata.fill('#f-to-time', '06:19');
+    await kolkata.locator('#f-to-time').dispatchEvent('change');
+    await ready(kolkata);
+    expect(query(kolkata).get('from')).toBe('2026-02-28T18:30:00.000Z');
+    expect(query(kolkata).get('to')).toBe('2026-03-02T00:50:00.000Z');
+    expect(await chips(kolkata)).toEqual(['Date from Mar 1, 2026 to Mar 2, 2026 06:19']);
+    await kolkata.reload();
+    await ready(kolkata);
+    await expect(kolkata.inputValue('#f-to-time')).resolves.toBe('06:19');
+    await expect(kolkata.inputValue('#f-from-day')).resolves.toBe('2026-03-01');
+    expect(await axeViolations(kolkata)).toEqual([]);
+  });
+
+  it('on a 390 px phone: no horizontal scroll, rows as cards, filters behind a button', async () => {
+    const phone = await newPage(TIMEZONE, 390, 844);
+    await signIn(phone);
+    await rows(phone).first().waitFor();
+    await ready(phone);
+    const width = () => phone.evaluate(() => document.documentElement.scrollWidth);
+    await expect(width()).resolves.toBeLessThanOrEqual(390);
+    await expect(phone.isHidden('#filters')).resolves.toBe(true);
+    await expect(
+      rows(phone)
+        .first()
+        .evaluate((tr) => getComputedStyle(tr).display),
+    ).resolves.toBe('block');
+    await expect(
+      rows(phone)
+        .first()
+        .locator('td')
+        .first()
+        .evaluate((td) => getComputedStyle(td, '::before').content),
+    ).resolves.toBe('"Date and time: "');
+    expect(await axeViolations(phone)).toEqual([]);
+    await phone.screenshot({ path: join(DOCS, 'audit-logs-phone.png') });
+    await phone.click('#toggle-filters');
+    await expect(phone.isVisible('#filters')).resolves.toBe(true);
+    await expect(phone.getAttribute('#toggle-filters', 'aria-expanded')).resolves.toBe('true');
+    await pick('f-type', 'Segment', phone);
+    await ready(phone);
+    await expect(width()).resolves.toBeLessThanOrEqual(390);
+    await rows(phone).first().click();
+    await phone.locator('#detail[open]').waitFor();
+    await expect(width()).resolves.toBeLessThanOrEqual(390);
+    expect(await axeViolations(phone)).toEqual([]);
+    await phone.keyboard.press('Escape');
+    await phone.click('#tab-resources');
+    await phone.waitForFunction(() => document.getElementById('resources')!.dataset.state === 'ready');
+    await expect(width()).resolves.toBeLessThanOrEqual(390);
+    expect(await axeViolations(phone)).toEqual([]);
   });
 
   it('tells a member that the page is for admins only, and signs out', async () => {
@@ -197,7 +631,9 @@ if (!available) {
     await page.click('#sign-in-form button[type=submit]');
     await page.locator('#denied').waitFor();
     await expect(page.textContent('#denied h1')).resolves.toContain('admins only');
+    expect(await axeViolations(page)).toEqual([]);
     await page.click('#sign-out');
+    expect(await axeViolations(page)).toEqual([]);
     await page.fill('#token', 'alog_not-a-real-token-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa');
     await page.click('#sign-in-form button[type=submit]');
     await page.waitForFunction(() => document.getElementById('sign-in-error')!.textContent.length > 0);

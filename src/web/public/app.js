@@ -1,9 +1,29 @@
 // The Audit Logs page: plain browser JavaScript, no build step, every asset served by the app.
 const TOKEN_KEY = 'auditLog.token';
 const PAGE_SIZE = 50;
+const TYPING_DELAY = 400;
 const $ = (id) => document.getElementById(id);
+const el = (tag, props = {}, ...children) => {
+  const node = Object.assign(document.createElement(tag), props);
+  node.append(...children);
+  return node;
+};
 
-const state = { token: null, me: null, workspaceId: null, cursor: null, seq: 0, entries: new Map() };
+const state = {
+  token: null,
+  me: null,
+  workspaceId: null,
+  tab: 'log',
+  cursor: null,
+  seq: 0,
+  entries: new Map(),
+  users: [],
+  resourceLabel: '',
+  detail: null,
+  retry: null,
+  rCursor: null,
+  rSeq: 0,
+};
 
 const DATE_OPTIONS = {
   year: 'numeric',
@@ -15,32 +35,53 @@ const DATE_OPTIONS = {
   timeZoneName: 'short',
 };
 const dateFormat = new Intl.DateTimeFormat(undefined, DATE_OPTIONS);
+const dayFormat = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
 const timeZone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+const TYPES = ['source', 'model', 'segment', 'destination'];
+const ACTIONS = ['created', 'updated', 'deleted', 'restored'];
+const RANGES = { '24h': ['Last 24 hours', 24], '7d': ['Last 7 days', 24 * 7], '30d': ['Last 30 days', 24 * 30] };
+const capital = (text) => text.charAt(0).toUpperCase() + text.slice(1);
 
 function show(section) {
-  for (const id of ['sign-in', 'log', 'denied']) $(id).hidden = id !== section;
+  for (const id of ['sign-in', 'log', 'resources', 'denied']) $(id).hidden = id !== section;
+  $('tabs').hidden = section !== 'log' && section !== 'resources';
+  for (const link of $('tabs').querySelectorAll('a')) {
+    if (link.dataset.tab === section) link.setAttribute('aria-current', 'page');
+    else link.removeAttribute('aria-current');
+  }
 }
 
-function setStatus(text, isError = false) {
-  $('status').textContent = text;
-  $('status').classList.toggle('error', isError);
+function setStatus(text, isError = false, id = 'status') {
+  $(id).textContent = text;
+  $(id).classList.toggle('error', isError);
 }
 
-async function api(path, { raw = false } = {}) {
-  const res = await fetch(`/api${path}`, { headers: { Authorization: `Bearer ${state.token}` } });
+async function api(path, { raw = false, method = 'GET' } = {}) {
+  const res = await fetch(`/api${path}`, { method, headers: { Authorization: `Bearer ${state.token}` } });
   if (res.status === 401) {
     signOut('Your token is unknown or was revoked. Paste a valid one.');
     throw new Error('unauthorized');
   }
   if (raw) return res;
   const body = await res.json().catch(() => ({}));
-  return { status: res.status, body };
+  return { status: res.status, body, retryAfter: res.headers.get('Retry-After') };
 }
+const wsPath = (path) => `/workspaces/${state.workspaceId}${path}`;
 
 function messageOf(body) {
   const message = body && body.message;
   return Array.isArray(message) ? message.join('; ') : message || 'Something went wrong.';
 }
+
+/** Who acted: a user, a system job, or a change made directly in the database. */
+function actorText(entry, long = false) {
+  const actor = entry.actor ?? { kind: entry.user ? 'user' : 'system', name: entry.user?.name ?? 'unknown' };
+  if (actor.kind === 'user' && entry.user) return long ? `${entry.user.name} <${entry.user.email}>` : entry.user.name;
+  if (actor.kind === 'database') return `Database: ${actor.name}`;
+  if (actor.kind === 'system') return `System: ${actor.name}`;
+  return actor.name;
+}
+const personText = (user) => (user ? user.name : 'No user (system or database)');
 
 // ---- sign in / out -------------------------------------------------------------------------
 
@@ -82,124 +123,408 @@ async function signIn(token) {
   await openWorkspace(chosen.id, { keepFilters: chosen.id === wanted });
 }
 
-// ---- filters and the URL --------------------------------------------------------------------
+// ---- multi-selects: a disclosure with checkboxes (plain click toggles) ------------------------
 
-const selected = (select) => [...select.selectedOptions].map((o) => o.value);
-
-/** datetime-local values are local wall-clock times; the API takes instants. */
-function toInstant(local) {
-  return local ? new Date(local).toISOString() : '';
+function buildMulti(container, options) {
+  const label = container.dataset.label;
+  const summary = el(
+    'summary',
+    {},
+    el('span', { className: 'multi-label' }, label),
+    el('span', { className: 'multi-value' }),
+  );
+  const list = el('fieldset', { className: 'multi-options' }, el('legend', { className: 'sr-only' }, label));
+  for (const option of options) {
+    const box = el('input', { type: 'checkbox', value: option.value, name: container.dataset.name });
+    list.append(el('label', { className: 'check', title: option.title ?? '' }, box, option.label));
+  }
+  const panel = el('div', { className: 'multi-panel' });
+  if (container.dataset.search) {
+    const search = el('input', { type: 'search', placeholder: container.dataset.search });
+    search.setAttribute('aria-label', container.dataset.search);
+    search.addEventListener('input', () => {
+      const needle = search.value.trim().toLowerCase();
+      for (const item of list.querySelectorAll('label')) item.hidden = !item.textContent.toLowerCase().includes(needle);
+    });
+    panel.append(search);
+  }
+  panel.append(list);
+  container.replaceChildren(el('details', {}, summary, panel));
+  summarizeMulti(container);
 }
 
-function toLocalInput(iso) {
-  if (!iso) return '';
-  const d = new Date(iso);
-  if (Number.isNaN(d.getTime())) return '';
-  const pad = (n) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+const boxes = (container) => [...container.querySelectorAll('input[type=checkbox]')];
+const multiValues = (container) =>
+  boxes(container)
+    .filter((b) => b.checked)
+    .map((b) => b.value);
+const optionLabel = (container, value) =>
+  boxes(container)
+    .find((b) => b.value === value)
+    ?.parentElement.textContent.trim() ?? value;
+
+function setMulti(container, values) {
+  for (const box of boxes(container)) box.checked = values.includes(box.value);
+  summarizeMulti(container);
 }
 
-function currentFilters() {
+function summarizeMulti(container) {
+  const values = multiValues(container);
+  const text =
+    values.length === 0
+      ? 'All'
+      : values.length <= 2
+        ? values.map((v) => optionLabel(container, v).replace(/ \(.*\)$/, '')).join(', ')
+        : `${values.length} selected`;
+  const value = container.querySelector('.multi-value');
+  if (value) value.textContent = `: ${text}`;
+}
+
+document.addEventListener('click', (event) => {
+  for (const open of document.querySelectorAll('details[open]')) if (!open.contains(event.target)) open.open = false;
+});
+document.addEventListener('focusout', (event) => {
+  const open = event.target.closest?.('details[open]');
+  if (open && event.relatedTarget && !open.contains(event.relatedTarget)) open.open = false;
+});
+document.addEventListener('keydown', (event) => {
+  if (event.key !== 'Escape') return;
+  const open = event.target.closest?.('details[open]');
+  if (open) {
+    open.open = false;
+    open.querySelector('summary').focus();
+  }
+});
+
+// ---- dates: presets, or a custom range by day with optional times --------------------------
+
+const pad = (n) => String(n).padStart(2, '0');
+const dayOf = (d) => `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+const timeOf = (d) => `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+function localDate(day, time = '00:00') {
+  const [y, m, d] = day.split('-').map(Number);
+  const [h, min] = time.split(':').map(Number);
+  return new Date(y, m - 1, d, h, min);
+}
+function describeLocal(day, time) {
+  const text = dayFormat.format(localDate(day));
+  return time ? `${text} ${time}` : text;
+}
+
+/** The custom range as the API's instants: the end day is included, an end time includes its minute. */
+function customRange(f) {
+  const errors = { from: '', to: '' };
+  if (!f.fromDay && f.fromTime) errors.from = 'Pick a day for this time.';
+  if (!f.toDay && f.toTime) errors.to = 'Pick a day for this time.';
+  const from = f.fromDay ? localDate(f.fromDay, f.fromTime || '00:00') : null;
+  let to = null;
+  if (f.toDay) {
+    to = f.toTime ? new Date(localDate(f.toDay, f.toTime).getTime() + 60_000) : localDate(f.toDay);
+    if (!f.toTime) to.setDate(to.getDate() + 1);
+  }
+  if (from && to && from >= to) {
+    errors.to = `The end (${describeLocal(f.toDay, f.toTime)}) is before the start (${describeLocal(f.fromDay, f.fromTime)}).`;
+  }
+  return { from: from?.toISOString() ?? '', to: to?.toISOString() ?? '', errors };
+}
+
+// ---- filters, the URL and history ----------------------------------------------------------
+
+const emptyFilters = () => ({
+  userId: [],
+  resourceType: [],
+  action: [],
+  resourceName: '',
+  resourceId: '',
+  requestId: '',
+  range: '',
+  fromDay: '',
+  fromTime: '',
+  toDay: '',
+  toTime: '',
+});
+
+function filtersFromForm() {
   return {
-    userId: selected($('f-user')).join(','),
-    resourceType: selected($('f-type')).join(','),
+    userId: multiValues($('f-user')),
+    resourceType: multiValues($('f-type')),
+    action: multiValues($('f-action')),
     resourceName: $('f-name').value.trim(),
-    from: toInstant($('f-from').value),
-    to: toInstant($('f-to').value),
+    resourceId: state.filters.resourceId,
+    requestId: state.filters.requestId,
+    range: $('f-range').value,
+    fromDay: $('f-from-day').value,
+    fromTime: $('f-from-time').value,
+    toDay: $('f-to-day').value,
+    toTime: $('f-to-time').value,
   };
 }
 
-function filterQuery() {
+function filtersToForm(f) {
+  setMulti($('f-user'), f.userId);
+  setMulti($('f-type'), f.resourceType);
+  setMulti($('f-action'), f.action);
+  $('f-name').value = f.resourceName;
+  $('f-range').value = f.range;
+  $('custom-range').hidden = f.range !== 'custom';
+  $('f-from-day').value = f.fromDay;
+  $('f-from-time').value = f.fromTime;
+  $('f-to-day').value = f.toDay;
+  $('f-to-time').value = f.toTime;
+}
+
+/** The API query for the filters, or null while the custom range has an error. */
+function apiQuery(f) {
   const query = new URLSearchParams();
-  for (const [key, value] of Object.entries(currentFilters())) if (value) query.set(key, value);
+  for (const key of ['userId', 'resourceType', 'action']) if (f[key].length) query.set(key, f[key].join(','));
+  for (const key of ['resourceName', 'resourceId', 'requestId']) if (f[key]) query.set(key, f[key]);
+  if (RANGES[f.range]) {
+    query.set('from', new Date(Date.now() - RANGES[f.range][1] * 3_600_000).toISOString());
+  } else if (f.range === 'custom') {
+    const range = customRange(f);
+    if (range.errors.from || range.errors.to) return null;
+    if (range.from) query.set('from', range.from);
+    if (range.to) query.set('to', range.to);
+  }
   return query;
 }
 
-function writeUrl() {
-  const query = filterQuery();
-  query.set('workspace', state.workspaceId);
-  history.replaceState(null, '', `${location.pathname}?${query.toString()}`);
+/** The page address: the filters as typed (custom ranges as instants, so a shared link means the same time). */
+function urlQuery(f) {
+  const query = new URLSearchParams({ workspace: state.workspaceId });
+  for (const key of ['userId', 'resourceType', 'action']) if (f[key].length) query.set(key, f[key].join(','));
+  for (const key of ['resourceName', 'resourceId', 'requestId']) if (f[key]) query.set(key, f[key]);
+  if (RANGES[f.range]) query.set('range', f.range);
+  else if (f.range === 'custom') {
+    const range = customRange(f);
+    if (range.from) query.set('from', range.from);
+    if (range.to) query.set('to', range.to);
+    if (!range.from && !range.to) query.set('range', 'custom');
+  }
+  return query;
 }
 
-function readUrl() {
-  const query = new URLSearchParams(location.search);
-  const pick = (select, values) => {
-    for (const option of select.options) option.selected = values.includes(option.value);
-  };
-  pick($('f-user'), (query.get('userId') ?? '').split(','));
-  pick($('f-type'), (query.get('resourceType') ?? '').split(','));
-  $('f-name').value = query.get('resourceName') ?? '';
-  $('f-from').value = toLocalInput(query.get('from'));
-  $('f-to').value = toLocalInput(query.get('to'));
+function filtersFromUrl(query) {
+  const f = emptyFilters();
+  const list = (key, allowed) =>
+    (query.get(key) ?? '').split(',').filter((v) => v && (!allowed || allowed.includes(v)));
+  f.userId = list('userId');
+  f.resourceType = list('resourceType', TYPES);
+  f.action = list('action', ACTIONS);
+  f.resourceName = query.get('resourceName') ?? '';
+  f.resourceId = query.get('resourceId') ?? '';
+  f.requestId = query.get('requestId') ?? '';
+  const range = query.get('range') ?? '';
+  if (RANGES[range] || range === 'custom') f.range = range;
+  const from = query.get('from') ? new Date(query.get('from')) : null;
+  const to = query.get('to') ? new Date(query.get('to')) : null;
+  if ((from && !isNaN(from)) || (to && !isNaN(to))) {
+    f.range = 'custom';
+    if (from && !isNaN(from)) {
+      f.fromDay = dayOf(from);
+      f.fromTime = timeOf(from) === '00:00' ? '' : timeOf(from);
+    }
+    if (to && !isNaN(to)) {
+      if (timeOf(to) === '00:00') f.toDay = dayOf(new Date(to.getTime() - 1));
+      else {
+        const last = new Date(to.getTime() - 60_000);
+        f.toDay = dayOf(last);
+        f.toTime = timeOf(last);
+      }
+    }
+  }
+  return f;
 }
 
-function clearFilters() {
-  $('filters').reset();
-  for (const option of [...$('f-user').options, ...$('f-type').options]) option.selected = false;
-  reload();
+function showFieldErrors(f) {
+  const { errors } =
+    f.range === 'custom'
+      ? customRange(f)
+      : {
+          errors: { from: '', to: '' },
+        };
+  for (const [key, ids] of [
+    ['from', ['f-from-day', 'f-from-time']],
+    ['to', ['f-to-day', 'f-to-time']],
+  ]) {
+    $(`f-${key}-error`).textContent = errors[key];
+    for (const id of ids) $(id).setAttribute('aria-invalid', String(Boolean(errors[key])));
+  }
+  return !errors.from && !errors.to;
 }
 
-// ---- the table ------------------------------------------------------------------------------
+/** A filter changed in the form: one history entry and one request. */
+function filtersChanged() {
+  state.filters = filtersFromForm();
+  $('custom-range').hidden = state.filters.range !== 'custom';
+  for (const c of [$('f-user'), $('f-type'), $('f-action')]) summarizeMulti(c);
+  renderChips();
+  if (!showFieldErrors(state.filters)) return;
+  history.pushState(null, '', `${location.pathname}?${urlQuery(state.filters)}`);
+  void reload();
+}
+
+function applyFilters(f, { push = true } = {}) {
+  state.filters = f;
+  filtersToForm(f);
+  renderChips();
+  showFieldErrors(f);
+  if (push) history.pushState(null, '', `${location.pathname}?${urlQuery(f)}`);
+  void reload();
+}
+
+function renderChips() {
+  const f = state.filters;
+  const chips = [];
+  const remove = (change) => () => applyFilters({ ...state.filters, ...change(state.filters) });
+  for (const [key, label, container] of [
+    ['userId', 'User', $('f-user')],
+    ['resourceType', 'Type', $('f-type')],
+    ['action', 'Action', $('f-action')],
+  ]) {
+    for (const value of f[key]) {
+      const name = optionLabel(container, value).replace(/ \(.*\)$/, '');
+      chips.push([`${label}: ${name}`, remove((s) => ({ [key]: s[key].filter((v) => v !== value) }))]);
+    }
+  }
+  if (f.resourceName) chips.push([`Name contains “${f.resourceName}”`, remove(() => ({ resourceName: '' }))]);
+  if (f.resourceId) {
+    chips.push([`Resource: ${state.resourceLabel || f.resourceId}`, remove(() => ({ resourceId: '' }))]);
+  }
+  if (f.requestId) chips.push([`Request: ${f.requestId}`, remove(() => ({ requestId: '' }))]);
+  const dates = { range: '', fromDay: '', fromTime: '', toDay: '', toTime: '' };
+  if (RANGES[f.range]) chips.push([RANGES[f.range][0], remove(() => dates)]);
+  if (f.range === 'custom' && (f.fromDay || f.toDay)) {
+    const text = [
+      f.fromDay ? `from ${describeLocal(f.fromDay, f.fromTime)}` : '',
+      f.toDay ? `to ${describeLocal(f.toDay, f.toTime)}${f.toTime ? '' : ' (included)'}` : '',
+    ]
+      .filter(Boolean)
+      .join(' ');
+    chips.push([`Date ${text}`, remove(() => dates)]);
+  }
+  $('chips').replaceChildren(
+    ...chips.map(([text, onRemove]) => {
+      const button = el('button', { type: 'button', className: 'chip-remove', textContent: '×' });
+      button.setAttribute('aria-label', `Remove filter ${text}`);
+      button.addEventListener('click', onRemove);
+      return el('li', { className: 'chip' }, el('span', {}, text), button);
+    }),
+  );
+  $('clear').hidden = chips.length === 0 && !f.range;
+}
+
+// ---- the audit log table ----------------------------------------------------------------------
 
 async function openWorkspace(workspaceId, { keepFilters }) {
   state.workspaceId = workspaceId;
   const workspace = state.me.workspaces.find((w) => w.id === workspaceId);
   if (workspace.role !== 'admin') {
     $('denied-text').textContent = `Your role in ${workspace.name} is member. Ask a workspace admin for access.`;
-    writeUrlWorkspaceOnly();
+    history.replaceState(null, '', `${location.pathname}?workspace=${state.workspaceId}`);
     return show('denied');
   }
-  show('log');
-  const choices = await api(`/workspaces/${workspaceId}/audit-logs/filters`);
+  const choices = await api(wsPath('/audit-logs/filters'));
   if (choices.status === 403) return show('denied');
-  $('f-user').replaceChildren(...(choices.body.users ?? []).map((u) => new Option(`${u.name} (${u.email})`, u.id)));
-  if (keepFilters) readUrl();
-  else $('filters').reset();
+  state.users = choices.body.users ?? [];
+  const userOptions = state.users.map((u) => ({ value: u.id, label: `${u.name} (${u.email})`, title: u.email }));
+  buildMulti($('f-user'), userOptions);
+  buildMulti(
+    $('f-type'),
+    TYPES.map((t) => ({ value: t, label: capital(t) })),
+  );
+  buildMulti(
+    $('f-action'),
+    (choices.body.actions ?? ACTIONS).map((a) => ({ value: a, label: capital(a) })),
+  );
+  buildMulti(
+    $('r-type'),
+    TYPES.map((t) => ({ value: t, label: capital(t) })),
+  );
+  buildMulti($('r-created'), userOptions);
+  buildMulti($('r-updated'), userOptions);
   $('zone').textContent = `Times are shown in your timezone, ${timeZone}.`;
-  await reload();
+  if (!keepFilters) history.replaceState(null, '', `${location.pathname}?workspace=${workspaceId}`);
+  await route();
 }
 
-function writeUrlWorkspaceOnly() {
-  history.replaceState(null, '', `${location.pathname}?workspace=${state.workspaceId}`);
+/** Shows what the address says: the tab, its filters, and an entry's detail. */
+async function route() {
+  const query = new URLSearchParams(location.search);
+  state.tab = query.get('tab') === 'resources' ? 'resources' : 'log';
+  if (state.tab === 'resources') {
+    show('resources');
+    resourceFiltersToForm(query);
+    return loadResources();
+  }
+  show('log');
+  const f = filtersFromUrl(query);
+  if (f.resourceId !== state.filters.resourceId) state.resourceLabel = '';
+  state.filters = f;
+  filtersToForm(f);
+  renderChips();
+  showFieldErrors(f);
+  await reload({ write: false });
+  const entryId = query.get('entry');
+  if (entryId) await openEntry(entryId);
 }
 
 async function reload() {
   state.cursor = null;
   state.entries.clear();
   $('rows').replaceChildren();
-  writeUrl();
   await loadPage();
 }
 
 /** `data-state` on the log section tells tests and assistive tech when a page has arrived. */
-function setLoading(loading) {
-  $('log').dataset.state = loading ? 'loading' : 'ready';
-  $('log').setAttribute('aria-busy', String(loading));
+function setLoading(section, loading) {
+  $(section).dataset.state = loading ? 'loading' : 'ready';
+  $(section).setAttribute('aria-busy', String(loading));
+}
+
+function showRetry(res, again) {
+  const seconds = Number(res.retryAfter) || 60;
+  const at = new Date(Date.now() + seconds * 1000).toLocaleTimeString();
+  $('retry-text').textContent =
+    `Too many requests: the rate limit is reached. Try again in ${seconds} seconds (at ${at}).`;
+  $('retry-box').hidden = false;
+  state.retry = again;
 }
 
 async function loadPage() {
   const seq = ++state.seq;
-  setLoading(true);
+  $('retry-box').hidden = true;
+  const query = apiQuery(state.filters);
+  if (!query) return setStatus('Correct the dates to see entries.', true);
+  setLoading('log', true);
   setStatus('Loading…');
   $('more').disabled = true;
-  const query = filterQuery();
   query.set('limit', String(PAGE_SIZE));
   if (state.cursor) query.set('cursor', state.cursor);
   let page;
   try {
-    page = await api(`/workspaces/${state.workspaceId}/audit-logs?${query.toString()}`);
+    page = await api(wsPath(`/audit-logs?${query}`));
   } catch {
     return;
   }
   if (seq !== state.seq) return; // a newer request superseded this one
-  setLoading(false);
+  setLoading('log', false);
   $('more').disabled = false;
   if (page.status === 403) return show('denied');
+  if (page.status === 429) {
+    setStatus('');
+    return showRetry(page, () => loadPage());
+  }
   if (page.status !== 200) {
     $('more').hidden = true;
     return setStatus(messageOf(page.body), true);
   }
   for (const entry of page.body.items) appendRow(entry);
+  if (state.filters.resourceId && !state.resourceLabel && page.body.items[0]) {
+    const newest = page.body.items[0];
+    state.resourceLabel = `${newest.resourceType} “${newest.resourceName}”`;
+    renderChips();
+  }
   state.cursor = page.body.nextCursor;
   $('more').hidden = !state.cursor;
   const count = $('rows').children.length;
@@ -210,116 +535,405 @@ async function loadPage() {
   );
 }
 
+const entryHref = (id) => `${location.pathname}?workspace=${state.workspaceId}&entry=${id}`;
+
 function appendRow(entry) {
   state.entries.set(entry.id, entry);
-  const row = document.createElement('tr');
-  row.tabIndex = 0;
+  const row = el('tr');
+  row.tabIndex = $('rows').children.length === 0 ? 0 : -1;
   row.dataset.id = entry.id;
-  const time = document.createElement('time');
-  time.dateTime = entry.occurredAt;
-  time.textContent = dateFormat.format(new Date(entry.occurredAt));
-  const cells = [time, entry.actionName, entry.resourceName, entry.user ? entry.user.name : 'System'];
-  for (const content of cells) {
-    const cell = document.createElement('td');
-    cell.append(content);
+  const time = el('time', { dateTime: entry.occurredAt, textContent: dateFormat.format(new Date(entry.occurredAt)) });
+  const link = el('a', { href: entryHref(entry.id), tabIndex: -1, className: 'entry-link' }, time);
+  const cells = [
+    ['Date and time', link],
+    ['Action', entry.actionName],
+    ['Resource name', entry.resourceName],
+    ['Who', actorText(entry)],
+  ];
+  for (const [label, content] of cells) {
+    const cell = el('td', {}, content);
+    cell.dataset.label = label;
     row.append(cell);
   }
   if (entry.user) row.lastChild.title = entry.user.email;
   $('rows').append(row);
 }
 
-// ---- detail ---------------------------------------------------------------------------------
+/** One Tab stop for the table: the arrow keys move between rows. */
+function moveFocus(row, key) {
+  const all = [...$('rows').children];
+  const index = all.indexOf(row);
+  const next = { ArrowDown: index + 1, ArrowUp: index - 1, Home: 0, End: all.length - 1 }[key];
+  const target = all[Math.max(0, Math.min(all.length - 1, next))];
+  if (!target) return;
+  for (const r of all) r.tabIndex = r === target ? 0 : -1;
+  target.focus();
+}
+
+// ---- detail -----------------------------------------------------------------------------------
 
 function valueCell(value, kind) {
-  const cell = document.createElement('td');
-  cell.className = kind;
+  const cell = el('td', { className: value === undefined ? '' : kind });
   if (value === undefined) cell.textContent = '—';
-  else if (value === '[REDACTED]') {
-    cell.innerHTML = '<span class="redacted">[REDACTED] secret</span>';
-  } else cell.textContent = JSON.stringify(value);
+  else if (value === '[REDACTED]') cell.append(el('span', { className: 'redacted', textContent: '[REDACTED] secret' }));
+  else cell.textContent = JSON.stringify(value);
   return cell;
 }
 
-function openDetail(id) {
-  const entry = state.entries.get(id);
-  if (!entry) return;
-  $('detail-title').textContent = `${entry.actionName}: ${entry.resourceName}`;
-  const meta = [
-    ['When', `${dateFormat.format(new Date(entry.occurredAt))} (${entry.occurredAt})`],
-    ['Who', entry.user ? `${entry.user.name} <${entry.user.email}>` : 'System'],
-    ['Request id', entry.requestId ?? '—'],
-    ['Resource', `${entry.resourceType} ${entry.resourceId}`],
-  ];
-  $('detail-meta').replaceChildren(
-    ...meta.flatMap(([term, text]) => {
-      const dt = document.createElement('dt');
-      dt.textContent = term;
-      const dd = document.createElement('dd');
-      dd.textContent = text;
-      return [dt, dd];
-    }),
-  );
-  $('detail-changes').replaceChildren(
-    ...entry.changes.map((change) => {
-      const row = document.createElement('tr');
-      const field = document.createElement('td');
-      field.textContent = change.field;
-      row.append(field, valueCell(change.before, 'before'), valueCell(change.after, 'after'));
-      return row;
-    }),
-  );
-  $('detail').showModal();
+function definitionList(pairs) {
+  return pairs.flatMap(([term, text]) => [el('dt', { textContent: term }), el('dd', { textContent: text })]);
 }
 
-// ---- export ---------------------------------------------------------------------------------
+async function openEntry(id) {
+  let entry = state.entries.get(id);
+  if (!entry) {
+    const res = await api(wsPath(`/audit-logs/${encodeURIComponent(id)}`)).catch(() => null);
+    if (!res) return;
+    if (res.status !== 200) return setStatus(`Entry ${id}: ${messageOf(res.body)}`, true);
+    entry = res.body;
+    state.entries.set(entry.id, entry);
+  }
+  openDetail(entry);
+}
 
-async function exportCsv() {
-  const query = filterQuery();
-  query.set('format', 'csv');
+function openDetail(entry) {
+  state.detail = entry;
+  $('detail-title').textContent = `${entry.actionName}: ${entry.resourceName}`;
+  $('detail-meta').replaceChildren(
+    ...definitionList([
+      ['When', `${dateFormat.format(new Date(entry.occurredAt))} (UTC ${entry.occurredAt})`],
+      ['Who', actorText(entry, true)],
+      ['Request id', entry.requestId ?? '—'],
+      ['Resource', `${entry.resourceType} “${entry.resourceName}” (${entry.resourceId})`],
+    ]),
+  );
+  $('detail-changes').replaceChildren(
+    ...entry.changes.map((change) =>
+      el(
+        'tr',
+        {},
+        el('td', { textContent: change.field }),
+        valueCell(change.before, 'before'),
+        valueCell(change.after, 'after'),
+      ),
+    ),
+  );
+  $('entry-link').href = entryHref(entry.id);
+  $('restore-confirm').hidden = true;
+  $('restore-result').replaceChildren();
+  const creation =
+    entry.action === 'created' ||
+    (entry.action === 'restored' && entry.changes.some((c) => c.field === 'name' && !('before' in c)));
+  $('restore').hidden = creation;
+  $('restore-note').hidden = !creation;
+  $('restore-note').textContent = creation
+    ? 'A creation cannot be restored: deleting the resource is what undoes it.'
+    : '';
+  const query = new URLSearchParams(location.search);
+  if (query.get('entry') !== entry.id) {
+    query.set('entry', entry.id);
+    history.replaceState(null, '', `${location.pathname}?${query}`);
+  }
+  if (!$('detail').open) $('detail').showModal();
+  void loadOwners(entry);
+}
+
+/** The resource's creator and last editor, from its newest entry and the resources list. */
+async function loadOwners(entry) {
+  const owners = $('detail-owners');
+  owners.replaceChildren(...definitionList([['Creator and last editor', 'Loading…']]));
+  const newest = await api(wsPath(`/audit-logs?resourceId=${entry.resourceId}&limit=1`)).catch(() => null);
+  if (state.detail !== entry || !newest) return;
+  const latest = newest.body.items?.[0];
+  if (!latest) return owners.replaceChildren();
+  if (latest.action === 'deleted') {
+    return owners.replaceChildren(...definitionList([['Now', `Deleted by ${actorText(latest)}`]]));
+  }
+  const query = new URLSearchParams({ resourceType: latest.resourceType, name: latest.resourceName, limit: '200' });
+  const found = await api(wsPath(`/resources?${query}`)).catch(() => null);
+  if (state.detail !== entry || !found) return;
+  const resource = found.body.items?.find((r) => r.id === entry.resourceId);
+  if (!resource) return owners.replaceChildren();
+  owners.replaceChildren(
+    ...definitionList([
+      ['Created by', personText(resource.createdBy)],
+      ['Last edited by', `${personText(resource.updatedBy)}, ${dateFormat.format(new Date(resource.updatedAt))}`],
+    ]),
+  );
+}
+
+function closeDetail() {
+  const query = new URLSearchParams(location.search);
+  if (query.has('entry')) {
+    query.delete('entry');
+    history.replaceState(null, '', `${location.pathname}?${query}`);
+  }
+}
+
+function viewHistory(resourceId, label) {
+  if ($('detail').open) $('detail').close();
+  state.resourceLabel = label;
+  state.tab = 'log';
+  show('log');
+  applyFilters({ ...emptyFilters(), resourceId });
+}
+
+// ---- restore ------------------------------------------------------------------------------------
+
+function confirmRestore() {
+  const entry = state.detail;
+  const deleted = entry.action === 'deleted';
+  $('restore-summary').textContent = deleted
+    ? `The ${entry.resourceType} “${entry.resourceName}” will be re-created with its id and these values.`
+    : `These fields of the ${entry.resourceType} go back to their values before this change; other fields keep their current values.`;
+  $('restore-changes').replaceChildren(
+    ...entry.changes.map((change) =>
+      el(
+        'tr',
+        {},
+        el('td', { textContent: change.field }),
+        valueCell(change.after, 'before'),
+        valueCell(change.before, 'after'),
+      ),
+    ),
+  );
+  $('restore-confirm').hidden = false;
+  $('restore-go').focus();
+}
+
+async function runRestore() {
+  const entry = state.detail;
+  $('restore-go').disabled = true;
+  const res = await api(wsPath(`/audit-logs/${entry.id}/restore`), { method: 'POST' }).catch(() => null);
+  $('restore-go').disabled = false;
+  if (!res) return;
+  $('restore-confirm').hidden = true;
+  const result = $('restore-result');
+  if (res.status === 429) {
+    const seconds = Number(res.retryAfter) || 60;
+    return result.replaceChildren(
+      el('p', { className: 'error', textContent: `Too many requests: try again in ${seconds} seconds.` }),
+    );
+  }
+  if (res.status !== 200) {
+    return result.replaceChildren(el('p', { className: 'error', textContent: `Not restored: ${messageOf(res.body)}` }));
+  }
+  const parts = [el('p', { className: 'ok', textContent: `Restored the ${entry.resourceType} “${res.body.name}”.` })];
+  if (res.body.secretsNotRestored?.length) {
+    parts.push(
+      el('p', { textContent: 'These secrets were not restored (the log holds them only redacted); set them again:' }),
+      el('ul', {}, ...res.body.secretsNotRestored.map((path) => el('li', { textContent: path }))),
+    );
+  }
+  result.replaceChildren(...parts);
+  void reload();
+}
+
+// ---- the Resources tab -----------------------------------------------------------------------
+
+function resourceFiltersToForm(query) {
+  setMulti($('r-type'), (query.get('rType') ?? '').split(','));
+  setMulti($('r-created'), (query.get('rCreatedBy') ?? '').split(','));
+  setMulti($('r-updated'), (query.get('rUpdatedBy') ?? '').split(','));
+  $('r-name').value = query.get('rName') ?? '';
+  $('r-others').checked = query.get('rOthers') === '1';
+}
+
+function resourceUrl() {
+  const query = new URLSearchParams({ workspace: state.workspaceId, tab: 'resources' });
+  if (multiValues($('r-type')).length) query.set('rType', multiValues($('r-type')).join(','));
+  if ($('r-name').value.trim()) query.set('rName', $('r-name').value.trim());
+  if (multiValues($('r-created')).length) query.set('rCreatedBy', multiValues($('r-created')).join(','));
+  if (multiValues($('r-updated')).length) query.set('rUpdatedBy', multiValues($('r-updated')).join(','));
+  if ($('r-others').checked) query.set('rOthers', '1');
+  return query;
+}
+
+function resourceFiltersChanged() {
+  for (const c of [$('r-type'), $('r-created'), $('r-updated')]) summarizeMulti(c);
+  history.pushState(null, '', `${location.pathname}?${resourceUrl()}`);
+  void loadResources();
+}
+
+async function loadResources(more = false) {
+  const seq = ++state.rSeq;
+  if (!more) {
+    state.rCursor = null;
+    $('r-rows').replaceChildren();
+  }
+  const url = resourceUrl();
+  const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
+  for (const [from, to] of [
+    ['rType', 'resourceType'],
+    ['rName', 'name'],
+    ['rCreatedBy', 'createdBy'],
+    ['rUpdatedBy', 'updatedBy'],
+  ]) {
+    if (url.get(from)) query.set(to, url.get(from));
+  }
+  if (url.get('rOthers')) query.set('editedByOthers', 'true');
+  if (state.rCursor) query.set('cursor', state.rCursor);
+  setLoading('resources', true);
+  setStatus('Loading…', false, 'r-status');
+  const page = await api(wsPath(`/resources?${query}`)).catch(() => null);
+  if (!page || seq !== state.rSeq) return;
+  setLoading('resources', false);
+  if (page.status !== 200) return setStatus(messageOf(page.body), true, 'r-status');
+  for (const resource of page.body.items) appendResource(resource);
+  state.rCursor = page.body.nextCursor;
+  $('r-more').hidden = !state.rCursor;
+  const count = $('r-rows').children.length;
+  setStatus(
+    count === 0 ? 'No resources match these filters.' : `${count} resource${count === 1 ? '' : 's'} shown.`,
+    false,
+    'r-status',
+  );
+}
+
+function appendResource(resource) {
+  const label = `${resource.resourceType} “${resource.name}”`;
+  const link = el('a', {
+    href: `${location.pathname}?workspace=${state.workspaceId}&resourceId=${resource.id}`,
+    textContent: resource.name,
+  });
+  link.setAttribute('aria-label', `${resource.name}: view its history`);
+  link.addEventListener('click', (event) => {
+    event.preventDefault();
+    viewHistory(resource.id, label);
+  });
+  const time = el('time', {
+    dateTime: resource.updatedAt,
+    textContent: dateFormat.format(new Date(resource.updatedAt)),
+  });
+  const cells = [
+    ['Type', capital(resource.resourceType)],
+    ['Name', link],
+    ['Creator', personText(resource.createdBy)],
+    ['Last editor', personText(resource.updatedBy)],
+    ['Last change', time],
+  ];
+  const row = el('tr');
+  for (const [name, content] of cells) {
+    const cell = el('td', {}, content);
+    cell.dataset.label = name;
+    row.append(cell);
+  }
+  $('r-rows').append(row);
+}
+
+// ---- export -----------------------------------------------------------------------------------
+
+async function exportLog(format) {
+  $('export-menu').open = false;
+  const query = apiQuery(state.filters);
+  if (!query) return setStatus('Correct the dates before exporting.', true);
+  query.set('format', format);
   setStatus('Preparing the export…');
-  const res = await api(`/workspaces/${state.workspaceId}/audit-logs/export?${query.toString()}`, { raw: true });
+  const res = await api(wsPath(`/audit-logs/export?${query}`), { raw: true });
+  if (res.status === 429) {
+    return showRetry({ retryAfter: res.headers.get('Retry-After') }, () => exportLog(format));
+  }
   if (!res.ok) return setStatus(messageOf(await res.json().catch(() => ({}))), true);
-  const name = /filename="([^"]+)"/.exec(res.headers.get('Content-Disposition') ?? '')?.[1] ?? 'audit-log.csv';
-  const link = document.createElement('a');
-  link.href = URL.createObjectURL(await res.blob());
-  link.download = name;
+  const fallback = `audit-log.${format}`;
+  const name = /filename="([^"]+)"/.exec(res.headers.get('Content-Disposition') ?? '')?.[1] ?? fallback;
+  const link = el('a', { href: URL.createObjectURL(await res.blob()), download: name });
   document.body.append(link);
   link.click();
   link.remove();
   setStatus(`Exported ${name}.`);
 }
 
-// ---- wiring ---------------------------------------------------------------------------------
+// ---- wiring -------------------------------------------------------------------------------------
 
+state.filters = emptyFilters();
 let nameTimer;
+let rNameTimer;
 $('sign-in-form').addEventListener('submit', (event) => {
   event.preventDefault();
   void signIn($('token').value.trim());
 });
 $('sign-out').addEventListener('click', () => signOut());
 $('workspace').addEventListener('change', (event) => void openWorkspace(event.target.value, { keepFilters: false }));
-$('f-user').addEventListener('change', () => void reload());
-$('f-type').addEventListener('change', () => void reload());
-$('f-from').addEventListener('change', () => void reload());
-$('f-to').addEventListener('change', () => void reload());
+$('filters').addEventListener('change', (event) => {
+  if (event.target.id === 'f-name' || event.target.type === 'search') return;
+  filtersChanged();
+});
 $('f-name').addEventListener('input', () => {
   clearTimeout(nameTimer);
-  nameTimer = setTimeout(() => void reload(), 300);
+  nameTimer = setTimeout(filtersChanged, TYPING_DELAY);
 });
 $('filters').addEventListener('submit', (event) => event.preventDefault());
-$('clear').addEventListener('click', clearFilters);
+$('clear').addEventListener('click', () => {
+  state.resourceLabel = '';
+  applyFilters(emptyFilters());
+});
 $('more').addEventListener('click', () => void loadPage());
-$('export').addEventListener('click', () => void exportCsv());
+$('retry').addEventListener('click', () => {
+  $('retry-box').hidden = true;
+  void state.retry?.();
+});
+for (const button of $('export-menu').querySelectorAll('button')) {
+  button.addEventListener('click', () => void exportLog(button.dataset.format));
+}
+for (const [toggle, form] of [
+  ['toggle-filters', 'filters'],
+  ['toggle-r-filters', 'r-filters'],
+]) {
+  $(toggle).addEventListener('click', () => {
+    const open = $(toggle).getAttribute('aria-expanded') !== 'true';
+    $(toggle).setAttribute('aria-expanded', String(open));
+    $(form).classList.toggle('open', open);
+  });
+}
 $('rows').addEventListener('click', (event) => {
   const row = event.target.closest('tr');
-  if (row) openDetail(row.dataset.id);
+  if (!row) return;
+  event.preventDefault();
+  for (const r of $('rows').children) r.tabIndex = r === row ? 0 : -1;
+  void openEntry(row.dataset.id);
 });
 $('rows').addEventListener('keydown', (event) => {
   const row = event.target.closest('tr');
-  if (row && (event.key === 'Enter' || event.key === ' ')) {
+  if (!row) return;
+  if (event.key === 'Enter' || event.key === ' ') {
     event.preventDefault();
-    openDetail(row.dataset.id);
+    void openEntry(row.dataset.id);
+  } else if (['ArrowDown', 'ArrowUp', 'Home', 'End'].includes(event.key)) {
+    event.preventDefault();
+    moveFocus(row, event.key);
   }
+});
+$('detail').addEventListener('close', closeDetail);
+$('history').addEventListener('click', () => {
+  const entry = state.detail;
+  viewHistory(entry.resourceId, `${entry.resourceType} “${entry.resourceName}”`);
+});
+$('restore').addEventListener('click', confirmRestore);
+$('restore-cancel').addEventListener('click', () => {
+  $('restore-confirm').hidden = true;
+  $('restore').focus();
+});
+$('restore-go').addEventListener('click', () => void runRestore());
+$('tabs').addEventListener('click', (event) => {
+  const link = event.target.closest('a');
+  if (!link) return;
+  event.preventDefault();
+  const query = link.dataset.tab === 'resources' ? resourceUrl() : urlQuery(state.filters ?? emptyFilters());
+  history.pushState(null, '', `${location.pathname}?${query}`);
+  void route();
+});
+$('r-filters').addEventListener('change', (event) => {
+  if (event.target.type === 'search') return;
+  resourceFiltersChanged();
+});
+$('r-filters').addEventListener('submit', (event) => event.preventDefault());
+$('r-name').addEventListener('input', () => {
+  clearTimeout(rNameTimer);
+  rNameTimer = setTimeout(resourceFiltersChanged, TYPING_DELAY);
+});
+$('r-more').addEventListener('click', () => void loadResources(true));
+window.addEventListener('popstate', () => {
+  if (state.workspaceId && state.token) void route();
 });
 
 const saved = localStorage.getItem(TOKEN_KEY);
