@@ -75,18 +75,24 @@ export class AuditDigestsService implements OnApplicationBootstrap, OnApplicatio
     private readonly auditLogs: AuditLogsService,
   ) {}
 
+  private scheduled?: Promise<void>;
+
   onApplicationBootstrap(): void {
     const job = CronJob.from({
       cronTime: this.config.auditDigestSchedule,
       timeZone: 'UTC',
-      onTick: () => this.issueScheduled(),
+      onTick: () => {
+        this.scheduled = this.issueScheduled();
+      },
       start: true,
     });
     this.scheduler.addCronJob(DIGEST_JOB, job);
   }
 
-  onApplicationShutdown(): void {
+  /** Waits for a scheduled run in flight, so that it does not outlive the database connection. */
+  async onApplicationShutdown(): Promise<void> {
     if (this.scheduler.doesExist('cron', DIGEST_JOB)) this.scheduler.deleteCronJob(DIGEST_JOB);
+    await this.scheduled;
   }
 
   /** The scheduled run; failures are logged, never thrown into the scheduler. */
