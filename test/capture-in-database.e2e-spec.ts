@@ -5,10 +5,9 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { Client } from 'pg';
 import type { AppPrismaClient } from '../src/database/prisma-client.factory';
 import { Prisma } from '../src/generated/prisma/client';
-import type { Actor, AppClsStore } from '../src/request-context/app-cls-store';
+import type { AppClsStore } from '../src/request-context/app-cls-store';
 import { runAsSystem, runWithActor } from '../src/request-context/run-with-actor';
 import { createTestDatabase, type TestDatabase } from './database';
-import { ResourceFactory } from './factories';
 
 import {
   type ApiAuditEntry,
@@ -20,7 +19,14 @@ import {
   replayDisagreements,
 } from './log-invariant';
 import { withPlainPrisma } from './plain-prisma';
-import { createTestApp, createWorkspace, type TestApp, type TestWorkspace } from './test-app';
+import {
+  createTestApp,
+  createWorkspace,
+  createWorkspaceWithActors,
+  type TestApp,
+  type UserActor,
+  type WorkspaceWithActors,
+} from './test-app';
 
 /**
  * What the capture must guarantee once PostgreSQL itself writes every audit entry, checked from the
@@ -48,39 +54,9 @@ describe('Capture in the database', () => {
     await database.drop();
   });
 
-  type UserActor = Actor & { kind: 'user' };
-  interface Setup {
-    ws: TestWorkspace;
-    workspaceId: string;
-    /** Resources created over HTTP by the admin / by the member. */
-    asAdmin: ResourceFactory;
-    asMember: ResourceFactory;
-    admin: UserActor;
-    member: UserActor;
-  }
-
+  type Setup = WorkspaceWithActors;
   const rand = () => randomBytes(5).toString('hex');
-
-  const userActor = async (id: string): Promise<UserActor> => {
-    const { rows } = await db.query<{ id: string; name: string; email: string }>(
-      'SELECT id, name, email FROM users WHERE id = $1',
-      [id],
-    );
-    return { kind: 'user', ...rows[0] };
-  };
-
-  /** A workspace of its own for each test, with its admin and member as runWithActor actors. */
-  const setup = async (): Promise<Setup> => {
-    const ws = await createWorkspace(t.app);
-    return {
-      ws,
-      workspaceId: ws.workspaceId,
-      asAdmin: new ResourceFactory(t.http, ws.workspaceId, ws.admin.auth),
-      asMember: new ResourceFactory(t.http, ws.workspaceId, ws.member.auth),
-      admin: await userActor(ws.admin.id),
-      member: await userActor(ws.member.id),
-    };
-  };
+  const setup = () => createWorkspaceWithActors(t);
 
   /** One resource's entries as the API shows them to an admin, newest first. */
   const history = (s: Setup, resourceId: string, auth = s.ws.admin.auth, workspaceId = s.workspaceId) =>

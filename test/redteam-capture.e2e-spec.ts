@@ -1,13 +1,11 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Client } from 'pg';
-import type { Actor } from '../src/request-context/app-cls-store';
 import { runAsSystem } from '../src/request-context/run-with-actor';
 import { WorkspacesService } from '../src/workspaces/workspaces.service';
 import { createTestDatabase, type TestDatabase } from './database';
-import { ResourceFactory } from './factories';
 import { listAuditEntries, logDisagreements, logDisagreementsViaApi } from './log-invariant';
 import { asRole, auditComment, connect, createLoginRole, randomText } from './redteam-helpers';
-import { createTestApp, createWorkspace, type TestApp, type TestWorkspace } from './test-app';
+import { createTestApp, createWorkspaceWithActors, type TestApp, type WorkspaceWithActors } from './test-app';
 
 /**
  * Red-team attacks on the database capture (triggers, comment-borne actor, sealer) and on the
@@ -33,32 +31,9 @@ describe('Red team: capture in the database', () => {
     await appRole.drop();
   });
 
-  type UserActor = Actor & { kind: 'user' };
-  interface Setup {
-    ws: TestWorkspace;
-    workspaceId: string;
-    api: ResourceFactory;
-    admin: UserActor;
-    member: UserActor;
-  }
+  type Setup = WorkspaceWithActors;
   const rand = () => randomBytes(5).toString('hex');
-  const userActor = async (id: string): Promise<UserActor> => {
-    const { rows } = await db.query<{ id: string; name: string; email: string }>(
-      'SELECT id, name, email FROM users WHERE id = $1',
-      [id],
-    );
-    return { kind: 'user', ...rows[0] };
-  };
-  const setup = async (): Promise<Setup> => {
-    const ws = await createWorkspace(t.app);
-    return {
-      ws,
-      workspaceId: ws.workspaceId,
-      api: new ResourceFactory(t.http, ws.workspaceId, ws.admin.auth),
-      admin: await userActor(ws.admin.id),
-      member: await userActor(ws.member.id),
-    };
-  };
+  const setup = () => createWorkspaceWithActors(t);
   const history = (s: Setup, resourceId: string) =>
     listAuditEntries(t.http, s.workspaceId, s.ws.admin.auth, { resourceId });
   const outcome = (promise: Promise<unknown>) =>
@@ -117,7 +92,7 @@ describe('Red team: capture in the database', () => {
 
     it('app role: the trigger argument of public.audit_capture is SQL run as its owner — set_config(session_replication_role, replica) sticks to the session and the next UPDATE sources is not logged — expected: refused; the change has its entry', async () => {
       const s = await setup();
-      const source = await s.api.create('sources');
+      const source = await s.asAdmin.create('sources');
       const app = await asAppRole();
       let replicaRole = 'origin';
       try {
@@ -149,7 +124,7 @@ describe('Red team: capture in the database', () => {
   describe('B. the per-statement actor cache (audit.statement / audit.statement_actor) is a settable GUC', () => {
     it('app role: DO $$ set_config(audit.statement, statement_timestamp()) + set_config(audit.statement_actor, <member>); INSERT/UPDATE sources $$ — the rows say created/updated by the member, their entries say {kind: database} — expected: createdBy/updatedBy agree with the log', async () => {
       const s = await setup();
-      const existing = await s.api.create('sources', { name: `framed existing ${rand()}` });
+      const existing = await s.asAdmin.create('sources', { name: `framed existing ${rand()}` });
       const createdId = randomUUID();
       const app = await asAppRole();
       try {
@@ -183,7 +158,7 @@ describe('Red team: capture in the database', () => {
   describe('C. who acted, as the comment says it', () => {
     it('a database role outside audit_log_app (an ETL login with UPDATE on sources) ends its statement with /*audit=<admin>*/ and is recorded as the admin — expected: actor {kind: database, name: <that role>}', async () => {
       const s = await setup();
-      const source = await s.api.create('sources');
+      const source = await s.asAdmin.create('sources');
       const etl = await createLoginRole('rt_etl', {
         databaseUrl: t.database.url,
         grants: (name) => [`GRANT USAGE ON SCHEMA public TO "${name}"`, `GRANT SELECT, UPDATE ON sources TO "${name}"`],
@@ -216,9 +191,9 @@ describe('Red team: capture in the database', () => {
           .get(WorkspacesService)
           .addUser(s.workspaceId, { email: `long-${rand()}@acme.test`, name: longName }, 'member'),
       );
-      const source = await s.api.create('sources');
+      const source = await s.asAdmin.create('sources');
       const res = await t.http
-        .patch(s.api.url('sources', source.id))
+        .patch(s.asAdmin.url('sources', source.id))
         .set({
           Authorization: `Bearer ${joined.token}`,
           'User-Agent': '"'.repeat(512),
@@ -247,12 +222,12 @@ describe('Red team: capture in the database', () => {
       'a member PATCHes a header item whose %s no longer looks secret, with value "********": the stored secret moves under the harmless label and is answered in clear — expected: 400 or still masked',
       async (_label, stored, patched) => {
         const s = await setup();
-        const source = await s.api.create('sources', { config: { host: 'h', headers: [stored] } });
+        const source = await s.asAdmin.create('sources', { config: { host: 'h', headers: [stored] } });
         const res = await t.http
-          .patch(s.api.url('sources', source.id))
+          .patch(s.asAdmin.url('sources', source.id))
           .set(s.ws.member.auth)
           .send({ config: { host: 'h', headers: [patched] } });
-        const got = await t.http.get(s.api.url('sources', source.id)).set(s.ws.member.auth);
+        const got = await t.http.get(s.asAdmin.url('sources', source.id)).set(s.ws.member.auth);
         const entries = JSON.stringify(await history(s, source.id));
         const secret = stored.value;
         expect({
@@ -282,7 +257,7 @@ describe('Red team: capture in the database', () => {
       async (_case, url, secret) => {
         const s = await setup();
         const created = await t.http
-          .post(s.api.url('sources'))
+          .post(s.asAdmin.url('sources'))
           .set(s.ws.admin.auth)
           .send({ name: `url ${rand()}`, type: 'pg', config: { url } });
         expect(created.status).toBe(201);
@@ -302,7 +277,7 @@ describe('Red team: capture in the database', () => {
       const s = await setup();
       const secret = `arrNameSecret${rand()}`;
       const created = await t.http
-        .post(s.api.url('sources'))
+        .post(s.asAdmin.url('sources'))
         .set(s.ws.admin.auth)
         .send({
           name: `labels ${rand()}`,
@@ -321,16 +296,16 @@ describe('Red team: capture in the database', () => {
   describe('E. no-ops and values that are equal as JSON', () => {
     it('config stored as {"port": 5432.0} by another program; the admin PATCHes back exactly the config GET returned: an "updated" entry "config.port 5432 → 5432" and updatedBy moves — expected: no entry, updatedAt/updatedBy untouched', async () => {
       const s = await setup();
-      const source = await s.api.create('sources', { config: { host: 'db.acme.test', port: 5432 } });
+      const source = await s.asAdmin.create('sources', { config: { host: 'db.acme.test', port: 5432 } });
       await db.query(`UPDATE sources SET config = '{"host": "db.acme.test", "port": 5432.0}' WHERE id = $1`, [
         source.id,
       ]);
       const before = (await db.query('SELECT updated_at, updated_by_id FROM sources WHERE id = $1', [source.id]))
         .rows[0];
       const entriesBefore = (await history(s, source.id)).length;
-      const got = await t.http.get(s.api.url('sources', source.id)).set(s.ws.admin.auth).expect(200);
+      const got = await t.http.get(s.asAdmin.url('sources', source.id)).set(s.ws.admin.auth).expect(200);
       const res = await t.http
-        .patch(s.api.url('sources', source.id))
+        .patch(s.asAdmin.url('sources', source.id))
         .set(s.ws.admin.auth)
         .send({ config: got.body.config });
       expect(res.status).toBe(200);
@@ -349,7 +324,7 @@ describe('Red team: capture in the database', () => {
       const s = await setup();
       const started = Date.now();
       const res = await t.http
-        .post(s.api.url('sources'))
+        .post(s.asAdmin.url('sources'))
         .set(s.ws.member.auth)
         .send({ name: `wide ${rand()}`, type: 'pg', config: { allowlist: Array<number>(10_000).fill(0) } });
       const seconds = (Date.now() - started) / 1000;

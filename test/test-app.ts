@@ -11,9 +11,11 @@ import {
   QUERY_LISTENER,
   type QueryListener,
 } from '../src/database/prisma-client.factory';
+import type { Actor } from '../src/request-context/app-cls-store';
 import { runAsSystem } from '../src/request-context/run-with-actor';
 import { WorkspacesService } from '../src/workspaces/workspaces.service';
 import { createTestDatabase, type TestDatabase } from './database';
+import { ResourceFactory } from './factories';
 
 export interface TestApp {
   app: INestApplication;
@@ -88,4 +90,36 @@ export async function createWorkspace(app: INestApplication, name = 'Acme'): Pro
       member: { id: member.userId, token: member.token, auth: { Authorization: `Bearer ${member.token}` } },
     };
   });
+}
+
+export type UserActor = Actor & { kind: 'user' };
+
+/** A workspace of its own with its admin and member, as HTTP clients and as runWithActor actors. */
+export interface WorkspaceWithActors {
+  ws: TestWorkspace;
+  workspaceId: string;
+  /** Resources created over HTTP by the admin / by the member. */
+  asAdmin: ResourceFactory;
+  asMember: ResourceFactory;
+  admin: UserActor;
+  member: UserActor;
+}
+
+export async function createWorkspaceWithActors(t: TestApp): Promise<WorkspaceWithActors> {
+  const ws = await createWorkspace(t.app);
+  const actor = async (id: string): Promise<UserActor> => {
+    const user = await t.prisma.user.findUniqueOrThrow({
+      where: { id },
+      select: { id: true, name: true, email: true },
+    });
+    return { kind: 'user', ...user };
+  };
+  return {
+    ws,
+    workspaceId: ws.workspaceId,
+    asAdmin: new ResourceFactory(t.http, ws.workspaceId, ws.admin.auth),
+    asMember: new ResourceFactory(t.http, ws.workspaceId, ws.member.auth),
+    admin: await actor(ws.admin.id),
+    member: await actor(ws.member.id),
+  };
 }
