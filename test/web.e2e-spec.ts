@@ -94,8 +94,13 @@ async function axeViolations(page: Page): Promise<string[]> {
     await patch('member', 'segments', segment.id, {
       definition: { operator: 'and', rules: [{ field: 'ltv', op: 'gt', value: 250 }] },
     });
-    const billing = await admin.create('sources', { name: 'Billing DB' });
-    await patch('admin', 'sources', billing.id, { config: { host: 'db.acme.test', password: 'rotated' } });
+    const billing = await admin.create('sources', {
+      name: 'Billing DB',
+      config: { host: 'db.acme.test', password: 'pw-source-secret', regions: ['GB', 'DE'] },
+    });
+    await patch('admin', 'sources', billing.id, {
+      config: { host: 'db.acme.test', password: 'rotated', regions: ['DE', 'US'] },
+    });
     // One resource under three names: created by the admin, renamed twice by the member.
     churn = await admin.create('segments', { name: 'Churn risk' });
     await patch('member', 'segments', churn.id, { name: 'Churn risk v2' });
@@ -377,6 +382,10 @@ async function axeViolations(page: Page): Promise<string[]> {
     await updated.focus();
     await page.keyboard.press('Enter');
     await expect(page.textContent('#detail-changes')).resolves.toContain('[REDACTED] secret');
+    // A list of plain values reads as what was removed and added, not position by position.
+    const regions = page.locator('#detail-changes tr', { hasText: 'config.regions' });
+    await expect(regions.locator('.before').textContent()).resolves.toBe('removed GB');
+    await expect(regions.locator('.after').textContent()).resolves.toBe('added US');
     await page.keyboard.press('Escape');
 
     // ?entry= opens that entry's detail on load.

@@ -596,6 +596,56 @@ async function openEntry(id) {
   openDetail(entry);
 }
 
+/**
+ * Changes as the detail shows them: the elements of a list of plain values (`regions[0]`, `regions[1]`)
+ * become one row saying what was removed and what was added, instead of position by position
+ * (GB → DE, DE → US reads as "removed GB, added US"). Values at unchanged positions are equal on both
+ * sides, so comparing the changed positions' values is enough.
+ */
+function shownChanges(changes) {
+  const scalar = (value) => value === undefined || value === null || typeof value !== 'object';
+  const lists = new Map();
+  const rows = [];
+  for (const change of changes) {
+    const match = /^(.*)\[(\d+)\]$/.exec(change.field);
+    if (
+      !match ||
+      !scalar(change.before) ||
+      !scalar(change.after) ||
+      change.before === '[REDACTED]' ||
+      change.after === '[REDACTED]'
+    ) {
+      rows.push(change);
+      continue;
+    }
+    let list = lists.get(match[1]);
+    if (!list) {
+      list = { list: true, field: match[1], before: [], after: [] };
+      lists.set(match[1], list);
+      rows.push(list);
+    }
+    if ('before' in change) list.before.push(change.before);
+    if ('after' in change) list.after.push(change.after);
+  }
+  const minus = (from, take) => {
+    const rest = [...from];
+    for (const value of take) {
+      const at = rest.findIndex((v) => JSON.stringify(v) === JSON.stringify(value));
+      if (at >= 0) rest.splice(at, 1);
+    }
+    return rest;
+  };
+  return rows.map((row) =>
+    row.list ? { ...row, removed: minus(row.before, row.after), added: minus(row.after, row.before) } : row,
+  );
+}
+
+function listText(verb, values) {
+  return values.length
+    ? `${verb} ${values.map((v) => (typeof v === 'string' ? v : JSON.stringify(v))).join(', ')}`
+    : '—';
+}
+
 function openDetail(entry) {
   state.detail = entry;
   $('detail-title').textContent = `${entry.actionName}: ${entry.resourceName}`;
@@ -608,14 +658,22 @@ function openDetail(entry) {
     ]),
   );
   $('detail-changes').replaceChildren(
-    ...entry.changes.map((change) =>
-      el(
-        'tr',
-        {},
-        el('td', { textContent: change.field }),
-        valueCell(change.before, 'before'),
-        valueCell(change.after, 'after'),
-      ),
+    ...shownChanges(entry.changes).map((change) =>
+      change.list
+        ? el(
+            'tr',
+            {},
+            el('td', { textContent: change.field }),
+            el('td', { className: 'before', textContent: listText('removed', change.removed) }),
+            el('td', { className: 'after', textContent: listText('added', change.added) }),
+          )
+        : el(
+            'tr',
+            {},
+            el('td', { textContent: change.field }),
+            valueCell(change.before, 'before'),
+            valueCell(change.after, 'after'),
+          ),
     ),
   );
   $('entry-link').href = entryHref(entry.id);
