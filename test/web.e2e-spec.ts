@@ -388,6 +388,16 @@ async function axeViolations(page: Page): Promise<string[]> {
     await expect(regions.locator('.after').textContent()).resolves.toBe('added US');
     await page.keyboard.press('Escape');
 
+    // A creation shows its values in one column.
+    const created = page.getByRole('row', { name: /Source created Billing DB/ });
+    await created.focus();
+    await page.keyboard.press('Enter');
+    await expect(page.locator('#diff-before').evaluate((cell) => (cell as HTMLElement).hidden)).resolves.toBe(true);
+    await expect(page.textContent('#diff-after')).resolves.toBe('Value');
+    await expect(page.locator('#detail-changes tr').first().locator('td').count()).resolves.toBe(2);
+    expect(await axeViolations(page)).toEqual([]);
+    await page.keyboard.press('Escape');
+
     // ?entry= opens that entry's detail on load.
     await page.goto(`${base}/settings/audit-logs?workspace=${ws.workspaceId}&entry=${id}`);
     await page.locator('#detail[open]').waitFor();

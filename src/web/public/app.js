@@ -657,6 +657,12 @@ function openDetail(entry) {
       ['Resource', `${entry.resourceType} “${entry.resourceName}” (${entry.resourceId})`],
     ]),
   );
+  // A creation has only values after it, a deletion only values before it: one column, "Value".
+  const only = entry.action === 'created' ? 'after' : entry.action === 'deleted' ? 'before' : undefined;
+  $('diff-before').hidden = only === 'after';
+  $('diff-after').hidden = only === 'before';
+  $('diff-before').textContent = only ? 'Value' : 'Before';
+  $('diff-after').textContent = only ? 'Value' : 'After';
   $('detail-changes').replaceChildren(
     ...shownChanges(entry.changes).map((change) =>
       change.list
@@ -671,8 +677,8 @@ function openDetail(entry) {
             'tr',
             {},
             el('td', { textContent: change.field }),
-            valueCell(change.before, 'before'),
-            valueCell(change.after, 'after'),
+            ...(only === 'after' ? [] : [valueCell(change.before, 'before')]),
+            ...(only === 'before' ? [] : [valueCell(change.after, 'after')]),
           ),
     ),
   );
