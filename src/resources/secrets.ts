@@ -15,16 +15,19 @@ function own(object: Record<string, Json>, key: string): Json | undefined {
 }
 
 /**
- * The `value` of a header-list item whose `name` or `key` looks secret (`{ name: "Authorization", value }`).
- * A label that is not a string is read as its JSON text, as PostgreSQL's `->>` reads it.
+ * Whether each member of `object` holds a secret: every one when the object itself is under a secret,
+ * one whose key looks secret, and the `value` of a header-list item whose `name` or `key` looks
+ * secret (`{ name: "Authorization", value }`; a label that is not a string is read as its JSON
+ * text, as PostgreSQL's `->>` reads it).
  */
-function labelledSecret(object: Record<string, Json>): boolean {
+function secretMembers(object: Record<string, Json>, secret: boolean): (key: string) => boolean {
   const label = (key: string) => {
     const value = own(object, key);
     if (value === undefined || value === null) return false;
     return SECRET_KEY.test(typeof value === 'string' ? value : JSON.stringify(value));
   };
-  return Object.hasOwn(object, 'value') && (label('name') || label('key'));
+  const labelled = Object.hasOwn(object, 'value') && (label('name') || label('key'));
+  return (key) => secret || SECRET_KEY.test(key) || (labelled && key === 'value');
 }
 
 /**
@@ -34,13 +37,8 @@ function labelledSecret(object: Record<string, Json>): boolean {
 export function maskSecrets(value: Json, secret = false): Json {
   if (Array.isArray(value)) return value.map((item) => maskSecrets(item, secret));
   if (isObject(value)) {
-    const labelled = labelledSecret(value);
-    return Object.fromEntries(
-      Object.entries(value).map(([k, v]) => [
-        k,
-        maskSecrets(v, secret || SECRET_KEY.test(k) || (labelled && k === 'value')),
-      ]),
-    );
+    const isSecret = secretMembers(value, secret);
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, maskSecrets(v, isSecret(k))]));
   }
   if (secret) return MASK;
   return typeof value === 'string' ? value.replace(URL_PASSWORD, `$1${MASK}@`) : value;
@@ -80,16 +78,11 @@ export function restoreSecrets(incoming: Json, stored: Json | undefined, path: s
     );
   }
   if (isObject(incoming)) {
-    const labelled = labelledSecret(incoming);
+    const isSecret = secretMembers(incoming, secret);
     return Object.fromEntries(
       Object.entries(incoming).map(([k, v]) => [
         k,
-        restoreSecrets(
-          v,
-          isObject(stored) ? own(stored, k) : undefined,
-          `${path}.${k}`,
-          secret || SECRET_KEY.test(k) || (labelled && k === 'value'),
-        ),
+        restoreSecrets(v, isObject(stored) ? own(stored, k) : undefined, `${path}.${k}`, isSecret(k)),
       ]),
     );
   }

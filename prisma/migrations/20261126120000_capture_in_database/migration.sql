@@ -95,59 +95,8 @@ BEGIN
 END;
 $$;
 
-CREATE OR REPLACE FUNCTION "audit_log_purge"("workspace" UUID, "before" TIMESTAMPTZ, "batch" INTEGER, "run" UUID)
-RETURNS TABLE ("entries" BIGINT, "oldest" TIMESTAMPTZ, "newest" TIMESTAMPTZ)
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
-BEGIN
-    IF "before" > now() - INTERVAL '12 months' THEN
-        RAISE EXCEPTION 'audit entries are kept at least 12 months: cannot remove entries after %', "before";
-    END IF;
-    PERFORM set_config('audit_log.retention', 'on', true);
-    RETURN QUERY
-    WITH doomed AS (
-        SELECT a."id", a."occurred_at" FROM "audit_log_sealed" a
-        WHERE a."workspace_id" = "workspace" AND a."occurred_at" < "before"
-        ORDER BY a."occurred_at", a."id" LIMIT "batch"
-    ), removed AS (
-        DELETE FROM "audit_log_sealed" a USING doomed d
-        WHERE a."workspace_id" = "workspace" AND a."id" = d."id" AND a."occurred_at" = d."occurred_at"
-          AND a."occurred_at" < "before"
-        RETURNING a."seq", a."hash", a."occurred_at"
-    ), anchored AS (
-        INSERT INTO "audit_chain_anchors" ("workspace_id", "seq", "hash", "run_id")
-        SELECT "workspace", r."seq", r."hash", "run" FROM removed r
-        WHERE NOT EXISTS (SELECT 1 FROM removed s WHERE s."seq" = r."seq" + 1)
-        ON CONFLICT DO NOTHING
-    )
-    SELECT count(*), min(r."occurred_at"), max(r."occurred_at") FROM removed r;
-    PERFORM set_config('audit_log.retention', '', true);
-END;
-$$;
-
-CREATE OR REPLACE FUNCTION "audit_log_drop_partition"("partition" TEXT, "run" UUID)
-RETURNS TABLE ("workspace_id" UUID, "entries" BIGINT, "oldest" TIMESTAMPTZ, "newest" TIMESTAMPTZ)
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = public SET lock_timeout = '10s' AS $$
-DECLARE
-    month_end TIMESTAMPTZ;
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-                   WHERE i.inhparent = 'audit_log_sealed'::regclass AND c.relname = "partition")
-       OR "partition" !~ '^audit_logs_p[0-9]{4}_[0-9]{2}$' THEN
-        RAISE EXCEPTION '% is not a partition of audit_logs', "partition";
-    END IF;
-    month_end := (to_timestamp(substr("partition", 13), 'YYYY_MM')::timestamp AT TIME ZONE 'UTC') + INTERVAL '1 month';
-    IF month_end > now() - INTERVAL '12 months' THEN
-        RAISE EXCEPTION 'audit entries are kept at least 12 months: cannot drop % (ends %)', "partition", month_end;
-    END IF;
-    EXECUTE format('INSERT INTO "audit_chain_anchors" ("workspace_id", "seq", "hash", "run_id")
-        SELECT p."workspace_id", p."seq", p."hash", $1 FROM %I p
-        WHERE NOT EXISTS (SELECT 1 FROM %I q WHERE q."workspace_id" = p."workspace_id" AND q."seq" = p."seq" + 1)
-        ON CONFLICT DO NOTHING', "partition", "partition") USING "run";
-    RETURN QUERY EXECUTE format('SELECT p."workspace_id", count(*), min(p."occurred_at"), max(p."occurred_at")
-        FROM %I p GROUP BY p."workspace_id"', "partition");
-    EXECUTE format('DROP TABLE %I', "partition");
-END;
-$$;
+-- audit_log_purge and audit_log_drop_partition are replaced, for the renamed table, by the next
+-- migration (retention in the database), which applies with this one.
 
 CREATE OR REPLACE FUNCTION "audit_resource_names_forget"("workspace" UUID) RETURNS BIGINT
 LANGUAGE sql SECURITY DEFINER SET search_path = public AS $$
@@ -525,10 +474,12 @@ BEGIN
             updated := updated || format('CASE WHEN o.%1$I IS DISTINCT FROM r.%1$I THEN jsonb_build_array(jsonb_build_object(''field'', %2$L, ''before'', to_jsonb(o.%1$I), ''after'', to_jsonb(r.%1$I))) ELSE ''[]''::jsonb END', col.name, field);
         END IF;
     END LOOP;
+    -- Nothing to do when the table's triggers were made from this same configuration and SQL.
     IF EXISTS (SELECT 1 FROM "audit_resource_types" t WHERE t."table_name" = "audit_attach"."table_name"
-               AND t."resource_type" = "audit_attach"."resource_type" AND t."secret_fields" = "audit_attach"."secret_fields"
-               AND t."secret_pattern" = "audit_attach"."secret_pattern" AND t."url_pattern" = "audit_attach"."url_pattern"
-               AND t."field_names" = names)
+               AND t."resource_type" = "audit_attach"."resource_type" AND t."field_names" = names
+               AND t."created_sql" = array_to_string(created, ' || ')
+               AND t."updated_sql" = array_to_string(updated, ' || ')
+               AND t."deleted_sql" = array_to_string(deleted, ' || '))
        AND EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = format('public.%I', "table_name")::regclass AND tgname = 'audit_capture_insert')
        AND to_regprocedure(format('public.%I()', 'audit_capture_' || "table_name")) IS NOT NULL THEN
         RETURN false;

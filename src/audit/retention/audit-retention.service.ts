@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplica
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { CronJob } from 'cron';
 import { APP_CONFIG, type AppConfig } from '../../config/app-config';
+import { AuditSealerService } from '../seal/audit-sealer.service';
 import { type AppPrismaClient, MAINTENANCE_PRISMA, PRISMA } from '../../database/prisma-client.factory';
 
 /** Months a workspace keeps its entries when nothing else is known of it (a deleted workspace). */
@@ -56,6 +57,7 @@ export class AuditRetentionService implements OnApplicationBootstrap, OnApplicat
     @Inject(MAINTENANCE_PRISMA) private readonly maintenance: AppPrismaClient,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly scheduler: SchedulerRegistry,
+    private readonly sealer: AuditSealerService,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -152,7 +154,7 @@ export class AuditRetentionService implements OnApplicationBootstrap, OnApplicat
 
   private async removeExpired(runId: string): Promise<void> {
     // Entries still in the inbox are not removed: seal them first, so that retention sees them all.
-    await this.maintenance.$queryRaw`SELECT "audit_log_seal"(${2_147_483_647}::int, true)`;
+    await this.sealer.seal();
     const workspaces = await this.prisma.$queryRaw<{ id: string; cutoff: Date }[]>`
       SELECT "id", now() - make_interval(months => greatest(12, "audit_retention_months")) AS cutoff
       FROM "workspaces" ORDER BY "id"`;
