@@ -20,6 +20,15 @@ describe('loadConfig', () => {
     expect(config).toMatchObject({ databaseUrl: 'postgresql://u:p@db:5432/app', databasePoolSize: 25 });
   });
 
+  it('reads a streaming replica for the audit-log reads beside DATABASE_URL', () => {
+    expect(loadConfig({})).toMatchObject({ databaseReplicaUrl: undefined });
+    const config = loadConfig({
+      DATABASE_URL: 'postgresql://u:p@primary:5432/app',
+      DATABASE_REPLICA_URL: 'postgresql://u:p@standby:5432/app',
+    });
+    expect(config).toMatchObject({ databaseReplicaUrl: 'postgresql://u:p@standby:5432/app' });
+  });
+
   it('bounds exports: a 30 s stall cut-off, 2 per workspace and 8 per process by default', () => {
     expect(loadConfig({})).toMatchObject({ exportStallSeconds: 30, exportsPerWorkspace: 2, exportsPerProcess: 8 });
     expect(
@@ -39,6 +48,11 @@ describe('loadConfig', () => {
     [{ DATABASE_POOL_SIZE: '0' }, /DATABASE_POOL_SIZE="0" is invalid/],
     [{ DATABASE_URL: 'mysql://x@y/z' }, /DATABASE_URL has protocol "mysql:": expected postgresql:\/\//],
     [{ DATABASE_URL: 'not a url' }, /DATABASE_URL is not a URL/],
+    [{ DATABASE_REPLICA_URL: 'postgresql://u@standby/app' }, /DATABASE_REPLICA_URL needs DATABASE_URL/],
+    [
+      { DATABASE_URL: 'postgresql://u@primary/app', DATABASE_REPLICA_URL: 'http://standby' },
+      /DATABASE_REPLICA_URL has protocol "http:"/,
+    ],
     [{ NODE_ENV: 'staging' }, /NODE_ENV="staging" is invalid: expected one of development, test, production/],
     [{ LOG_LEVEL: 'verbose' }, /LOG_LEVEL="verbose" is invalid: expected one of warn, log, debug/],
     [{ SEED_DEMO: 'yes' }, /SEED_DEMO="yes" is invalid: expected one of true, false/],

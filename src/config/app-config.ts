@@ -13,6 +13,11 @@ export interface AppConfig {
    * service itself runs as the least-privilege application role; unset = the service's own connection.
    */
   databaseMaintenanceUrl: string | undefined;
+  /**
+   * A streaming replica (hot standby) of DATABASE_URL: the audit-log reads (list, entry, filters,
+   * export, resources, verify) go there, writes and the sealer stay on the primary; unset = all on DATABASE_URL.
+   */
+  databaseReplicaUrl: string | undefined;
   databasePoolSize: number;
   pgliteDir: string;
   /** Nest's own logs at start and while serving: warn (warnings and errors), log, or debug. */
@@ -100,6 +105,14 @@ function maintenanceUrl(env: NodeJS.ProcessEnv): string | undefined {
   return url;
 }
 
+function replicaUrl(env: NodeJS.ProcessEnv): string | undefined {
+  const url = databaseUrl(env, 'DATABASE_REPLICA_URL');
+  if (url && !databaseUrl(env)) {
+    throw new ConfigError('DATABASE_REPLICA_URL needs DATABASE_URL: the embedded database has no replica.');
+  }
+  return url;
+}
+
 function cursorSecret(env: NodeJS.ProcessEnv): string {
   const raw = env.AUDIT_CURSOR_SECRET;
   if (raw === undefined || raw === '') return randomBytes(32).toString('hex');
@@ -155,6 +168,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     nodeEnv: oneOf(env, 'NODE_ENV', 'development', ['development', 'test', 'production'] as const),
     databaseUrl: databaseUrl(env),
     databaseMaintenanceUrl: maintenanceUrl(env),
+    databaseReplicaUrl: replicaUrl(env),
     databasePoolSize: integer(env, 'DATABASE_POOL_SIZE', 10, 1, 200),
     pgliteDir: env.PGLITE_DIR || './.data/pglite',
     logLevel: oneOf(env, 'LOG_LEVEL', 'warn', ['warn', 'log', 'debug'] as const),

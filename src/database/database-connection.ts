@@ -17,6 +17,8 @@ export interface DatabaseConnection {
   /** Human description for start-up logs, without credentials. */
   description: string;
   adapter: DriverAdapter;
+  /** The connection URL of a PostgreSQL server (for work outside the pool, such as an export's COPY); unset when embedded. */
+  url?: string;
   /** Runs `fn` on one dedicated connection (migrations, advisory locks). */
   withExecutor<T>(fn: (db: SqlExecutor) => Promise<T>): Promise<T>;
   close(): Promise<void>;
@@ -38,6 +40,7 @@ export function openPostgres(url: string, poolSize: number): DatabaseConnection 
     kind: 'postgresql',
     description: `PostgreSQL ${redact(url)} (pool of ${poolSize})`,
     adapter: new PrismaPg(pool),
+    url,
     async withExecutor(fn) {
       const client = await pool.connect();
       try {

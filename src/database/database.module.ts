@@ -9,6 +9,7 @@ import {
   QUERY_LISTENER,
   type QueryListener,
 } from './prisma-client.factory';
+import { ReadDatabase, REPLICA_CONNECTION, REPLICA_PRISMA } from './read-database';
 
 /** The maintenance role's own pool, when DATABASE_MAINTENANCE_URL is set. */
 const MAINTENANCE_CONNECTION = Symbol('MAINTENANCE_CONNECTION');
@@ -32,6 +33,19 @@ const MAINTENANCE_CONNECTION = Symbol('MAINTENANCE_CONNECTION');
         connection ? createPrismaClient({ adapter: connection.adapter, requireAuditContext: false }) : prisma,
     },
     {
+      provide: REPLICA_CONNECTION,
+      inject: [APP_CONFIG],
+      useFactory: (config: AppConfig) =>
+        config.databaseReplicaUrl ? openPostgres(config.databaseReplicaUrl, config.databasePoolSize) : null,
+    },
+    {
+      provide: REPLICA_PRISMA,
+      inject: [REPLICA_CONNECTION],
+      useFactory: (connection: DatabaseConnection | null) =>
+        connection ? createPrismaClient({ adapter: connection.adapter, requireAuditContext: false }) : null,
+    },
+    ReadDatabase,
+    {
       provide: PRISMA,
       inject: [APP_CONFIG, DATABASE_CONNECTION, QUERY_LISTENER],
       useFactory: (config: AppConfig, connection: DatabaseConnection, onQuery: QueryListener | null) =>
@@ -42,7 +56,7 @@ const MAINTENANCE_CONNECTION = Symbol('MAINTENANCE_CONNECTION');
         }),
     },
   ],
-  exports: [APP_CONFIG, DATABASE_CONNECTION, PRISMA, MAINTENANCE_PRISMA],
+  exports: [APP_CONFIG, DATABASE_CONNECTION, PRISMA, MAINTENANCE_PRISMA, ReadDatabase],
 })
 export class DatabaseModule implements OnApplicationShutdown {
   constructor(
@@ -50,11 +64,15 @@ export class DatabaseModule implements OnApplicationShutdown {
     @Inject(DATABASE_CONNECTION) private readonly connection: DatabaseConnection,
     @Inject(MAINTENANCE_PRISMA) private readonly maintenance: AppPrismaClient,
     @Inject(MAINTENANCE_CONNECTION) private readonly maintenanceConnection: DatabaseConnection | null,
+    @Inject(REPLICA_PRISMA) private readonly replica: AppPrismaClient | null,
+    @Inject(REPLICA_CONNECTION) private readonly replicaConnection: DatabaseConnection | null,
   ) {}
 
   async onApplicationShutdown(): Promise<void> {
     if (this.maintenance !== this.prisma) await this.maintenance.$disconnect();
     await this.maintenanceConnection?.close();
+    await this.replica?.$disconnect();
+    await this.replicaConnection?.close();
     await this.prisma.$disconnect();
     await this.connection.close();
   }

@@ -112,7 +112,7 @@ export class AuditLogsController {
    * Writes a chunk and waits until the client has taken it. False once the client has gone, or when
    * it took nothing for `stallMs` (the connection is then destroyed).
    */
-  private async write(res: Response, chunk: string, stallMs: number): Promise<boolean> {
+  private async write(res: Response, chunk: string | Buffer, stallMs: number): Promise<boolean> {
     if (res.destroyed) return false;
     if (!res.write(chunk)) {
       const stop = new AbortController();

@@ -1,6 +1,9 @@
 import { BadRequestException, Inject, Injectable, NotFoundException } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '../../config/app-config';
-import { type AppPrismaClient, PRISMA } from '../../database/prisma-client.factory';
+import { isDatabaseUnavailable } from '../../common/database-unavailable';
+import { type CopySession, inlineSql, withCopySession } from '../../database/copy-out';
+import type { AppPrismaClient } from '../../database/prisma-client.factory';
+import { ReadDatabase } from '../../database/read-database';
 import { Prisma } from '../../generated/prisma/client';
 import {
   AUDIT_ACTIONS,
@@ -41,6 +44,8 @@ const COLUMNS = Prisma.raw(
 );
 
 const EXPORT_BATCH = 5000;
+/** Unsealed entries an export holds in memory to merge them into the sealed log it streams. */
+const INBOX_IN_MEMORY = 10_000;
 /** A name search first looks for its page among this many times `take` newest entries. */
 const NAME_WINDOW = 20;
 /** Past this many resources with a matching name, a search reads the trigram index instead. */
@@ -56,13 +61,13 @@ const ACTOR_KIND = `coalesce("actor_kind", CASE WHEN "actor_id" IS NULL THEN 'sy
 const ACTOR_NAME = `coalesce("actor_name", ${ACTOR_KIND})`;
 
 /** One AuditEntry as JSON text, shaped exactly as `toAuditEntry` shapes it. */
-const NDJSON_SELECT = Prisma.sql`"id", "occurred_at", json_build_object(
+const NDJSON_LINE = Prisma.sql`json_build_object(
   'id', "id", 'occurredAt', ${ISO_TIME}, 'action', "action", 'actionName', ${ACTION_NAME},
   'resourceType', "resource_type", 'resourceId', "resource_id", 'resourceName', "resource_name",
   'user', CASE WHEN "actor_id" IS NULL THEN NULL
           ELSE json_build_object('id', "actor_id", 'name', "actor_name", 'email', "actor_email") END,
   'actor', json_build_object('kind', ${Prisma.raw(ACTOR_KIND)}, 'name', ${Prisma.raw(ACTOR_NAME)}),
-  'requestId', "request_id", 'changes', "changes")::text AS "line"`;
+  'requestId', "request_id", 'changes', "changes")::text`;
 
 /**
  * NDJSON with `chain=true`: each AuditEntry line gains `chain`, what an offline verifier needs to
@@ -70,7 +75,7 @@ const NDJSON_SELECT = Prisma.sql`"id", "occurred_at", json_build_object(
  * (`seq`, `prevHash`, `hash`; null while unsealed) and the stored fields that AuditEntry shows
  * differently or not at all.
  */
-const NDJSON_CHAIN_SELECT = Prisma.sql`"id", "occurred_at", json_build_object(
+const NDJSON_CHAIN_LINE = Prisma.sql`json_build_object(
   'id', "id", 'occurredAt', ${ISO_TIME}, 'action', "action", 'actionName', ${ACTION_NAME},
   'resourceType', "resource_type", 'resourceId', "resource_id", 'resourceName', "resource_name",
   'user', CASE WHEN "actor_id" IS NULL THEN NULL
@@ -79,7 +84,7 @@ const NDJSON_CHAIN_SELECT = Prisma.sql`"id", "occurred_at", json_build_object(
   'requestId', "request_id", 'changes', "changes",
   'chain', json_build_object('seq', "seq", 'prevHash', "prev_hash", 'hash', "hash", 'workspaceId', "workspace_id",
     'actorKind', "actor_kind", 'actorId', "actor_id", 'actorName', "actor_name", 'actorEmail', "actor_email",
-    'ip', "ip", 'userAgent', "user_agent"))::text AS "line"`;
+    'ip', "ip", 'userAgent', "user_agent"))::text`;
 
 /**
  * One CSV cell, rendered by PostgreSQL as csv-stringify renders it with `escape_formulas`: a leading
@@ -92,8 +97,8 @@ function csvCell(expression: string): string {
 }
 
 /** The contract's CSV columns (CSV_COLUMNS), one line per entry. */
-const CSV_SELECT = Prisma.raw(
-  `"id", "occurred_at", concat_ws(',', ${[
+const CSV_LINE = Prisma.raw(
+  `concat_ws(',', ${[
     `to_char("occurred_at" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`,
     ACTION_NAME.text,
     '"resource_type"',
@@ -109,8 +114,10 @@ const CSV_SELECT = Prisma.raw(
     '"changes"::text',
   ]
     .map(csvCell)
-    .join(', ')}) AS "line"`,
+    .join(', ')})`,
 );
+
+const EXPORT_LINES = { csv: CSV_LINE, ndjson: NDJSON_LINE, chain: NDJSON_CHAIN_LINE };
 
 interface ExportRow {
   id: string;
@@ -149,7 +156,7 @@ export class AuditLogsService {
   private readonly cursors: AuditCursorCodec;
 
   constructor(
-    @Inject(PRISMA) private readonly prisma: AppPrismaClient,
+    private readonly reads: ReadDatabase,
     @Inject(APP_CONFIG) config: AppConfig,
     private readonly sealer: AuditSealerService,
   ) {
@@ -158,7 +165,7 @@ export class AuditLogsService {
 
   async list(workspaceId: string, filter: AuditLogFilterDto, limit = 50, cursor?: string): Promise<AuditLogPage> {
     const after = cursor ? this.cursors.decode(workspaceId, cursor) : undefined;
-    const rows = await this.page(workspaceId, filter, limit + 1, after);
+    const rows = await this.reads.read((db) => this.page(db, workspaceId, filter, limit + 1, after));
     const items = rows.slice(0, limit).map(toAuditEntry);
     const last = rows.length > limit ? rows[limit - 1] : undefined;
     return {
@@ -174,31 +181,142 @@ export class AuditLogsService {
     const within = at
       ? Prisma.sql` AND "occurred_at" >= ${new Date(at.getTime() - DAY_MS)}::timestamptz AND "occurred_at" < ${new Date(at.getTime() + DAY_MS)}::timestamptz`
       : Prisma.empty;
-    const [row] = await this.prisma.$queryRaw<AuditLogRow[]>`
+    const find = (db: AppPrismaClient) => db.$queryRaw<AuditLogRow[]>`
       SELECT ${COLUMNS} FROM "audit_logs" WHERE "workspace_id" = ${workspaceId}::uuid AND "id" = ${id}::uuid${within}`;
+    // An entry committed a moment ago may not have reached the replica yet: one the replica does not
+    // have is looked up on the primary before it is a 404.
+    const [row] = await this.reads.read(async (db, source) => {
+      const found = await find(db);
+      return found.length > 0 || source === 'primary' ? found : find(this.reads.primary);
+    });
     if (!row) throw new NotFoundException(`Audit entry ${id} not found.`);
     return toAuditEntry(row);
   }
 
   /**
-   * The whole filtered log as export text, newest first, a batch of rows at a time: memory stays
-   * flat whatever the total. PostgreSQL renders each NDJSON or CSV line, so the rows are not
-   * decoded into objects only to be encoded again.
+   * The whole filtered log as export text, newest first, rendered line by line by PostgreSQL. On
+   * PostgreSQL it is one `COPY` streamed from the server (the replica when there is one); on the
+   * embedded database, keyset batches of EXPORT_BATCH rows. Either way memory stays flat whatever the
+   * total, and a query that fails fails before the first chunk. `via: 'batches'` takes the embedded
+   * database's way on PostgreSQL too (to compare the two).
    */
   async *exportChunks(
     workspaceId: string,
     filter: AuditLogFilterDto,
     format: 'csv' | 'ndjson',
     chain = false,
-  ): AsyncGenerator<string> {
-    const columns = format === 'csv' ? CSV_SELECT : chain ? NDJSON_CHAIN_SELECT : NDJSON_SELECT;
+    via: 'copy' | 'batches' = 'copy',
+  ): AsyncGenerator<string | Buffer> {
+    const line = EXPORT_LINES[format === 'csv' ? 'csv' : chain ? 'chain' : 'ndjson'];
+    const header = format === 'csv' ? `${CSV_COLUMNS.join(',')}\n` : '';
     // An export meant for offline verification covers as much as is committed.
     if (chain) await this.sealer.seal();
+    const sources = via === 'copy' ? await this.reads.copySources({ caughtUp: chain }) : [];
+    if (sources.length > 0 && !(yield* this.copyExport(sources, workspaceId, filter, line, header))) return;
+    yield* this.batchExport(workspaceId, filter, line, header);
+  }
+
+  /**
+   * The export as one `COPY (SELECT line …) TO STDOUT` on a connection of its own: PostgreSQL renders
+   * and sends every line (the same SQL as the batches), Node passes the bytes on. The first source
+   * that can be reached serves it (the replica, else the primary). Undefined when the inbox holds more
+   * than INBOX_IN_MEMORY matching entries (the sealer is off or far behind): the caller uses batches.
+   */
+  private async *copyExport(
+    sources: { url: string }[],
+    workspaceId: string,
+    filter: AuditLogFilterDto,
+    line: Prisma.Sql,
+    header: string,
+  ): AsyncGenerator<string | Buffer, 'too many unsealed' | undefined> {
+    const where = this.where(workspaceId, filter);
+    if (filter.resourceName) where.push(Prisma.sql`"resource_name" ILIKE ${likePattern(filter.resourceName)}`);
+    const predicate = Prisma.join(where, ' AND ');
+    for (const [i, { url }] of sources.entries()) {
+      const chunks = withCopySession(url, (session) => this.copyLines(session, predicate, line));
+      let first: IteratorResult<Buffer, 'too many unsealed' | undefined>;
+      try {
+        first = await chunks.next();
+      } catch (error) {
+        if (i === sources.length - 1 || !isDatabaseUnavailable(error)) throw error;
+        this.reads.replicaUnavailable(error);
+        continue;
+      }
+      try {
+        if (first.done) {
+          if (first.value) return first.value;
+          if (header) yield header;
+          return;
+        }
+        // The CSV header goes out with the first lines, so that a query that fails fails before any byte.
+        yield header ? Buffer.concat([Buffer.from(header), first.value]) : first.value;
+        for (;;) {
+          const next = await chunks.next();
+          if (next.done) return;
+          yield next.value;
+        }
+      } finally {
+        await chunks.return(undefined);
+      }
+    }
+  }
+
+  /**
+   * The lines of one export, newest first, in one snapshot: the sealed log streamed by COPY in the
+   * order of its (workspace, time) index, merged with the inbox's few unsealed entries, read first.
+   * Kept apart because PostgreSQL 15 can read a partitioned table in index order but not a UNION with
+   * the unindexed inbox: over the `audit_logs` view it sorts the whole workspace before the first row.
+   */
+  private async *copyLines(
+    session: CopySession,
+    predicate: Prisma.Sql,
+    line: Prisma.Sql,
+  ): AsyncGenerator<Buffer, 'too many unsealed' | undefined> {
+    const { client } = session;
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    // Every ordered plan of the sealed log reads an index in order; forbidding a sort rules out the others.
+    await client.query('SET LOCAL enable_sort = off');
+    const unsealed = Prisma.sql`
+      SELECT timestamptz_send("occurred_at") AS "time", uuid_send("id") AS "id", ${line} || chr(10) AS "line"
+      FROM (SELECT *, NULL::bigint AS "seq", NULL::text AS "prev_hash", NULL::text AS "hash" FROM "audit_log_inbox") i
+      WHERE ${predicate} ORDER BY "occurred_at" DESC, "id" DESC LIMIT ${INBOX_IN_MEMORY + 1}`;
+    const { rows: inbox } = await client.query<{ time: Buffer; id: Buffer; line: string }>(inlineSql(unsealed));
+    if (inbox.length > INBOX_IN_MEMORY) return 'too many unsealed';
+    const sealed = inlineSql(Prisma.sql`
+      SELECT "occurred_at", "id", ${line} || chr(10) FROM "audit_log_sealed"
+      WHERE ${predicate} ORDER BY "occurred_at" DESC, "id" DESC`);
+    let next = 0;
+    /** True when the unsealed entry `next` comes before (is newer than) the sealed row of `time` and `id`. */
+    const newer = (time: Buffer, id: Buffer) => {
+      const order = inbox[next].time.readBigInt64BE() - time.readBigInt64BE();
+      return order > 0n || (order === 0n && Buffer.compare(inbox[next].id, id) > 0);
+    };
+    for await (const rows of session.copyRows(sealed)) {
+      const lines: Buffer[] = [];
+      for (const [time, id, text] of rows) {
+        while (next < inbox.length && newer(time, id)) lines.push(Buffer.from(inbox[next++].line));
+        lines.push(text);
+      }
+      yield Buffer.concat(lines);
+    }
+    const rest = inbox.slice(next).map((entry) => entry.line);
+    await client.query('COMMIT');
+    if (rest.length > 0) yield Buffer.from(rest.join(''));
+  }
+
+  /** The export in keyset batches of EXPORT_BATCH rows (the embedded database, which has no COPY to a client). */
+  private async *batchExport(
+    workspaceId: string,
+    filter: AuditLogFilterDto,
+    line: Prisma.Sql,
+    header: string,
+  ): AsyncGenerator<string> {
+    const columns = Prisma.sql`"id", "occurred_at", ${line} AS "line"`;
     let after: CursorPosition | undefined;
-    // The CSV header goes out with the first batch, so that a query that fails fails before any byte.
-    let header = format === 'csv' ? `${CSV_COLUMNS.join(',')}\n` : '';
     for (;;) {
-      const rows = await this.page<ExportRow>(workspaceId, filter, EXPORT_BATCH, after, columns);
+      const rows = await this.reads.read((db) =>
+        this.page<ExportRow>(db, workspaceId, filter, EXPORT_BATCH, after, columns),
+      );
       if (rows.length === 0) {
         if (header) yield header;
         return;
@@ -233,17 +351,22 @@ export class AuditLogsService {
     fromSeq: number,
   ): Promise<ChainVerification & { anchor?: { id: string; hash: string; contentOk: boolean } }> {
     await this.sealer.seal();
-    const [result] = await this.prisma.$queryRaw<
-      {
-        entries: bigint;
-        last_seq: bigint | null;
-        last_hash: string | null;
-        anchor: { id: string; hash: string; contentOk: boolean } | null;
-        broken_id: string | null;
-        broken_seq: bigint | null;
-        reason: string | null;
-      }[]
-    >`
+    // On a replica: once it has replayed the seal above, or else on the primary. The three reads share
+    // one snapshot, so that a seal committed meanwhile cannot make the head disagree with the chain.
+    const [[result], [head], [{ unsealed: pending }]] = await this.reads.readCaughtUp((db) =>
+      db.$transaction(
+        [
+          db.$queryRaw<
+            {
+              entries: bigint;
+              last_seq: bigint | null;
+              last_hash: string | null;
+              anchor: { id: string; hash: string; contentOk: boolean } | null;
+              broken_id: string | null;
+              broken_seq: bigint | null;
+              reason: string | null;
+            }[]
+          >`
       WITH chain AS (
         SELECT a."id", a."seq", a."hash", a."prev_hash",
                a."hash" = "audit_log_digest"(a."prev_hash", a) AS content_ok,
@@ -283,11 +406,15 @@ export class AuditLogsService {
               WHERE "seq" = ${fromSeq}::bigint AND ${fromSeq}::bigint > 0 LIMIT 1) AS anchor,
              (SELECT "seq" FROM last) AS last_seq, (SELECT "hash" FROM last) AS last_hash,
              b."id" AS broken_id, b."seq" AS broken_seq, b.reason
-      FROM (SELECT 1) one LEFT JOIN first_broken b ON true`;
-    const [head] = await this.prisma.$queryRaw<{ seq: bigint; hash: string }[]>`
-      SELECT "seq", "hash" FROM "audit_chain_heads" WHERE "workspace_id" = ${workspaceId}::uuid`;
-    const [{ unsealed: pending }] = await this.prisma.$queryRaw<{ unsealed: bigint }[]>`
-      SELECT count(*) AS unsealed FROM "audit_log_inbox" WHERE "workspace_id" = ${workspaceId}::uuid`;
+      FROM (SELECT 1) one LEFT JOIN first_broken b ON true`,
+          db.$queryRaw<{ seq: bigint; hash: string }[]>`
+      SELECT "seq", "hash" FROM "audit_chain_heads" WHERE "workspace_id" = ${workspaceId}::uuid`,
+          db.$queryRaw<{ unsealed: bigint }[]>`
+      SELECT count(*) AS unsealed FROM "audit_log_inbox" WHERE "workspace_id" = ${workspaceId}::uuid`,
+        ],
+        { isolationLevel: Prisma.TransactionIsolationLevel.RepeatableRead },
+      ),
+    );
     const entries = Number(result.entries);
     const unsealed = Number(pending);
     const anchor = result.anchor ? { anchor: result.anchor } : {};
@@ -320,7 +447,8 @@ export class AuditLogsService {
 
   async filterChoices(workspaceId: string): Promise<FilterChoices> {
     // A skip scan over the (workspace, actor) index: one probe per distinct actor, not per entry.
-    const users = await this.prisma.$queryRaw<{ id: string; name: string; email: string }[]>`
+    const users = await this.reads.read(
+      (db) => db.$queryRaw<{ id: string; name: string; email: string }[]>`
       WITH RECURSIVE actors(actor_id) AS (
         (SELECT "actor_id" FROM "audit_logs" WHERE "workspace_id" = ${workspaceId}::uuid AND "actor_id" IS NOT NULL
          ORDER BY "actor_id" LIMIT 1)
@@ -333,12 +461,14 @@ export class AuditLogsService {
       SELECT u."id", u."name", u."email" FROM "users" u
       WHERE u."id" IN (SELECT actor_id FROM actors WHERE actor_id IS NOT NULL)
          OR u."id" IN (SELECT "user_id" FROM "memberships" WHERE "workspace_id" = ${workspaceId}::uuid)
-      ORDER BY lower(u."name"), u."email"`;
+      ORDER BY lower(u."name"), u."email"`,
+    );
     // The actions the log records (the filter also accepts the contract's `exported` and `verified`).
     return { users, resourceTypes: [...RESOURCE_TYPES], actions: [...AUDIT_ACTIONS] };
   }
 
   private async page<Row = AuditLogRow>(
+    db: AppPrismaClient,
     workspaceId: string,
     filter: AuditLogFilterDto,
     take: number,
@@ -359,7 +489,7 @@ export class AuditLogsService {
     if (!name || name.length < 3) {
       // Terms under 3 characters have no trigrams: the time index, filtered, is the only way.
       const nameMatch = name ? Prisma.sql` AND "resource_name" ILIKE ${likePattern(name)}` : Prisma.empty;
-      return this.prisma.$queryRaw<Row[]>`
+      return db.$queryRaw<Row[]>`
         SELECT ${columns} FROM "audit_logs" WHERE ${predicate}${nameMatch}
         ORDER BY "occurred_at" DESC, "id" DESC LIMIT ${take}`;
     }
@@ -368,7 +498,7 @@ export class AuditLogsService {
     // rare one, where the walk reads the whole workspace). Try the newest entries first; if they do
     // not fill the page, look the name up among the resources (below).
     const nameMatch = Prisma.sql`"resource_name" ILIKE ${likePattern(name)}`;
-    const recent = await this.prisma.$queryRaw<Row[]>`
+    const recent = await db.$queryRaw<Row[]>`
       SELECT ${columns} FROM (
         SELECT * FROM "audit_logs" WHERE ${predicate} ORDER BY "occurred_at" DESC, "id" DESC LIMIT ${take * NAME_WINDOW}
       ) recent WHERE ${nameMatch} ORDER BY "occurred_at" DESC, "id" DESC LIMIT ${take}`;
@@ -378,7 +508,7 @@ export class AuditLogsService {
     const typeMatch = filter.resourceType?.length
       ? Prisma.sql` AND ${oneOf('resource_type', filter.resourceType, 'text')}`
       : Prisma.empty;
-    const resources = await this.prisma.$queryRaw<{ resource_id: string }[]>`
+    const resources = await db.$queryRaw<{ resource_id: string }[]>`
       SELECT "resource_id" FROM "audit_resource_names"
       WHERE "workspace_id" = ${workspaceId}::uuid AND ${nameMatch}${typeMatch}
       UNION
@@ -392,7 +522,7 @@ export class AuditLogsService {
       // history instead of reading its newest entries in index order (0.5 s instead of 12 ms for a
       // resource with 8,600 entries).
       const sameMatch = Prisma.sql`strpos(lower("resource_name"), lower(${name})) > 0`;
-      return this.prisma.$queryRaw<Row[]>`
+      return db.$queryRaw<Row[]>`
         SELECT ${columns} FROM unnest(${resources.map((r) => r.resource_id)}::uuid[]) AS named("named_resource_id")
         CROSS JOIN LATERAL (
           SELECT * FROM "audit_logs" WHERE ${predicate} AND "resource_id" = named."named_resource_id" AND ${sameMatch}
@@ -401,7 +531,7 @@ export class AuditLogsService {
         ORDER BY "occurred_at" DESC, "id" DESC LIMIT ${take}`;
     }
     // Too many resources to visit one by one: collect the matches through the trigram index.
-    return this.prisma.$queryRaw<Row[]>`
+    return db.$queryRaw<Row[]>`
       WITH matches AS MATERIALIZED (SELECT * FROM "audit_logs" WHERE ${predicate} AND ${nameMatch})
       SELECT ${columns} FROM matches ORDER BY "occurred_at" DESC, "id" DESC LIMIT ${take}`;
   }

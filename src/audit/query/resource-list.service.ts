@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '../../config/app-config';
-import { type AppPrismaClient, PRISMA } from '../../database/prisma-client.factory';
+import { ReadDatabase } from '../../database/read-database';
 import { Prisma } from '../../generated/prisma/client';
 import { AUDITED_RESOURCES, type ResourceType } from '../capture/audited-resources';
 import { AuditCursorCodec } from './audit-cursor';
@@ -52,7 +52,7 @@ export class ResourceListService {
   private readonly cursors: AuditCursorCodec;
 
   constructor(
-    @Inject(PRISMA) private readonly prisma: AppPrismaClient,
+    private readonly reads: ReadDatabase,
     @Inject(APP_CONFIG) config: AppConfig,
   ) {
     this.cursors = new AuditCursorCodec(config.cursorSecret, 'resources');
@@ -82,14 +82,16 @@ export class ResourceListService {
         FROM ${Prisma.raw(`"${r.table.replace(/"/g, '""')}"`)} WHERE ${predicate}
         ORDER BY "updated_at" DESC, "id" DESC LIMIT ${limit + 1})`,
     );
-    const rows = await this.prisma.$queryRaw<Row[]>`
+    const rows = await this.reads.read(
+      (db) => db.$queryRaw<Row[]>`
       SELECT r."resource_type", r."id", r."name", r."created_at", r."updated_at",
              r."created_by_id", c."name" AS "created_by_name", c."email" AS "created_by_email",
              r."updated_by_id", u."name" AS "updated_by_name", u."email" AS "updated_by_email"
       FROM (${Prisma.join(branches, ' UNION ALL ')}) r
       LEFT JOIN "users" c ON c."id" = r."created_by_id"
       LEFT JOIN "users" u ON u."id" = r."updated_by_id"
-      ORDER BY r."updated_at" DESC, r."id" DESC LIMIT ${limit + 1}`;
+      ORDER BY r."updated_at" DESC, r."id" DESC LIMIT ${limit + 1}`,
+    );
     const items = rows.slice(0, limit).map((row): ResourceSummary => ({
       resourceType: row.resource_type,
       id: row.id,

@@ -1,0 +1,203 @@
+import { get, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Client } from 'pg';
+import { AuditLogsService } from '../src/audit/query/audit-logs.service';
+import type { AuditLogFilterDto } from '../src/audit/query/audit-log-query.dto';
+import { addEntries, addSegmentUpdates } from './fixtures';
+import { createTestApp, createWorkspace, type TestApp, type TestWorkspace } from './test-app';
+
+const COLUMNS =
+  'id, workspace_id, occurred_at, action, resource_type, resource_id, resource_name, actor_kind, actor_id, actor_name, actor_email, request_id, changes';
+
+/** Text that COPY's text and CSV formats would escape, and CSV cells that need quoting or a formula guard. */
+const AWKWARD = [
+  'back\\slash',
+  'tab\there',
+  'new\nline',
+  'carriage\rreturn',
+  'quote " and , comma',
+  '=SUM(A1)',
+  '-1+1',
+  '@cmd',
+  '+plus',
+  '\ttab first',
+  'Zoë 🚀 naïve',
+  "it's",
+  '\\N',
+];
+
+/**
+ * On PostgreSQL the export is one COPY per request, merged with the unsealed entries: the bytes must
+ * be exactly those of the keyset batches the embedded database uses (which the API's own tests
+ * check against the list), whatever the text, the order ties or the filter.
+ */
+describe('GET /audit-logs/export through COPY', () => {
+  let t: TestApp;
+  let ws: TestWorkspace;
+  let db: Client;
+  let port: number;
+
+  beforeAll(async () => {
+    // Sealing only when asked, so that the test decides which entries are still in the inbox.
+    t = await createTestApp({ auditSealIntervalMs: 0 });
+    ws = await createWorkspace(t.app);
+    db = new Client({ connectionString: t.database.url });
+    await db.connect();
+    const at = Date.parse('2026-11-20T10:00:00.000Z');
+    // Sealed: every awkward text in every text column, several entries per millisecond.
+    const row = (i: number, text: string, time: number) =>
+      db.query(
+        `INSERT INTO audit_log_inbox (${COLUMNS}) VALUES (gen_random_uuid(), $1, $2, $3, 'segment', gen_random_uuid(), $4,
+                 'user', $5, $6, $7, $8, jsonb_build_array(jsonb_build_object('field', 'definition', 'before', $4::text, 'after', $9::text)))`,
+        [
+          ws.workspaceId,
+          new Date(time),
+          ['created', 'updated', 'deleted', 'restored'][i % 4],
+          text,
+          ws.admin.id,
+          `${text} name`,
+          `${text}@acme.test`,
+          text,
+          `${text} after`,
+        ],
+      );
+    for (const [i, text] of AWKWARD.entries()) await row(i, text, at - Math.floor(i / 3) * 1000);
+    await db.query('SELECT audit_log_seal(2147483647, true)');
+    await addEntries(
+      db,
+      'id, workspace_id, occurred_at, action, resource_type, resource_id, resource_name, actor_kind, changes',
+      `SELECT gen_random_uuid(), $1, now() - (g || ' minutes')::interval, 'updated', 'model', gen_random_uuid(),
+              'Model ' || g, 'system', '[]'::jsonb FROM generate_series(1, 12000) g`,
+      [ws.workspaceId],
+    );
+    // Unsealed: newer than everything, between sealed ones, and in the same millisecond as sealed ones.
+    for (const [i, text] of AWKWARD.slice(0, 6).entries()) await row(100 + i, `unsealed ${text}`, at + 5000 - i * 1000);
+    await t.app.listen(0, '127.0.0.1');
+    port = ((t.app.getHttpServer() as Server).address() as AddressInfo).port;
+  });
+  afterAll(async () => {
+    await db.end();
+    await t.close();
+  });
+
+  const service = () => t.app.get(AuditLogsService);
+
+  const batches = async (filter: AuditLogFilterDto, format: 'csv' | 'ndjson', chain = false) => {
+    const parts: Buffer[] = [];
+    for await (const chunk of service().exportChunks(ws.workspaceId, filter, format, chain, 'batches')) {
+      parts.push(Buffer.from(chunk));
+    }
+    return Buffer.concat(parts);
+  };
+
+  const download = async (query: Record<string, string>) => {
+    const res = await t.http
+      .get(`/api/workspaces/${ws.workspaceId}/audit-logs/export`)
+      .query(query)
+      .set(ws.admin.auth)
+      .buffer(true)
+      .parse((response, done) => {
+        const parts: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => parts.push(chunk));
+        response.on('end', () => done(null, Buffer.concat(parts)));
+      })
+      .expect(200);
+    return res.body as Buffer;
+  };
+
+  it.each([
+    ['csv', {}],
+    ['ndjson', {}],
+    ['csv', { resourceType: 'segment' }],
+    ['ndjson', { resourceName: 'e' }],
+    ['ndjson', { resourceName: "it's" }],
+    ['csv', { resourceName: 'back\\slash' }],
+    ['csv', { action: 'created,deleted' }],
+    ['ndjson', { from: '2026-11-20T09:59:58.000Z', to: '2026-11-20T10:00:03.000Z' }],
+  ] as const)('%s %j: the same bytes as the batches, unsealed entries in their place', async (format, filter) => {
+    const { rows } = await db.query<{ n: string }>('SELECT count(*) AS n FROM audit_log_inbox');
+    expect(Number(rows[0].n)).toBe(6);
+    const spy = jest.spyOn(service() as unknown as { batchExport: () => unknown }, 'batchExport');
+    try {
+      const copied = await download({ format, ...filter });
+      expect(spy).not.toHaveBeenCalled();
+      const dto = Object.fromEntries(
+        Object.entries(filter).map(([k, v]) => [k, ['resourceType', 'action'].includes(k) ? v.split(',') : v]),
+      );
+      const expected = await batches(dto, format);
+      expect(copied.length).toBeGreaterThan(0);
+      expect(copied.equals(expected)).toBe(true);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
+  it('the chain export seals first and matches the batches, chain fields included', async () => {
+    await db.query(
+      `INSERT INTO audit_log_inbox (${COLUMNS}) SELECT gen_random_uuid(), $1, now(), 'updated', 'source',
+      gen_random_uuid(), 'fresh', 'system', NULL, NULL, NULL, NULL, '[]'::jsonb`,
+      [ws.workspaceId],
+    );
+    const copied = await download({ format: 'ndjson', chain: 'true' });
+    const lines = copied
+      .toString('utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { chain: { seq: number | null } });
+    expect(lines.every((l) => l.chain.seq !== null)).toBe(true);
+    expect(copied.equals(await batches({}, 'ndjson', true))).toBe(true);
+  });
+
+  it(`with more than 10,000 unsealed entries, exports in batches: the same bytes`, async () => {
+    await db.query(
+      `INSERT INTO audit_log_inbox (${COLUMNS}) SELECT gen_random_uuid(), $1, now() - (g || ' seconds')::interval, 'updated',
+         'destination', gen_random_uuid(), 'Destination ' || g, 'system', NULL, NULL, NULL, NULL, '[]'::jsonb
+       FROM generate_series(1, 10001) g`,
+      [ws.workspaceId],
+    );
+    const spy = jest.spyOn(service() as unknown as { batchExport: () => unknown }, 'batchExport');
+    try {
+      const copied = await download({ format: 'ndjson' });
+      expect(spy).toHaveBeenCalledTimes(1);
+      expect(copied.equals(await batches({}, 'ndjson'))).toBe(true);
+    } finally {
+      spy.mockRestore();
+      await db.query('SELECT audit_log_seal(2147483647, true)');
+    }
+  });
+
+  it("a client that goes away ends the export's query on the server", async () => {
+    const big = await createWorkspace(t.app, 'Big');
+    await addSegmentUpdates(db, big.workspaceId, 60000, 400);
+    const exporting = () =>
+      db
+        .query<{ n: string }>(
+          `SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'audit-export' AND datname = current_database()`,
+        )
+        .then((r) => Number(r.rows[0].n));
+    await new Promise<void>((resolve, reject) => {
+      const req = get(
+        {
+          host: '127.0.0.1',
+          port,
+          path: `/api/workspaces/${big.workspaceId}/audit-logs/export?format=ndjson`,
+          headers: { Authorization: `Bearer ${big.admin.token}` },
+        },
+        (res) => {
+          res.once('data', () => {
+            void exporting().then((n) => {
+              expect(n).toBe(1);
+              req.destroy();
+              resolve();
+            }, reject);
+          });
+        },
+      );
+      req.on('error', (error: NodeJS.ErrnoException) => (error.code === 'ECONNRESET' ? resolve() : reject(error)));
+    });
+    const deadline = Date.now() + 10_000;
+    while ((await exporting()) > 0 && Date.now() < deadline) await sleep(100);
+    expect(await exporting()).toBe(0);
+  });
+});
