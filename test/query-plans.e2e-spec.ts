@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Client } from 'pg';
 import { AuditSealerService } from '../src/audit/seal/audit-sealer.service';
 import { createTestApp, createWorkspace, type TestApp, type TestWorkspace } from './test-app';
@@ -169,5 +170,42 @@ describe('Query plans of the audit-log API', () => {
     const around = monthsOf(new Date(at.getTime() - 86_400_000), new Date(at.getTime() + 86_400_000));
     expect([...partitions].filter((p) => !around.includes(p))).toEqual([]);
     expect(partitions.size).toBeGreaterThan(0);
+  });
+
+  /** A UUIDv7 carrying the time `ms` (Unix milliseconds). */
+  const uuidv7 = (ms: number) => {
+    const hex = ms.toString(16).padStart(12, '0') + '7' + randomUUID().replace(/-/g, '').slice(13);
+    return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+  };
+
+  it.each([
+    ['a UUIDv4', () => randomUUID()],
+    ['a UUID of version 1', () => 'c232ab00-9414-11ec-b3c8-9f68deced846'],
+    ['a UUIDv7 of a time a century ahead', () => uuidv7(Date.now() + 100 * 365 * 86_400_000)],
+    ['a UUIDv7 of the largest time it can hold', () => uuidv7(2 ** 48 - 1)],
+  ])('GET /audit-logs/:id with %s is a 404 answered without a query', async (_label, id) => {
+    statements.length = 0;
+    const res = await t.http.get(`/api/workspaces/${ws.workspaceId}/audit-logs/${id()}`).set(ws.admin.auth);
+    expect(res.status).toBe(404);
+    expect(statements.filter((s) => s.sql.includes('"audit_logs"'))).toEqual([]);
+  });
+
+  it('GET /audit-logs/:id with a UUIDv7 of a time the log has no month for reads no month', async () => {
+    for (const at of [Date.UTC(1990, 0, 1), 0]) {
+      statements.length = 0;
+      await t.http
+        .get(`/api/workspaces/${ws.workspaceId}/audit-logs/${uuidv7(at)}`)
+        .set(ws.admin.auth)
+        .expect(404);
+      const [lookup] = statements.filter((s) => s.sql.includes('"audit_logs"'));
+      const { rows } = await db.query<{ 'QUERY PLAN': [{ Plan: PlanNode }] }>(
+        `EXPLAIN (FORMAT JSON) ${lookup.sql}`,
+        JSON.parse(lookup.params) as unknown[],
+      );
+      const partitions = new Set<string>();
+      const plan = nodes(rows[0]['QUERY PLAN'][0].Plan, [], partitions);
+      expect(partitions.size).toBe(0);
+      expect(plan.filter((type) => type.endsWith(':audit_logs'))).toEqual([]);
+    }
   });
 });

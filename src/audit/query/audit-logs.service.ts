@@ -224,12 +224,12 @@ export class AuditLogsService {
   }
 
   async get(workspaceId: string, id: string): Promise<AuditEntry> {
-    // An entry's id is a UUIDv7 of its time: look only in the month(s) around it. Other ids (entries
-    // imported with their own) are looked up in every month.
+    // Every entry's id is a UUIDv7 of its time (the capture assigns them): look only in the months
+    // around it. An id of another version, or one more than a day ahead of now, is no entry of this
+    // log: it is answered without a query.
     const at = uuidv7Time(id);
-    const within = at
-      ? Prisma.sql` AND "occurred_at" >= ${new Date(at.getTime() - DAY_MS)}::timestamptz AND "occurred_at" < ${new Date(at.getTime() + DAY_MS)}::timestamptz`
-      : Prisma.empty;
+    if (!at || at.getTime() > Date.now() + DAY_MS) throw new NotFoundException(`Audit entry ${id} not found.`);
+    const within = Prisma.sql` AND "occurred_at" >= ${new Date(at.getTime() - DAY_MS)}::timestamptz AND "occurred_at" < ${new Date(at.getTime() + DAY_MS)}::timestamptz`;
     const find = (db: AppPrismaClient) => db.$queryRaw<AuditLogRow[]>`
       SELECT ${COLUMNS} FROM "audit_logs" WHERE "workspace_id" = ${workspaceId}::uuid AND "id" = ${id}::uuid${within}`;
     // An entry committed a moment ago may not have reached the replica yet: one the replica does not
