@@ -60,6 +60,21 @@ describe('Reads on a streaming replica (DATABASE_REPLICA_URL)', () => {
       );
       return rows.map((r) => ({ id: r.id, resourceId: r.resource_id }));
     });
+  /**
+   * Waits until the sealer has sealed everything (so that a verify's own seal writes nothing), then
+   * until the standby has replayed everything the primary has written: a verify then finds the
+   * standby caught up at once, however loaded the machine.
+   */
+  const settled = async () => {
+    await cluster.primary(async (c) => {
+      const deadline = Date.now() + 30_000;
+      while ((await c.query<{ n: string }>('SELECT count(*) AS n FROM audit_log_inbox')).rows[0].n !== '0') {
+        if (Date.now() > deadline) throw new Error('the sealer did not seal within 30 s');
+        await sleep(50);
+      }
+    });
+    await replayed();
+  };
   /** Waits until the standby has replayed everything the primary has written so far. */
   const replayed = async () => {
     const lsn = await cluster.primary((c) =>
@@ -81,7 +96,7 @@ describe('Reads on a streaming replica (DATABASE_REPLICA_URL)', () => {
   it('serves the list, an entry, the filters, the resources view and verify from the standby; writes go to the primary', async () => {
     const writeId = `write-${randomUUID()}`;
     const segment = await createSource('Replicated', writeId);
-    await replayed();
+    await settled();
     const [entry] = await entriesOf(segment.id);
     for (const path of [
       '/audit-logs',
@@ -161,7 +176,7 @@ describe('Reads on a streaming replica (DATABASE_REPLICA_URL)', () => {
   it('once the standby has caught up, the list shows the entry and verify is read there', async () => {
     const segment = await createSource('After the lag');
     const [entry] = await entriesOf(segment.id);
-    await replayed();
+    await settled();
     const list = await t.http.get(api('/audit-logs')).set(ws.admin.auth).expect(200);
     expect((list.body as { items: Entry[] }).items.map((e) => e.id)).toContain(entry.id);
     const requestId = `verify-${randomUUID()}`;
