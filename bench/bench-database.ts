@@ -47,3 +47,27 @@ export function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
+
+/**
+ * Bytes per entry of the sealed log: its table (heap, TOAST and maps) and each index, summed over
+ * the monthly partitions, divided by the entries it holds.
+ */
+export async function storageReport(db: Client): Promise<void> {
+  const { rows } = await db.query<{ relation: string; bytes: string; entries: string }>(`
+    WITH entries AS (SELECT count(*) AS n FROM audit_log_sealed)
+    SELECT 'table (heap, TOAST, maps)' AS relation, sum(pg_table_size(relid)) AS bytes, (SELECT n FROM entries) AS entries
+    FROM pg_partition_tree('audit_log_sealed') WHERE isleaf
+    UNION ALL
+    SELECT i.indexrelid::regclass::text, sum(pg_relation_size(t.relid)), (SELECT n FROM entries)
+    FROM pg_index i CROSS JOIN LATERAL pg_partition_tree(i.indexrelid) t
+    WHERE i.indrelid = 'audit_log_sealed'::regclass GROUP BY 1
+    ORDER BY bytes DESC`);
+  const entries = Number(rows[0].entries);
+  const total = rows.reduce((sum, r) => sum + Number(r.bytes), 0);
+  console.log(`\n| sealed log, ${entries.toLocaleString('en')} entries | MiB | bytes per entry |`);
+  console.log('|---|---|---|');
+  for (const r of [...rows, { relation: 'total', bytes: String(total) }]) {
+    const bytes = Number(r.bytes);
+    console.log(`| ${r.relation} | ${(bytes / 2 ** 20).toFixed(0)} | ${(bytes / entries).toFixed(1)} |`);
+  }
+}

@@ -26,7 +26,7 @@ import { generateToken } from '../src/auth/token';
 import { APP_CONFIG, loadConfig } from '../src/config/app-config';
 import { migrate } from '../src/database/migrator';
 import { pgExecutor } from '../src/database/sql-executor';
-import { openBenchDatabase, percentile, withClient } from './bench-database';
+import { openBenchDatabase, percentile, storageReport, withClient } from './bench-database';
 
 const run = promisify(execFile);
 const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
@@ -94,8 +94,9 @@ async function seed(db: Client): Promise<{ workspaceId: string; token: string; e
     const n = Math.min(chunk, ROWS - done);
     // Workspace index skewed by a cube: workspace 0 gets ~21% of entries, the smallest a handful.
     // The chain trigger is switched off for the seed (it would serialise the inserts one row at a
-    // time); seq continues each workspace's numbering and the hashes are placeholders, so this
-    // database is for timing queries, not for `verify` (bench:verify times that).
+    // time); seq continues each workspace's numbering and the hashes are random hex as long as real
+    // ones (so that the table's size is real), so this database is for timing queries, not for
+    // `verify` (bench:verify times that).
     await db.query('BEGIN');
     await db.query('SET LOCAL session_replication_role = replica');
     await db.query(`
@@ -111,7 +112,8 @@ async function seed(db: Client): Promise<{ workspaceId: string; token: string; e
              'User ' || w || '-' || u, 'user' || u || '@ws' || w || '.test',
              md5(random()::text),
              jsonb_build_array(jsonb_build_object('field', 'definition.rules[0].value', 'before', r, 'after', r + 1)),
-             ${done} + row_number() OVER (), '', 'bench-seed', CASE WHEN sys THEN 'system' ELSE 'user' END
+             ${done} + row_number() OVER (), md5(random()::text) || md5(random()::text),
+             md5(random()::text) || md5(random()::text), CASE WHEN sys THEN 'system' ELSE 'user' END
       FROM (SELECT floor(${WORKSPACES} * power(random(), 3))::int AS w,
                    floor(random() * ${RESOURCES_PER_WORKSPACE})::int AS r,
                    floor(random() * ${USERS_PER_WORKSPACE})::int AS u, random() < 0.05 AS sys
@@ -151,30 +153,6 @@ async function seed(db: Client): Promise<{ workspaceId: string; token: string; e
     token,
     entries: Number(rows[0].n),
   };
-}
-
-/**
- * Bytes per entry of the sealed log: its table (heap, TOAST and maps) and each index, summed over
- * the monthly partitions, divided by the entries it holds.
- */
-async function storageReport(db: Client): Promise<void> {
-  const { rows } = await db.query<{ relation: string; bytes: string; entries: string }>(`
-    WITH entries AS (SELECT count(*) AS n FROM audit_log_sealed)
-    SELECT 'table (heap, TOAST, maps)' AS relation, sum(pg_table_size(relid)) AS bytes, (SELECT n FROM entries) AS entries
-    FROM pg_partition_tree('audit_log_sealed') WHERE isleaf
-    UNION ALL
-    SELECT i.indexrelid::regclass::text, sum(pg_relation_size(t.relid)), (SELECT n FROM entries)
-    FROM pg_index i CROSS JOIN LATERAL pg_partition_tree(i.indexrelid) t
-    WHERE i.indrelid = 'audit_log_sealed'::regclass GROUP BY 1
-    ORDER BY bytes DESC`);
-  const entries = Number(rows[0].entries);
-  const total = rows.reduce((sum, r) => sum + Number(r.bytes), 0);
-  console.log(`\n| sealed log, ${entries.toLocaleString('en')} entries | MiB | bytes per entry |`);
-  console.log('|---|---|---|');
-  for (const r of [...rows, { relation: 'total', bytes: String(total) }]) {
-    const bytes = Number(r.bytes);
-    console.log(`| ${r.relation} | ${(bytes / 2 ** 20).toFixed(0)} | ${(bytes / entries).toFixed(1)} |`);
-  }
 }
 
 /** Stops before seeding when the server's disk cannot hold the log, saying what scale would fit. */

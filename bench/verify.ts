@@ -13,7 +13,7 @@ import { AuditDigestsService } from '../src/audit/digests/audit-digests.service'
 import { AuditLogsService } from '../src/audit/query/audit-logs.service';
 import { AuditSealerService } from '../src/audit/seal/audit-sealer.service';
 import { APP_CONFIG, loadConfig } from '../src/config/app-config';
-import { createBenchDatabase } from './bench-database';
+import { createBenchDatabase, storageReport } from './bench-database';
 
 const ROWS = Number(process.env.BENCH_VERIFY_ROWS ?? 1_000_000);
 const SINCE = (process.env.BENCH_VERIFY_SINCE ?? '1000,100000').split(',').map(Number);
@@ -76,6 +76,7 @@ async function main(): Promise<void> {
     console.log(` in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     // As autovacuum would: the sealer's deletes leave the inbox full of dead rows that every seal walks past.
     await db.query('VACUUM ANALYZE audit_log_sealed, audit_log_inbox');
+    await storageReport(db);
 
     const time = async (fn: () => Promise<unknown>) => {
       const times: number[] = [];
