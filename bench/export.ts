@@ -3,8 +3,9 @@
  * batches with today's concatenated lines (what the embedded database uses), and one COPY (what
  * PostgreSQL serves), side by side on the same data in one run.
  *
- * Seeds BENCH_EXPORT_ROWS entries (default 1,000,000) into one workspace of a throw-away database,
- * sealed (placeholder hashes: this database is for timing reads), plus a few hundred unsealed ones.
+ * Seeds BENCH_EXPORT_ROWS entries (default 1,000,000, 30 s apart: a year) into one workspace of a
+ * throw-away database, sealed (placeholder hashes: this database is for timing reads), plus a few
+ * hundred unsealed ones.
  * Then, for CSV and NDJSON, exports the whole workspace BENCH_EXPORT_RUNS times (default 2) each
  * way, in turn, read by curl in another process, and prints rows/s and the server process's RSS
  * (before → peak, sampled every 20 ms). BENCH_DATABASE_URL names the server (default: the local one).
@@ -52,13 +53,14 @@ async function seed(db: Client): Promise<{ workspaceId: string; token: string }>
   const started = Date.now();
   for (let done = 0; done < ROWS; done += CHUNK) {
     const n = Math.min(CHUNK, ROWS - done);
-    // Straight into the sealed log with its triggers off (the chain trigger would seal row by row).
+    // Straight into the sealed log with its triggers off (the chain trigger would seal row by row),
+    // oldest first and 30 s apart, as a log is written: its table is in the order of its time index.
     await db.query('BEGIN');
     await db.query('SET LOCAL session_replication_role = replica');
     await db.query(
       `INSERT INTO audit_log_sealed (id, workspace_id, occurred_at, action, resource_type, resource_id, resource_name,
          actor_kind, actor_id, actor_name, actor_email, request_id, ip, user_agent, changes, seq, prev_hash, hash)
-       SELECT gen_random_uuid(), $1, now() - random() * interval '365 days',
+       SELECT gen_random_uuid(), $1, now() - ($4::int - $2::int - g) * interval '30 seconds',
               (ARRAY['created','updated','updated','deleted'])[1 + g % 4], (ARRAY['source','model','segment','destination'])[1 + g % 4],
               md5('r' || g % 2000)::uuid, (ARRAY['Revenue','Churn, weekly','=Leads','Orders "EU"'])[1 + g % 4] || ' ' || g % 2000,
               'user', u.id, u.name, u.email, md5(g::text), '10.0.0.1', 'Mozilla/5.0',
@@ -67,7 +69,7 @@ async function seed(db: Client): Promise<{ workspaceId: string; token: string }>
               $2::bigint + g, '', 'bench-seed'
        FROM generate_series(1, $3::int) g
        CROSS JOIN LATERAL (SELECT id, name, email FROM users WHERE email = 'user' || (g % 3) || '@export.test') u`,
-      [workspaceId, done, n],
+      [workspaceId, done, n, ROWS],
     );
     await db.query('COMMIT');
     process.stdout.write(`\r  seeded ${(done + n).toLocaleString('en')} / ${ROWS.toLocaleString('en')} entries`);

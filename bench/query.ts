@@ -35,10 +35,11 @@ const WORKSPACES = 100;
 const USERS_PER_WORKSPACE = 3;
 const RESOURCES_PER_WORKSPACE = 2000;
 /**
- * Disk one entry takes with its six indexes (measured: 7,000 MiB for 10,000,000), and room for the
- * write-ahead log and for sorting one month's index while it is built.
+ * Disk one entry takes with its indexes (measured: 841 bytes at 10,000,000 with placeholder hashes
+ * 118 bytes shorter than real ones, so 960 with real ones), and room for the write-ahead log and for
+ * sorting one month's index while it is built.
  */
-const BYTES_PER_ENTRY = 760;
+const BYTES_PER_ENTRY = 960;
 const BUILD_HEADROOM = 1.15;
 const WORDS = [
   'Customers',
@@ -63,10 +64,15 @@ async function benchToken(db: Client): Promise<string> {
   return token;
 }
 
+/** Lowers the CPU priority of this connection's server process (a shared machine); a no-op where not allowed. */
+async function renice(db: Client): Promise<void> {
+  const { rows } = await db.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+  await run('renice', ['-n', '19', '-p', String(rows[0].pid)]).catch(() => undefined);
+}
+
 async function seed(db: Client): Promise<{ workspaceId: string; token: string; entries: number }> {
   const started = Date.now();
-  const { rows: backend } = await db.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
-  await run('renice', ['-n', '19', '-p', String(backend[0].pid)]).catch(() => undefined);
+  await renice(db);
   // md5-derived ids made valid version-4 UUIDs, so that they pass the API's UUID validation.
   await db.query(`
     CREATE FUNCTION bench_uuid(text) RETURNS uuid IMMUTABLE LANGUAGE sql
@@ -184,6 +190,7 @@ async function checkDisk(url: string): Promise<void> {
 async function reuse(url: string): Promise<{ workspaceId: string; token: string; entries: number }> {
   return withClient(url, async (db) => {
     const started = Date.now();
+    await renice(db);
     const applied = await migrate(pgExecutor(db));
     if (applied.length)
       console.log(`  migrated ${applied.join(', ')} in ${((Date.now() - started) / 1000).toFixed(0)} s`);

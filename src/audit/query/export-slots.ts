@@ -15,7 +15,7 @@ export class TooManyExportsException extends HttpException {
 
 /**
  * Counts the exports running in this process, per workspace and in all: each holds a database
- * connection between batches and a response buffer, so their number is capped.
+ * connection of its own (its COPY) and a response buffer, so their number is capped.
  */
 @Injectable()
 export class ExportSlots {
