@@ -416,22 +416,24 @@ export class AuditLogsService {
     fromSeq: number,
   ): Promise<ChainVerification & { anchor?: { id: string; hash: string; contentOk: boolean } }> {
     await this.sealer.seal();
-    // On a replica: once it has replayed the seal above, or else on the primary. The three reads share
-    // one snapshot, so that a seal committed meanwhile cannot make the head disagree with the chain.
-    const [[result], [head], [{ unsealed: pending }]] = await this.reads.readCaughtUp((db) =>
-      db.$transaction(
-        [
-          db.$queryRaw<
-            {
-              entries: bigint;
-              last_seq: bigint | null;
-              last_hash: string | null;
-              anchor: { id: string; hash: string; contentOk: boolean } | null;
-              broken_id: string | null;
-              broken_seq: bigint | null;
-              reason: string | null;
-            }[]
-          >`
+    // On a replica: once it has replayed the seal above, or else on the primary. One statement, so
+    // one snapshot: a seal committed meanwhile cannot make the head disagree with the chain.
+    const [result] = await this.reads.readCaughtUp(
+      (db) =>
+        db.$queryRaw<
+          {
+            entries: bigint;
+            last_seq: bigint | null;
+            last_hash: string | null;
+            anchor: { id: string; hash: string; contentOk: boolean } | null;
+            broken_id: string | null;
+            broken_seq: bigint | null;
+            reason: string | null;
+            head_seq: bigint | null;
+            head_hash: string | null;
+            unsealed: bigint;
+          }[]
+        >`
       WITH chain AS (
         SELECT a."id", a."seq", a."hash", a."prev_hash",
                a."hash" = "audit_log_digest"(a."prev_hash", a) AS content_ok,
@@ -470,18 +472,15 @@ export class AuditLogsService {
              (SELECT json_build_object('id', "id", 'hash', "hash", 'contentOk', content_ok) FROM chain
               WHERE "seq" = ${fromSeq}::bigint AND ${fromSeq}::bigint > 0 LIMIT 1) AS anchor,
              (SELECT "seq" FROM last) AS last_seq, (SELECT "hash" FROM last) AS last_hash,
-             b."id" AS broken_id, b."seq" AS broken_seq, b.reason
-      FROM (SELECT 1) one LEFT JOIN first_broken b ON true`,
-          db.$queryRaw<{ seq: bigint; hash: string }[]>`
-      SELECT "seq", "hash" FROM "audit_chain_heads" WHERE "workspace_id" = ${workspaceId}::uuid`,
-          db.$queryRaw<{ unsealed: bigint }[]>`
-      SELECT count(*) AS unsealed FROM "audit_log_inbox" WHERE "workspace_id" = ${workspaceId}::uuid`,
-        ],
-        { isolationLevel: Prisma.TransactionIsolationLevel.RepeatableRead },
-      ),
+             b."id" AS broken_id, b."seq" AS broken_seq, b.reason,
+             h."seq" AS head_seq, h."hash" AS head_hash,
+             (SELECT count(*) FROM "audit_log_inbox" WHERE "workspace_id" = ${workspaceId}::uuid) AS unsealed
+      FROM (SELECT 1) one LEFT JOIN first_broken b ON true
+      LEFT JOIN "audit_chain_heads" h ON h."workspace_id" = ${workspaceId}::uuid`,
     );
+    const head = result.head_seq === null ? undefined : { seq: result.head_seq, hash: result.head_hash! };
     const entries = Number(result.entries);
-    const unsealed = Number(pending);
+    const unsealed = Number(result.unsealed);
     const anchor = result.anchor ? { anchor: result.anchor } : {};
     if (result.broken_seq !== null) {
       return {
