@@ -16,6 +16,11 @@ import { AuditRestoreService } from './restore/audit-restore.service';
 import { AuditRetentionController } from './retention/audit-retention.controller';
 import { AuditRetentionService } from './retention/audit-retention.service';
 import { AuditSealerService } from './seal/audit-sealer.service';
+import { AuditStreamDeliverer } from './streams/audit-stream-deliverer.service';
+import { AuditStreamsController } from './streams/audit-streams.controller';
+import { AuditStreamsService } from './streams/audit-streams.service';
+import { STREAM_RESOLVER, systemResolver } from './streams/stream-destination';
+import { StreamSecretCipher } from './streams/stream-secret-cipher';
 
 @Module({
   imports: [
@@ -40,6 +45,7 @@ import { AuditSealerService } from './seal/audit-sealer.service';
     AuditPublicKeysController,
     AuditLogsController,
     AuditRetentionController,
+    AuditStreamsController,
     ResourceListController,
   ],
   providers: [
@@ -51,6 +57,10 @@ import { AuditSealerService } from './seal/audit-sealer.service';
     AuditRestoreService,
     AuditSigningKeyService,
     AuditDigestsService,
+    AuditStreamsService,
+    AuditStreamDeliverer,
+    StreamSecretCipher,
+    { provide: STREAM_RESOLVER, useValue: systemResolver },
   ],
   exports: [AuditRetentionService, AuditSealerService, AuditDigestsService],
 })

@@ -26,6 +26,9 @@ export interface AuditLogRow {
   changes: FieldChange[];
 }
 
+/** The columns of `AuditLogRow`, for a SELECT from the `audit_logs` view or the sealed log. */
+export const AUDIT_LOG_ROW_COLUMNS = `"id", "occurred_at", "action", "resource_type", "resource_id", "resource_name", "actor_kind", "actor_id", "actor_name", "actor_email", "request_id", "changes"`;
+
 /** An entry as the API shows it (see the contract's `AuditEntry`). */
 export interface AuditEntry {
   id: string;

@@ -11,7 +11,7 @@ import {
 } from '../capture/audited-resources';
 import { AuditSealerService } from '../seal/audit-sealer.service';
 import { AuditCursorCodec, type CursorPosition } from './audit-cursor';
-import { type AuditEntry, type AuditLogRow, CSV_COLUMNS, toAuditEntry } from './audit-entry';
+import { AUDIT_LOG_ROW_COLUMNS, type AuditEntry, type AuditLogRow, CSV_COLUMNS, toAuditEntry } from './audit-entry';
 import type { AuditLogFilterDto } from './audit-log-query.dto';
 
 export interface AuditLogPage {
@@ -36,9 +36,7 @@ export interface FilterChoices {
   actions: AuditAction[];
 }
 
-const COLUMNS = Prisma.raw(
-  `"id", "occurred_at", "action", "resource_type", "resource_id", "resource_name", "actor_kind", "actor_id", "actor_name", "actor_email", "request_id", "changes"`,
-);
+const COLUMNS = Prisma.raw(AUDIT_LOG_ROW_COLUMNS);
 
 const EXPORT_BATCH = 5000;
 /** A name search first looks for its page among this many times `take` newest entries. */
