@@ -263,6 +263,34 @@ describe('Log streams', () => {
           .expect(204);
     });
 
+    it('allows 10 streams per workspace: the eleventh is a 409', async () => {
+      const many = await createWorkspace(t.app, 'Many');
+      const ids: string[] = [];
+      for (let i = 0; i < 10; i++) {
+        const res = await t.http
+          .post(streams(many))
+          .set(many.admin.auth)
+          .send({ url: receiver.url(`/many-${i}`), secret: SECRET })
+          .expect(201);
+        ids.push(res.body.id as string);
+      }
+      const refused = await t.http
+        .post(streams(many))
+        .set(many.admin.auth)
+        .send({ url: receiver.url('/many-10'), secret: SECRET })
+        .expect(409);
+      expect(refused.body.message).toMatch(/at most 10 log streams/);
+      await t.http
+        .delete(streams(many, `/${ids[0]}`))
+        .set(many.admin.auth)
+        .expect(204);
+      await t.http
+        .post(streams(many))
+        .set(many.admin.auth)
+        .send({ url: receiver.url('/many-10'), secret: SECRET })
+        .expect(201);
+    });
+
     it('is for admins: 403 for a member, 404 for another workspace or an unknown stream, 400 for a bad id', async () => {
       const stream = (
         await t.http

@@ -1,4 +1,10 @@
-import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import {
+  type BeforeApplicationShutdown,
+  Inject,
+  Injectable,
+  Logger,
+  type OnApplicationBootstrap,
+} from '@nestjs/common';
 import { createHmac, randomUUID } from 'node:crypto';
 import type { LookupAddress } from 'node:dns';
 import http from 'node:http';
@@ -76,7 +82,7 @@ export function backoffMs(failures: number, min: number, max: number): number {
  * when to try again. Positions live in `audit_stream_deliveries`, which is not audited.
  */
 @Injectable()
-export class AuditStreamDeliverer implements OnApplicationBootstrap, OnApplicationShutdown {
+export class AuditStreamDeliverer implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger('AuditStreams');
   /** This process's name on the leases it holds. */
   private readonly owner = randomUUID();
@@ -110,7 +116,8 @@ export class AuditStreamDeliverer implements OnApplicationBootstrap, OnApplicati
     this.timer.unref();
   }
 
-  async onApplicationShutdown(): Promise<void> {
+  /** Before the database connection closes (`onApplicationShutdown`), so that the leases can be handed back. */
+  async beforeApplicationShutdown(): Promise<void> {
     clearInterval(this.timer);
     this.stopping.abort();
     await Promise.allSettled(this.active.values());
@@ -141,9 +148,11 @@ export class AuditStreamDeliverer implements OnApplicationBootstrap, OnApplicati
         WHERE d."stream_id" = due."stream_id"
         RETURNING d."stream_id"`;
       for (const { stream_id: id } of claimed) {
-        const run = this.deliver(id)
+        const run: Promise<void> = this.deliver(id)
           .catch((error: Error) => this.logger.warn(`Log stream ${id}: ${error.message}`))
-          .finally(() => this.active.delete(id));
+          .finally(() => {
+            if (this.active.get(id) === run) this.active.delete(id);
+          });
         this.active.set(id, run);
       }
     } catch (error) {
