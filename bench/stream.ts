@@ -55,6 +55,13 @@ class Receiver {
   delays: number[] = [];
   measuring = false;
   errors: string[] = [];
+  /** Entries received more than once (a retried batch). */
+  duplicates = 0;
+  sizes: number[] = [];
+  private readonly seen = new Set<string>();
+  get unique(): number {
+    return this.seen.size;
+  }
   private lastOccurred = '';
   readonly server = createHttpServer((req, res) => this.handle(req, res));
 
@@ -74,10 +81,13 @@ class Receiver {
         if (entry.occurredAt < this.lastOccurred && !this.measuring) this.errors.push(`${entry.id} out of order`);
         this.lastOccurred = entry.occurredAt;
         this.lastId = entry.id;
+        if (this.seen.has(entry.id)) this.duplicates++;
+        else this.seen.add(entry.id);
         this.entries++;
         if (this.measuring) this.delays.push(now - Date.parse(entry.occurredAt));
       }
       this.batches++;
+      if (!this.measuring) this.sizes.push(lines.length - 1);
       this.bytes += body.length;
       this.lastAt = now;
       res.writeHead(200).end();
@@ -198,12 +208,12 @@ async function main(): Promise<void> {
             `\r  delivered ${receiver.entries.toLocaleString('en')} of ${total.toLocaleString('en')}`,
           );
         }
-        return receiver.entries >= total;
+        return receiver.unique >= total;
       },
       3_600_000,
     );
     const backlogMs = receiver.lastAt - backlogStart;
-    const streamRate = receiver.entries / (backlogMs / 1000);
+    const streamRate = total / (backlogMs / 1000);
     const exportRate = exportedLines / (exportMs / 1000);
     console.log('');
 
@@ -236,12 +246,15 @@ async function main(): Promise<void> {
     })();
     await Promise.all([...writers, sampler]);
     const expected = total + writes;
-    await until('the load delivered', () => receiver.entries >= expected, 600_000);
+    await until('the load delivered', () => receiver.unique >= expected, 600_000);
     const drainedMs = receiver.lastAt - stopAt;
 
     if (receiver.errors.length > 0) throw new Error(`receiver: ${receiver.errors.slice(0, 5).join('; ')}`);
     const fmt = (n: number) => Math.round(n).toLocaleString('en');
-    console.log(`\nBacklog of ${fmt(total)} entries, batches of ${BATCH} (one run):`);
+    console.log(
+      `\nBacklog of ${fmt(total)} entries, batches of ${BATCH} (one run; ${fmt(receiver.duplicates)} entries received twice; ` +
+        `batch sizes p50 ${percentile(receiver.sizes, 50)}, min ${Math.min(...receiver.sizes)}):`,
+    );
     console.log('| reading the log as NDJSON | entries | time | entries/s | vs export |');
     console.log('| --- | --- | --- | --- | --- |');
     console.log(
