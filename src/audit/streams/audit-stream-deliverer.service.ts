@@ -112,6 +112,7 @@ export class AuditStreamDeliverer implements OnApplicationBootstrap, BeforeAppli
   }
 
   onApplicationBootstrap(): void {
+    this.logger.log(`Delivering log streams; this instance's leases are held as ${this.owner}.`);
     this.timer = setInterval(() => void this.poll(), this.config.auditStreamsPollMs);
     this.timer.unref();
   }
