@@ -261,7 +261,7 @@ async function main(): Promise<void> {
       `| export over HTTP (GET …/export?format=ndjson) | ${fmt(exportedLines)} | ${(exportMs / 1000).toFixed(1)} s | ${fmt(exportRate)} | 1.00× |`,
     );
     console.log(
-      `| stream delivery (${fmt(receiver.batches)} signed batches) | ${fmt(total)} | ${(backlogMs / 1000).toFixed(1)} s | ${fmt(streamRate)} | ${(streamRate / exportRate).toFixed(2)}× |`,
+      `| stream delivery (${fmt(receiver.sizes.length)} signed batches) | ${fmt(total)} | ${(backlogMs / 1000).toFixed(1)} s | ${fmt(streamRate)} | ${(streamRate / exportRate).toFixed(2)}× |`,
     );
     const sorted = (values: number[]) => [percentile(values, 50), percentile(values, 95), Math.max(...values)];
     const [d50, d95, dmax] = sorted(receiver.delays);

@@ -164,37 +164,60 @@ export class AuditStreamDeliverer implements OnApplicationBootstrap, BeforeAppli
     }
   }
 
-  /** Sends batches while the stream has entries and this process holds it. */
+  /**
+   * Sends batches while the stream has entries and this process holds it. The next batch is read
+   * while the current one is on its way (and dropped if that one fails); each stored move of the
+   * position renews the lease, just before the next batch is sent.
+   */
   private async deliver(id: string): Promise<void> {
+    const [state] = await this.prisma.$queryRaw<StreamState[]>`
+      UPDATE "audit_stream_deliveries" d SET "lease_until" = now() + ${this.leaseMs} * interval '1 millisecond'
+      FROM "audit_streams" s
+      WHERE d."stream_id" = ${id}::uuid AND d."lease_owner" = ${this.owner}::uuid AND s."id" = d."stream_id"
+      RETURNING s."workspace_id", s."url", s."secret", d."last_seq"::text, d."failures"`;
+    if (!state) return; // deleted, or no longer ours
+    let failures = state.failures;
+    let next = this.read(state.workspace_id, state.last_seq);
     while (!this.stopping.signal.aborted) {
-      const [state] = await this.prisma.$queryRaw<StreamState[]>`
-        UPDATE "audit_stream_deliveries" d SET "lease_until" = now() + ${this.leaseMs} * interval '1 millisecond'
-        FROM "audit_streams" s
-        WHERE d."stream_id" = ${id}::uuid AND d."lease_owner" = ${this.owner}::uuid AND s."id" = d."stream_id"
-        RETURNING s."workspace_id", s."url", s."secret", d."last_seq"::text, d."failures"`;
-      if (!state) return; // deleted, or no longer ours
-      const rows = await this.prisma.$queryRaw<SealedRow[]>`
-        SELECT "seq"::text AS "position", ${COLUMNS} FROM "audit_log_sealed"
-        WHERE "workspace_id" = ${state.workspace_id}::uuid AND "seq" > ${state.last_seq}::bigint
-        ORDER BY "seq" LIMIT ${this.config.auditStreamsBatch}`;
-      const batch = buildBatch(rows, this.config.auditStreamsBatchBytes);
+      const { batch, more, error } = await next;
+      if (error) throw error;
       if (!batch) return this.release(id);
+      next = more ? this.read(state.workspace_id, batch.lastSeq) : Promise.resolve({ more: false });
       try {
         await this.send(id, state, batch);
       } catch (error) {
         if (this.stopping.signal.aborted) return;
-        return this.failed(id, state.failures, (error as Error).message);
+        return this.failed(id, failures, (error as Error).message);
       }
-      const caughtUp = rows.length < this.config.auditStreamsBatch && batch.entries === rows.length;
       const moved = await this.prisma.$executeRaw`
         UPDATE "audit_stream_deliveries"
         SET "last_seq" = ${batch.lastSeq}::bigint, "last_entry_id" = ${batch.lastEntryId}::uuid,
             "last_delivered_at" = now(), "last_error" = NULL, "failures" = 0, "next_attempt_at" = now(),
-            "lease_owner" = CASE WHEN ${caughtUp} THEN NULL ELSE "lease_owner" END,
-            "lease_until" = CASE WHEN ${caughtUp} THEN NULL ELSE "lease_until" END
+            "lease_owner" = CASE WHEN ${more} THEN "lease_owner" END,
+            "lease_until" = CASE WHEN ${more} THEN now() + ${this.leaseMs} * interval '1 millisecond' END
         WHERE "stream_id" = ${id}::uuid AND "lease_owner" = ${this.owner}::uuid`;
-      if (state.failures > 0) this.logger.log(`Log stream ${id} delivers again.`);
-      if (moved === 0 || caughtUp) return;
+      if (failures > 0) this.logger.log(`Log stream ${id} delivers again.`);
+      failures = 0;
+      if (moved === 0 || !more) return;
+    }
+  }
+
+  /**
+   * The batch after `afterSeq`, and whether more may follow it (a full batch, or one cut by the byte
+   * cap); when none may, the stream is caught up and its lease is handed back with the position.
+   * It never rejects (a read that fails is reported with `error`): it runs unawaited for a while.
+   */
+  private async read(workspaceId: string, afterSeq: string): Promise<{ batch?: Batch; more: boolean; error?: Error }> {
+    try {
+      const rows = await this.prisma.$queryRaw<SealedRow[]>`
+        SELECT "seq"::text AS "position", ${COLUMNS} FROM "audit_log_sealed"
+        WHERE "workspace_id" = ${workspaceId}::uuid AND "seq" > ${afterSeq}::bigint
+        ORDER BY "seq" LIMIT ${this.config.auditStreamsBatch}`;
+      const batch = buildBatch(rows, this.config.auditStreamsBatchBytes);
+      const more = !!batch && (rows.length === this.config.auditStreamsBatch || batch.entries < rows.length);
+      return { batch, more };
+    } catch (error) {
+      return { more: false, error: error as Error };
     }
   }
 
