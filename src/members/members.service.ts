@@ -49,43 +49,38 @@ export class MembersService {
 
   @Transactional()
   async changeRole(workspaceId: string, userId: string, role: MemberRole): Promise<Member> {
-    const current = await this.lockedMember(workspaceId, userId);
-    if (current.role === 'admin' && role !== 'admin') await this.refuseLastAdmin(workspaceId, userId, 'demoted');
-    if (current.role !== role) {
+    const { member, otherAdmins } = await this.lock(workspaceId, userId);
+    if (member.role === 'admin' && role !== 'admin' && otherAdmins === 0) throw lastAdmin('demoted');
+    if (member.role !== role) {
       await this.prisma.membership.update({ where: { workspaceId_userId: { workspaceId, userId } }, data: { role } });
     }
-    return { ...current, role };
+    return { ...member, role };
   }
 
   @Transactional()
   async remove(workspaceId: string, userId: string): Promise<void> {
-    const current = await this.lockedMember(workspaceId, userId);
-    if (current.role === 'admin') await this.refuseLastAdmin(workspaceId, userId, 'removed');
+    const { member, otherAdmins } = await this.lock(workspaceId, userId);
+    if (member.role === 'admin' && otherAdmins === 0) throw lastAdmin('removed');
     await this.prisma.membership.delete({ where: { workspaceId_userId: { workspaceId, userId } } });
   }
 
-  private async lockedMember(workspaceId: string, userId: string): Promise<Member> {
-    const [member] = await this.prisma.$queryRaw<Member[]>`
+  /**
+   * Locks the member and the workspace's admins, in one order for every caller, so that two admins
+   * demoting or removing each other at once cannot both succeed (nor deadlock): the second waits for
+   * the first and then counts the admins it left.
+   */
+  private async lock(workspaceId: string, userId: string): Promise<{ member: Member; otherAdmins: number }> {
+    const rows = await this.prisma.$queryRaw<Member[]>`
       SELECT u."id" AS "userId", u."name", u."email", m."role"::text AS "role"
       FROM "memberships" m JOIN "users" u ON u."id" = m."user_id"
-      WHERE m."workspace_id" = ${workspaceId}::uuid AND m."user_id" = ${userId}::uuid
-      FOR UPDATE OF m`;
+      WHERE m."workspace_id" = ${workspaceId}::uuid AND (m."role" = 'admin' OR m."user_id" = ${userId}::uuid)
+      ORDER BY m."user_id" FOR UPDATE OF m`;
+    const member = rows.find((r) => r.userId === userId);
     if (!member) throw new NotFoundException(`User ${userId} is not a member of this workspace.`);
-    return member;
+    return { member, otherAdmins: rows.filter((r) => r.role === 'admin' && r.userId !== userId).length };
   }
+}
 
-  /**
-   * Locks the workspace's admins, so that two admins demoting or removing each other at once cannot
-   * both succeed: the second waits for the first and then counts what it left.
-   */
-  private async refuseLastAdmin(workspaceId: string, userId: string, change: 'demoted' | 'removed'): Promise<void> {
-    const admins = await this.prisma.$queryRaw<{ user_id: string }[]>`
-      SELECT "user_id" FROM "memberships" WHERE "workspace_id" = ${workspaceId}::uuid AND "role" = 'admin'
-      ORDER BY "user_id" FOR UPDATE`;
-    if (admins.every((a) => a.user_id === userId)) {
-      throw new ConflictException(
-        `The last admin of a workspace cannot be ${change}: make another member an admin first.`,
-      );
-    }
-  }
+function lastAdmin(change: 'demoted' | 'removed'): ConflictException {
+  return new ConflictException(`The last admin of a workspace cannot be ${change}: make another member an admin first.`);
 }
