@@ -15,7 +15,15 @@ import { WebModule } from './web/web.module';
 import { WorkspacesModule } from './workspaces/workspaces.module';
 
 @Module({
-  imports: [DatabaseModule, RequestContextModule, ResourcesModule, WorkspacesModule, MembersModule, AuditModule, WebModule],
+  imports: [
+    DatabaseModule,
+    RequestContextModule,
+    ResourcesModule,
+    WorkspacesModule,
+    MembersModule,
+    AuditModule,
+    WebModule,
+  ],
   controllers: [HealthController],
   providers: [
     TokenUsageService,

@@ -90,6 +90,8 @@ describe('Members and API tokens', () => {
         .send({ email: rows[0].email, name: 'Ignored', role: 'admin' })
         .expect(201);
       expect(res.body).toEqual({ userId: other.admin.id, role: 'admin' });
+      const { rows: kept } = await db.query<{ name: string }>('SELECT name FROM users WHERE id = $1', [other.admin.id]);
+      expect(kept[0].name).not.toBe('Ignored');
       const again = await t.http
         .post(members(ws.workspaceId))
         .set(ws.admin.auth)
@@ -185,7 +187,10 @@ describe('Members and API tokens', () => {
         .expect(200);
       await t.http.patch(self).set(ws.admin.auth).send({ role: 'member' }).expect(200);
       // Now the former member is the only admin.
-      await t.http.delete(members(ws.workspaceId, `/${ws.member.id}`)).set(ws.member.auth).expect(409);
+      await t.http
+        .delete(members(ws.workspaceId, `/${ws.member.id}`))
+        .set(ws.member.auth)
+        .expect(409);
     });
 
     it('keeps one admin when two admins demote each other at the same time', async () => {
@@ -196,8 +201,14 @@ describe('Members and API tokens', () => {
         .send({ role: 'admin' })
         .expect(200);
       const results = await Promise.all([
-        t.http.patch(members(ws.workspaceId, `/${ws.admin.id}`)).set(ws.member.auth).send({ role: 'member' }),
-        t.http.patch(members(ws.workspaceId, `/${ws.member.id}`)).set(ws.admin.auth).send({ role: 'member' }),
+        t.http
+          .patch(members(ws.workspaceId, `/${ws.admin.id}`))
+          .set(ws.member.auth)
+          .send({ role: 'member' }),
+        t.http
+          .patch(members(ws.workspaceId, `/${ws.member.id}`))
+          .set(ws.admin.auth)
+          .send({ role: 'member' }),
       ]);
       expect(results.map((r) => r.status).sort()).toEqual([200, 409]);
       const { rows } = await db.query(`SELECT 1 FROM memberships WHERE workspace_id = $1 AND role = 'admin'`, [
@@ -210,10 +221,19 @@ describe('Members and API tokens', () => {
   describe('DELETE /workspaces/:id/members/:userId', () => {
     it('removes a member, recorded as "Member removed"; their token no longer opens the workspace', async () => {
       const ws = await createWorkspace(t.app);
-      await t.http.delete(members(ws.workspaceId, `/${ws.member.id}`)).set(ws.member.auth).expect(403);
-      await t.http.delete(members(ws.workspaceId, `/${ws.member.id}`)).set(ws.admin.auth).expect(204);
+      await t.http
+        .delete(members(ws.workspaceId, `/${ws.member.id}`))
+        .set(ws.member.auth)
+        .expect(403);
+      await t.http
+        .delete(members(ws.workspaceId, `/${ws.member.id}`))
+        .set(ws.admin.auth)
+        .expect(204);
       await t.http.get(members(ws.workspaceId)).set(ws.member.auth).expect(404);
-      await t.http.delete(members(ws.workspaceId, `/${ws.member.id}`)).set(ws.admin.auth).expect(404);
+      await t.http
+        .delete(members(ws.workspaceId, `/${ws.member.id}`))
+        .set(ws.admin.auth)
+        .expect(404);
       const history = await entries(ws, { resourceId: ws.member.id });
       expect(history.map((e) => e.actionName)).toEqual(['Member removed', 'Member added']);
       expect(history[0]).toMatchObject({ action: 'deleted', user: { id: ws.admin.id } });
@@ -310,8 +330,11 @@ describe('Members and API tokens', () => {
       const created = await t.http.post('/api/me/tokens').set(ws.admin.auth).send({ label: 'used' }).expect(201);
       const token = created.body.token as string;
       const lastUsed = async () =>
-        (await db.query<{ at: Date | null }>('SELECT last_used_at AS at FROM api_tokens WHERE id = $1', [created.body.id]))
-          .rows[0].at;
+        (
+          await db.query<{ at: Date | null }>('SELECT last_used_at AS at FROM api_tokens WHERE id = $1', [
+            created.body.id,
+          ])
+        ).rows[0].at;
       expect(await lastUsed()).toBeNull();
       await t.http.get('/api/me').set(auth(token)).expect(200);
       const deadline = Date.now() + 20_000;
@@ -348,10 +371,17 @@ describe('Members and API tokens', () => {
         keep(await t.http.get('/api/me/tokens').set(auth(token)).expect(200));
         keep(await t.http.get(`/api/workspaces/${ws.workspaceId}/audit-logs`).set(auth(token)).expect(200));
         for (const format of ['csv', 'ndjson']) {
-          keep(await t.http.get(`/api/workspaces/${ws.workspaceId}/audit-logs/export?format=${format}`).set(auth(token)));
+          keep(
+            await t.http.get(`/api/workspaces/${ws.workspaceId}/audit-logs/export?format=${format}`).set(auth(token)),
+          );
         }
         // A request that fails, and a revocation, also log nothing of it.
-        keep(await t.http.get('/api/me').set(auth(`${token}x`)).expect(401));
+        keep(
+          await t.http
+            .get('/api/me')
+            .set(auth(`${token}x`))
+            .expect(401),
+        );
         keep(await t.http.delete(`/api/me/tokens/${created.body.id}`).set(auth(token)).expect(204));
         keep(await t.http.get('/api/me').set(auth(token)).expect(401));
         const { rows } = await db.query<{ text: string }>(
@@ -492,7 +522,11 @@ describe('Members and API tokens', () => {
       const client = new Client({ connectionString: asUser(t.database.url, role.name) });
       await client.connect();
       try {
-        for (const sql of ['SELECT * FROM audit_log_reads', 'UPDATE audit_log_reads SET row_count = 0', 'DELETE FROM audit_log_reads']) {
+        for (const sql of [
+          'SELECT * FROM audit_log_reads',
+          'UPDATE audit_log_reads SET row_count = 0',
+          'DELETE FROM audit_log_reads',
+        ]) {
           await expect(client.query(sql)).rejects.toThrow(/permission denied/);
         }
       } finally {
@@ -503,7 +537,7 @@ describe('Members and API tokens', () => {
   });
 
   describe('filters and restore', () => {
-    it('filters by the new resource types; the auditors\' resource list stays the four; their entries cannot be restored (409)', async () => {
+    it("filters by the new resource types; the auditors' resource list stays the four; their entries cannot be restored (409)", async () => {
       const ws = await createWorkspace(t.app);
       const found = await entries(ws, { resourceType: 'member,api_token,workspace' });
       expect(new Set(found.map((e: ApiAuditEntry) => e.resourceType))).toEqual(

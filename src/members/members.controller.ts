@@ -22,7 +22,10 @@ export class MembersController {
   @Post()
   @UseGuards(AdminGuard)
   @ApiRoute(201, ...BODY_ERRORS, 403, 409)
-  add(@Param('workspaceId') workspaceId: string, @Body() body: AddMemberDto): Promise<{ userId: string; role: MemberRole }> {
+  add(
+    @Param('workspaceId') workspaceId: string,
+    @Body() body: AddMemberDto,
+  ): Promise<{ userId: string; role: MemberRole }> {
     return this.members.add(workspaceId, body);
   }
 
@@ -41,7 +44,10 @@ export class MembersController {
   @UseGuards(AdminGuard)
   @HttpCode(204)
   @ApiRoute(204, ...WORKSPACE_ROUTE_ERRORS, 403, 409)
-  remove(@Param('workspaceId') workspaceId: string, @Param('userId', uuidPipe('userId')) userId: string): Promise<void> {
+  remove(
+    @Param('workspaceId') workspaceId: string,
+    @Param('userId', uuidPipe('userId')) userId: string,
+  ): Promise<void> {
     return this.members.remove(workspaceId, userId);
   }
 }

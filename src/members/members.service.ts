@@ -82,5 +82,7 @@ export class MembersService {
 }
 
 function lastAdmin(change: 'demoted' | 'removed'): ConflictException {
-  return new ConflictException(`The last admin of a workspace cannot be ${change}: make another member an admin first.`);
+  return new ConflictException(
+    `The last admin of a workspace cannot be ${change}: make another member an admin first.`,
+  );
 }

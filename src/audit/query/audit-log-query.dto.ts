@@ -15,7 +15,6 @@ import {
 } from 'class-validator';
 import { AUDIT_ACTIONS, type AuditAction, AUDITED_TYPES, type AuditedType } from '../capture/audited-resources';
 
-
 /** Request ids as the service stores them (see the request-context middleware). */
 export const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 

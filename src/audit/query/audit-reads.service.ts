@@ -16,7 +16,8 @@ export function filtersUsed(filter: AuditLogFilterDto): Record<string, unknown> 
 
 /**
  * Reads of the log that the log records about itself: exports and verifications. Each is one row
- * appended to `audit_log_reads` (the application may only insert there), from which the database's
+ * appended to `audit_log_reads` (the application may only insert there, hence `createMany`, which reads
+ * nothing back), from which the database's
  * capture writes the `audit_log` entry, with the request's actor, like every other entry.
  */
 @Injectable()
@@ -35,7 +36,7 @@ export class AuditReadsService {
     details: { format: 'csv' | 'ndjson'; filters: AuditLogFilterDto; rowCount: number; completed: boolean },
   ): Promise<void> {
     try {
-      await this.prisma.auditLogRead.create({
+      await this.prisma.auditLogRead.createMany({
         data: {
           workspaceId,
           action: 'exported',
@@ -55,7 +56,7 @@ export class AuditReadsService {
     const result: Record<string, unknown> = { intact: outcome.intact, entries: outcome.entries };
     if (outcome.firstBroken) result.firstBroken = outcome.firstBroken;
     if (outcome.extendsDigest !== undefined) result.extendsDigest = outcome.extendsDigest;
-    await this.prisma.auditLogRead.create({
+    await this.prisma.auditLogRead.createMany({
       data: { workspaceId, action: 'verified', result: result as Prisma.InputJsonObject },
     });
   }

@@ -74,7 +74,9 @@ export class ResourceListService {
       where.push(Prisma.sql`("updated_at", "id") < (${after.occurredAt}::timestamptz, ${after.id}::uuid)`);
     }
     const predicate = Prisma.join(where, ' AND ');
-    const tables = RESOURCE_TABLES.filter((r) => !query.resourceType?.length || query.resourceType.includes(r.type as ResourceType));
+    const tables = RESOURCE_TABLES.filter(
+      (r) => !query.resourceType?.length || query.resourceType.includes(r.type as ResourceType),
+    );
     // Each table gives at most a page, newest change first; the outer query merges them.
     const branches = tables.map(
       (r) => Prisma.sql`(SELECT ${r.type}::text AS "resource_type", "id", "name", "created_at", "updated_at",
