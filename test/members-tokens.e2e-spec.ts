@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import { createHash, randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import { SECRET_KEY, URL_PASSWORD } from '../src/audit/capture/audited-resources';
@@ -356,11 +357,13 @@ describe('Members and API tokens', () => {
     it('not in any response, entry, export (CSV, NDJSON) or log line, nor its hash', async () => {
       const output: string[] = [];
       const capture = (stream: NodeJS.WriteStream) =>
-        jest.spyOn(stream, 'write').mockImplementation(((chunk: unknown) => {
+        jest.spyOn(stream, 'write').mockImplementation((chunk: string | Uint8Array) => {
           output.push(String(chunk));
           return true;
-        }) as never);
+        });
       const spies = [capture(process.stdout), capture(process.stderr)];
+      // Every level the service logs at, while the token is created, used, refused and revoked.
+      Logger.overrideLogger(['log', 'error', 'warn', 'debug', 'verbose', 'fatal']);
       try {
         const ws = await createWorkspace(t.app);
         const created = await t.http.post('/api/me/tokens').set(ws.admin.auth).send({ label: 'secret' }).expect(201);
@@ -394,6 +397,7 @@ describe('Members and API tokens', () => {
         expect(everything).not.toContain(token.slice(5, 25));
         expect(everything).not.toContain(hash);
       } finally {
+        Logger.overrideLogger(['error']);
         for (const spy of spies) spy.mockRestore();
       }
     });
