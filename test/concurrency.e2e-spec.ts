@@ -98,7 +98,8 @@ describe('Concurrent writers', () => {
     }
     // Every entry the writers made is sealed (the verifications above record entries of their own).
     const sealed = Number(
-      (await db.query<{ n: string }>(`SELECT count(*) AS n FROM audit_log_sealed WHERE action <> 'verified'`)).rows[0].n,
+      (await db.query<{ n: string }>(`SELECT count(*) AS n FROM audit_log_sealed WHERE action <> 'verified'`)).rows[0]
+        .n,
     );
     expect(sealed).toBe(after);
     expect(await logDisagreements(db)).toEqual([]);

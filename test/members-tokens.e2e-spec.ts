@@ -522,10 +522,22 @@ describe('Members and API tokens', () => {
     });
 
     it('lets the application role insert reads, and nothing else', async () => {
+      const ws = await createWorkspace(t.app);
       const role = await createAppRole();
       const client = new Client({ connectionString: asUser(t.database.url, role.name) });
       await client.connect();
       try {
+        await client.query(
+          `INSERT INTO audit_log_reads (id, workspace_id, action, result) VALUES (gen_random_uuid(), $1, 'verified', '{"intact": true}')`,
+          [ws.workspaceId],
+        );
+        const [entry] = await entries(ws, { action: 'verified' });
+        // No actor tag in the statement: recorded as the role that ran it.
+        expect(entry).toMatchObject({
+          resourceType: 'audit_log',
+          actor: { kind: 'database', name: role.name },
+          changes: [{ field: 'result.intact', after: true }],
+        });
         for (const sql of [
           'SELECT * FROM audit_log_reads',
           'UPDATE audit_log_reads SET row_count = 0',
