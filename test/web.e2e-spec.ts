@@ -468,6 +468,131 @@ async function axeViolations(page: Page): Promise<string[]> {
     await page.keyboard.press('Escape');
   });
 
+  it('names the resources a diff refers to, a deleted one as “(deleted)”, in one request, with their ids for hover and screen readers', async () => {
+    const admin = new ResourceFactory(t.http, ws.workspaceId, ws.admin.auth);
+    const orders = await admin.create('models', { name: 'Orders model' });
+    const doomed = await admin.create('models', { name: 'Doomed model' });
+    const buyers = await admin.create('segments', { name: 'Buyers', modelId: doomed.id });
+    await t.http.patch(admin.url('segments', buyers.id)).set(ws.admin.auth).send({ modelId: orders.id }).expect(200);
+    await t.http.delete(admin.url('models', doomed.id)).set(ws.admin.auth).expect(204);
+    const [alpha, beta, gamma] = [
+      await admin.create('segments', { name: 'Alpha', modelId: orders.id }),
+      await admin.create('segments', { name: 'Beta', modelId: orders.id }),
+      await admin.create('segments', { name: 'Gamma', modelId: orders.id }),
+    ];
+    const braze = await admin.create('destinations', { name: 'Braze EU', segmentIds: [alpha.id, beta.id] });
+    await t.http
+      .patch(admin.url('destinations', braze.id))
+      .set(ws.admin.auth)
+      .send({ segmentIds: [beta.id, gamma.id] })
+      .expect(200);
+    const lookups: string[] = [];
+    page.on('request', (r) => {
+      if (/\/resources\?id=|\/audit-logs\?resourceId=/.test(r.url())) lookups.push(r.url());
+    });
+
+    const [moved] = await apiFirst({ resourceId: buyers.id, action: 'updated' });
+    await page.goto(`${base}/settings/audit-logs?workspace=${ws.workspaceId}&entry=${moved.id}`);
+    await page.locator('#detail[open]').waitFor();
+    const modelRow = page.locator('#detail-changes tr', { hasText: 'modelId' });
+    await modelRow.locator('a.ref').nth(1).waitFor();
+    await expect(modelRow.locator('.before').innerText()).resolves.toBe('Doomed model (deleted)');
+    await expect(modelRow.locator('.after').innerText()).resolves.toBe('Orders model');
+    const ordersLink = modelRow.locator('.after a');
+    await expect(ordersLink.getAttribute('title')).resolves.toBe(`Model ${orders.id}`);
+    await expect(page.getByRole('link', { name: `Orders model (model ${orders.id})` }).count()).resolves.toBe(1);
+    await expect(modelRow.locator('.before a').getAttribute('title')).resolves.toBe(`Model ${doomed.id}, deleted`);
+    // One request for the live names, one for the deleted model's last name.
+    expect(lookups.filter((u) => u.includes('/resources?id='))).toHaveLength(1);
+    expect(lookups.filter((u) => u.includes(`resourceId=${doomed.id}`))).toHaveLength(1);
+    expect(await axeViolations(page)).toEqual([]);
+    await page.keyboard.press('Escape');
+
+    const [changed] = await apiFirst({ resourceId: braze.id, action: 'updated' });
+    await page.goto(`${base}/settings/audit-logs?workspace=${ws.workspaceId}&entry=${changed.id}`);
+    await page.locator('#detail[open]').waitFor();
+    const segments = page.locator('#detail-changes tr', { hasText: 'segmentIds' });
+    await segments.locator('a.ref').nth(1).waitFor();
+    await expect(segments.locator('.before').innerText()).resolves.toBe('removed Alpha');
+    await expect(segments.locator('.after').innerText()).resolves.toBe('added Gamma');
+    await page.keyboard.press('Escape');
+    const [created] = await apiFirst({ resourceId: braze.id, action: 'created' });
+    await page.goto(`${base}/settings/audit-logs?workspace=${ws.workspaceId}&entry=${created.id}`);
+    await page.locator('#detail[open]').waitFor();
+    const initial = page.locator('#detail-changes tr', { hasText: 'segmentIds' });
+    await initial.locator('a.ref').nth(1).waitFor();
+    await expect(initial.locator('td').allInnerTexts()).resolves.toEqual(['segmentIds', 'Alpha, Beta']);
+    expect(await axeViolations(page)).toEqual([]);
+
+    // Names are remembered: reopening the entry asks for none of them again.
+    lookups.length = 0;
+    await page.keyboard.press('Escape');
+    await page.getByRole('row', { name: /Destination created Braze EU/ }).click();
+    await initial.locator('a.ref').nth(1).waitFor();
+    expect(lookups.filter((u) => u.includes('/resources?id='))).toEqual([]);
+    await page.keyboard.press('Escape');
+    // A name opens that resource's history.
+    await page.getByRole('row', { name: /Segment updated Buyers/ }).click();
+    await ordersLink.click();
+    await ready();
+    expect(query().get('resourceId')).toBe(orders.id);
+    expect(await chips()).toEqual(['Resource: model “Orders model”']);
+  });
+
+  it('links an entry to every entry of its request, as a removable chip kept in the address, with the rows grouped', async () => {
+    const admin = new ResourceFactory(t.http, ws.workspaceId, ws.admin.auth);
+    const swept = [
+      await admin.create('sources', { name: 'Sweep 1' }),
+      await admin.create('sources', { name: 'Sweep 2' }),
+      await admin.create('sources', { name: 'Sweep 3' }),
+    ];
+    const bulk = await t.http
+      .post(`/api/workspaces/${ws.workspaceId}/sources/bulk-delete`)
+      .set(ws.admin.auth)
+      .send({ ids: swept.map((r) => r.id) })
+      .expect(200);
+    const requestId = bulk.headers['x-request-id'];
+    await page.goto(`${base}/settings/audit-logs?workspace=${ws.workspaceId}`);
+    await ready();
+    // Consecutive rows of one request are drawn as a group.
+    const sweptRows = page.getByRole('row', { name: /Source deleted Sweep/ });
+    await expect(sweptRows.evaluateAll((r: HTMLElement[]) => r.map((tr) => tr.className))).resolves.toEqual([
+      'grouped',
+      'grouped',
+      'grouped',
+    ]);
+    await page.getByRole('row', { name: /Source deleted Sweep 2/ }).click();
+    const link = page.locator('#request-entries');
+    await link.waitFor();
+    await expect(link.textContent()).resolves.toBe('3 entries from this request');
+    expect(await axeViolations(page)).toEqual([]);
+    await link.click();
+    await ready();
+    expect(query().get('requestId')).toBe(requestId);
+    expect(await chips()).toEqual([`Request: ${requestId}`]);
+    expect((await column(3)).sort()).toEqual(['Sweep 1', 'Sweep 2', 'Sweep 3']);
+    expect(await axeViolations(page)).toEqual([]);
+    await page.reload();
+    await ready();
+    expect(await rows().count()).toBe(3);
+    await page.goBack();
+    await ready();
+    expect(query().get('requestId')).toBeNull();
+    expect(await rows().count()).toBeGreaterThan(3);
+    await page.goForward();
+    await ready();
+    expect(await rows().count()).toBe(3);
+    await page.getByRole('button', { name: `Remove filter Request: ${requestId}` }).click();
+    await ready();
+    expect(query().get('requestId')).toBeNull();
+    expect(await chips()).toEqual([]);
+    // A lone entry's request offers no such link.
+    await page.getByRole('row', { name: /Source created Sweep 3/ }).click();
+    await page.locator('#request-entries[data-count="1"]').waitFor({ state: 'attached' });
+    await expect(link.isHidden()).resolves.toBe(true);
+    await page.keyboard.press('Escape');
+  });
+
   it('lists every resource with its creator and last editor in a Resources tab, filtered, each opening its history', async () => {
     await page.click('#tab-resources');
     await page.waitForFunction(() => document.getElementById('resources')!.dataset.state === 'ready');
@@ -575,8 +700,10 @@ async function axeViolations(page: Page): Promise<string[]> {
     expect(await rows().count()).toBe(50);
     const total = (await apiFirst({ limit: '200' })).length;
     expect(total).toBeGreaterThan(50);
-    await page.click('#more');
-    await ready();
+    for (let shown = 50; shown < total; shown += 50) {
+      await page.click('#more');
+      await ready();
+    }
     expect(await rows().count()).toBe(total);
     await expect(page.isHidden('#more')).resolves.toBe(true);
   });

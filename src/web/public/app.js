@@ -23,6 +23,10 @@ const state = {
   retry: null,
   rCursor: null,
   rSeq: 0,
+  /** id → Promise of { name, resourceType, deleted } or null: the names of resources a diff refers to. */
+  names: new Map(),
+  /** requestId → Promise of the number of entries it produced (200 meaning "200 or more"). */
+  requestCounts: new Map(),
 };
 
 const DATE_OPTIONS = {
@@ -418,6 +422,8 @@ function renderChips() {
 
 async function openWorkspace(workspaceId, { keepFilters }) {
   state.workspaceId = workspaceId;
+  state.names.clear();
+  state.requestCounts.clear();
   const workspace = state.me.workspaces.find((w) => w.id === workspaceId);
   if (workspace.role !== 'admin') {
     $('denied-text').textContent = `Your role in ${workspace.name} is member. Ask a workspace admin for access.`;
@@ -451,6 +457,7 @@ async function openWorkspace(workspaceId, { keepFilters }) {
 /** Shows what the address says: the tab, its filters, and an entry's detail. */
 async function route() {
   const query = new URLSearchParams(location.search);
+  if (!query.has('entry') && $('detail').open) $('detail').close();
   state.tab = query.get('tab') === 'resources' ? 'resources' : 'log';
   if (state.tab === 'resources') {
     show('resources');
@@ -556,6 +563,13 @@ function appendRow(entry) {
     row.append(cell);
   }
   if (entry.user) row.lastChild.title = entry.user.email;
+  // Consecutive rows of one request (a bulk change) are drawn as a group.
+  row.dataset.request = entry.requestId ?? '';
+  const previous = $('rows').lastElementChild;
+  if (entry.requestId && previous?.dataset.request === entry.requestId) {
+    previous.classList.add('grouped');
+    row.classList.add('grouped');
+  }
   $('rows').append(row);
 }
 
@@ -572,12 +586,93 @@ function moveFocus(row, key) {
 
 // ---- detail -----------------------------------------------------------------------------------
 
-function valueCell(value, kind) {
+function valueCell(value, kind, field = '') {
   const cell = el('td', { className: value === undefined ? '' : kind });
   if (value === undefined) cell.textContent = '—';
   else if (value === '[REDACTED]') cell.append(el('span', { className: 'redacted', textContent: '[REDACTED] secret' }));
+  else if (isReference(field, value)) cell.append(referenceNode(value));
   else cell.textContent = JSON.stringify(value);
   return cell;
+}
+
+// ---- references: a diff's modelId, sourceId and segmentIds[n] shown by name -----------------------
+
+/** A top-level field named …Id or …Ids[n] holding a UUID refers to another resource of the workspace. */
+const REFERENCE_FIELD = /^[a-z][A-Za-z0-9]*(Id|Ids\[\d+\]|Ids)$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const isReference = (field, value) => REFERENCE_FIELD.test(field) && typeof value === 'string' && UUID.test(value);
+/** Deleted references cost one request each (their last name is in their newest entry): at most this many per entry. */
+const DELETED_LOOKUPS = 10;
+
+/** The id until its name arrives (`fillReferences`); the id stays readable on hover and to screen readers. */
+function referenceNode(id) {
+  const node = el('span', { className: 'ref', textContent: id });
+  node.dataset.ref = id;
+  return node;
+}
+
+/**
+ * Names for every reference shown under `container`: the live ones in one request to the resources
+ * list (by id), then each deleted one from its newest entry (at most DELETED_LOOKUPS a time; the rest
+ * keep their ids). Answers are kept for the workspace, so reopening an entry costs nothing.
+ */
+async function fillReferences(container, isCurrent) {
+  const ids = [...new Set([...container.querySelectorAll('[data-ref]')].map((node) => node.dataset.ref))];
+  const unknown = ids.filter((id) => !state.names.has(id));
+  if (unknown.length) {
+    const live = lookUpLive(unknown);
+    const gone = live.then((found) => (found ? unknown.filter((id) => !found.has(id)).slice(0, DELETED_LOOKUPS) : []));
+    for (const id of unknown) {
+      const name = live.then(async (found) => {
+        if (found?.has(id)) return found.get(id);
+        return (await gone).includes(id) ? lookUpDeleted(id) : undefined;
+      });
+      state.names.set(id, name);
+    }
+  }
+  const names = new Map(await Promise.all(ids.map(async (id) => [id, await state.names.get(id)])));
+  for (const [id, ref] of names) if (ref === undefined) state.names.delete(id); // not looked up: try again later
+  if (!isCurrent()) return;
+  for (const node of container.querySelectorAll('[data-ref]')) {
+    const ref = names.get(node.dataset.ref);
+    if (ref) node.replaceWith(namedReference(node.dataset.ref, ref));
+  }
+}
+
+/** Live resources by id (one request per 200), or undefined when the list could not be read. */
+async function lookUpLive(ids) {
+  const found = new Map();
+  for (let i = 0; i < ids.length; i += 200) {
+    const query = new URLSearchParams({ id: ids.slice(i, i + 200).join(','), limit: '200' });
+    const page = await api(wsPath(`/resources?${query}`)).catch(() => null);
+    if (page?.status !== 200) return undefined;
+    for (const r of page.body.items) found.set(r.id, { name: r.name, resourceType: r.resourceType, deleted: false });
+  }
+  return found;
+}
+
+/** A resource that is not live: the name in its newest entry (null when the log has none; undefined on failure). */
+async function lookUpDeleted(id) {
+  const page = await api(wsPath(`/audit-logs?resourceId=${id}&limit=1`)).catch(() => null);
+  if (page?.status !== 200) return undefined;
+  const newest = page.body.items[0];
+  return newest ? { name: newest.resourceName, resourceType: newest.resourceType, deleted: true } : null;
+}
+
+/** A resolved reference: its name, linking to its history, with its type and id on hover and for screen readers. */
+function namedReference(id, ref) {
+  const link = el('a', {
+    href: `${location.pathname}?workspace=${state.workspaceId}&resourceId=${id}`,
+    className: 'ref',
+    textContent: ref.name,
+    title: `${capital(ref.resourceType)} ${id}${ref.deleted ? ', deleted' : ''}`,
+  });
+  link.setAttribute('aria-label', `${ref.name} (${ref.resourceType} ${id})`);
+  link.addEventListener('click', (event) => {
+    event.preventDefault();
+    viewHistory(id, `${ref.resourceType} “${ref.name}”`);
+  });
+  return ref.deleted ? el('span', {}, link, ' (deleted)') : link;
 }
 
 function definitionList(pairs) {
@@ -640,10 +735,15 @@ function shownChanges(changes) {
   );
 }
 
-function listText(verb, values) {
-  return values.length
-    ? `${verb} ${values.map((v) => (typeof v === 'string' ? v : JSON.stringify(v))).join(', ')}`
-    : '—';
+/** "removed GB, DE" as nodes: plain values as text, references as their names. */
+function listNodes(verb, values, field) {
+  if (!values.length) return ['—'];
+  const nodes = [verb ? `${verb} ` : ''];
+  values.forEach((v, i) => {
+    if (i > 0) nodes.push(', ');
+    nodes.push(isReference(`${field}[${i}]`, v) ? referenceNode(v) : typeof v === 'string' ? v : JSON.stringify(v));
+  });
+  return nodes;
 }
 
 function openDetail(entry) {
@@ -670,15 +770,21 @@ function openDetail(entry) {
             'tr',
             {},
             el('td', { textContent: change.field }),
-            el('td', { className: 'before', textContent: listText('removed', change.removed) }),
-            el('td', { className: 'after', textContent: listText('added', change.added) }),
+            ...(only === 'after'
+              ? [el('td', { className: 'after' }, ...listNodes('', change.added, change.field))]
+              : only === 'before'
+                ? [el('td', { className: 'before' }, ...listNodes('', change.removed, change.field))]
+                : [
+                    el('td', { className: 'before' }, ...listNodes('removed', change.removed, change.field)),
+                    el('td', { className: 'after' }, ...listNodes('added', change.added, change.field)),
+                  ]),
           )
         : el(
             'tr',
             {},
             el('td', { textContent: change.field }),
-            ...(only === 'after' ? [] : [valueCell(change.before, 'before')]),
-            ...(only === 'before' ? [] : [valueCell(change.after, 'after')]),
+            ...(only === 'after' ? [] : [valueCell(change.before, 'before', change.field)]),
+            ...(only === 'before' ? [] : [valueCell(change.after, 'after', change.field)]),
           ),
     ),
   );
@@ -700,6 +806,30 @@ function openDetail(entry) {
   }
   if (!$('detail').open) $('detail').showModal();
   void loadOwners(entry);
+  void fillReferences($('detail-changes'), () => state.detail === entry);
+  void showRequestSize(entry);
+}
+
+/** How many entries the entry's request produced; a bulk request's entries are one click away. */
+async function showRequestSize(entry) {
+  const link = $('request-entries');
+  link.hidden = true;
+  delete link.dataset.count;
+  if (!entry.requestId) return;
+  if (!state.requestCounts.has(entry.requestId)) {
+    const query = new URLSearchParams({ requestId: entry.requestId, limit: '200' });
+    const counted = api(wsPath(`/audit-logs?${query}`))
+      .then((page) => (page.status === 200 ? page.body.items.length : 0))
+      .catch(() => 0);
+    state.requestCounts.set(entry.requestId, counted);
+  }
+  const count = await state.requestCounts.get(entry.requestId);
+  if (state.detail !== entry) return;
+  link.dataset.count = String(count);
+  if (count < 2) return;
+  link.textContent = `${count === 200 ? '200 or more' : count} entries from this request`;
+  link.href = `${location.pathname}?workspace=${state.workspaceId}&requestId=${encodeURIComponent(entry.requestId)}`;
+  link.hidden = false;
 }
 
 /** The resource's creator and last editor, from its newest entry and the resources list. */
@@ -734,12 +864,25 @@ function closeDetail() {
   }
 }
 
-function viewHistory(resourceId, label) {
+/** Leaves the entry's detail: its address first, so that Back does not reopen it. */
+function leaveDetail() {
+  closeDetail();
   if ($('detail').open) $('detail').close();
+}
+
+function viewHistory(resourceId, label) {
+  leaveDetail();
   state.resourceLabel = label;
   state.tab = 'log';
   show('log');
   applyFilters({ ...emptyFilters(), resourceId });
+}
+
+function viewRequest(requestId) {
+  leaveDetail();
+  state.tab = 'log';
+  show('log');
+  applyFilters({ ...emptyFilters(), requestId });
 }
 
 // ---- restore ------------------------------------------------------------------------------------
@@ -756,11 +899,12 @@ function confirmRestore() {
         'tr',
         {},
         el('td', { textContent: change.field }),
-        valueCell(change.after, 'before'),
-        valueCell(change.before, 'after'),
+        valueCell(change.after, 'before', change.field),
+        valueCell(change.before, 'after', change.field),
       ),
     ),
   );
+  void fillReferences($('restore-changes'), () => state.detail === entry);
   $('restore-confirm').hidden = false;
   $('restore-go').focus();
 }
@@ -971,6 +1115,10 @@ $('detail').addEventListener('close', closeDetail);
 $('history').addEventListener('click', () => {
   const entry = state.detail;
   viewHistory(entry.resourceId, `${entry.resourceType} “${entry.resourceName}”`);
+});
+$('request-entries').addEventListener('click', (event) => {
+  event.preventDefault();
+  viewRequest(state.detail.requestId);
 });
 $('restore').addEventListener('click', confirmRestore);
 $('restore-cancel').addEventListener('click', () => {
