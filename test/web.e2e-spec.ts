@@ -659,20 +659,43 @@ async function axeViolations(page: Page): Promise<string[]> {
     expect(csv[0]).toBe(
       'occurredAt,actionName,resourceType,resourceName,userName,userEmail,resourceId,requestId,id,action,actorKind,actorName,changes',
     );
-    expect(csvFile.suggestedFilename()).toMatch(/^audit-log_.*\.csv$/);
+    expect(csvFile.suggestedFilename()).toBe('acme-audit-log-all-time.csv');
     const expected = await apiFirst({ resourceType: 'segment', limit: '200' });
     await page.click('#export-menu summary');
     const [ndjsonFile] = await Promise.all([
       page.waitForEvent('download'),
       page.click('#export-menu [data-format=ndjson]'),
     ]);
-    expect(ndjsonFile.suggestedFilename()).toMatch(/^audit-log_.*\.ndjson$/);
+    expect(ndjsonFile.suggestedFilename()).toBe('acme-audit-log-all-time.ndjson');
     const lines = readFileSync(await ndjsonFile.path(), 'utf8')
       .trim()
       .split('\n')
       .map((line) => JSON.parse(line) as Entry);
     expect(lines.map((e) => e.id)).toEqual(expected.map((e) => e.id));
     expect(csv).toHaveLength(expected.length + 1);
+
+    // The file says the range in the user's words and days (New York's, not UTC's).
+    const download = async () => {
+      await page.click('#export-menu summary');
+      const [file] = await Promise.all([page.waitForEvent('download'), page.click('#export-menu [data-format=csv]')]);
+      return file.suggestedFilename();
+    };
+    await page.selectOption('#f-range', '7d');
+    await ready();
+    await expect(download()).resolves.toBe('acme-audit-log-last-7-days.csv');
+    await page.selectOption('#f-range', 'custom');
+    await page.fill('#f-from-day', '2026-11-01');
+    await page.fill('#f-to-day', '2026-11-26');
+    await page.locator('#f-to-day').dispatchEvent('change');
+    await ready();
+    expect(query().get('to')).toBe('2026-11-27T05:00:00.000Z');
+    await expect(download()).resolves.toBe('acme-audit-log-2026-11-01-to-2026-11-26.csv');
+    await page.fill('#f-from-day', '');
+    await page.locator('#f-from-day').dispatchEvent('change');
+    await ready();
+    await expect(download()).resolves.toBe('acme-audit-log-until-2026-11-26.csv');
+    await page.click('#clear');
+    await ready();
   });
 
   it('says when to retry after a 429, and retries on request', async () => {

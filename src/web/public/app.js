@@ -1031,6 +1031,22 @@ function appendResource(resource) {
 
 // ---- export -----------------------------------------------------------------------------------
 
+/**
+ * The server names the file after the workspace and the range in UTC days
+ * (`acme-audit-log-2026-11-01-to-2026-11-27.csv`); the page keeps its workspace part and says the
+ * range as the user chose it: "last-7-days", or the days they picked in their own timezone.
+ */
+function downloadName(disposition, format) {
+  const served = /filename="([^"]+)"/.exec(disposition ?? '')?.[1] ?? `audit-log-all-time.${format}`;
+  const f = state.filters;
+  let range = '';
+  if (RANGES[f.range]) range = RANGES[f.range][0].toLowerCase().replace(/ /g, '-');
+  else if (f.range === 'custom' && (f.fromDay || f.toDay)) {
+    range = f.fromDay && f.toDay ? `${f.fromDay}-to-${f.toDay}` : f.fromDay ? `from-${f.fromDay}` : `until-${f.toDay}`;
+  }
+  return range ? served.replace(/-audit-log-.*(\.[a-z]+)$/, `-audit-log-${range}$1`) : served;
+}
+
 async function exportLog(format) {
   $('export-menu').open = false;
   const query = apiQuery(state.filters);
@@ -1042,8 +1058,7 @@ async function exportLog(format) {
     return showRetry({ retryAfter: res.headers.get('Retry-After') }, () => exportLog(format));
   }
   if (!res.ok) return setStatus(messageOf(await res.json().catch(() => ({}))), true);
-  const fallback = `audit-log.${format}`;
-  const name = /filename="([^"]+)"/.exec(res.headers.get('Content-Disposition') ?? '')?.[1] ?? fallback;
+  const name = downloadName(res.headers.get('Content-Disposition'), format);
   const link = el('a', { href: URL.createObjectURL(await res.blob()), download: name });
   document.body.append(link);
   link.click();
