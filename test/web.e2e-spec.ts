@@ -506,6 +506,7 @@ async function axeViolations(page: Page): Promise<string[]> {
     expect(lookups.filter((u) => u.includes('/resources?id='))).toHaveLength(1);
     expect(lookups.filter((u) => u.includes(`resourceId=${doomed.id}`))).toHaveLength(1);
     expect(await axeViolations(page)).toEqual([]);
+    await page.screenshot({ path: join(DOCS, 'audit-logs-references.png') });
     await page.keyboard.press('Escape');
 
     const [changed] = await apiFirst({ resourceId: braze.id, action: 'updated' });
@@ -633,6 +634,14 @@ async function axeViolations(page: Page): Promise<string[]> {
     await page.waitForFunction(() => new URL(location.href).searchParams.get('rName') === 'CHURN');
     await settledResources();
     expect(await resourceRows.locator('td:nth-child(2)').allInnerTexts()).toEqual(['Churn risk 2026']);
+    const resourceChips = () => page.locator('#r-chips li span').allInnerTexts();
+    expect(await resourceChips()).toEqual([
+      'Type: Segment',
+      'Creator: Admin 1',
+      'Last editor: Member 1',
+      'Name contains “CHURN”',
+      'Edited by someone other than its creator',
+    ]);
     expect(await axeViolations(page)).toEqual([]);
     await page.screenshot({ path: join(DOCS, 'resources.png') });
     await page.getByRole('link', { name: 'Churn risk 2026: view its history' }).click();
@@ -642,6 +651,30 @@ async function axeViolations(page: Page): Promise<string[]> {
     await page.goBack();
     await settledResources();
     expect(await resourceRows.count()).toBe(1);
+    // A chip removes its filter as one history entry; "Clear all filters" removes them all.
+    await page.getByRole('button', { name: 'Remove filter Type: Segment' }).click();
+    await settledResources();
+    expect(query().get('rType')).toBeNull();
+    await expect(page.locator('#r-type input[value=segment]').isChecked()).resolves.toBe(false);
+    expect(await resourceChips()).not.toContain('Type: Segment');
+    await page.getByRole('button', { name: 'Remove filter Edited by someone other than its creator' }).click();
+    await settledResources();
+    expect(query().get('rOthers')).toBeNull();
+    await page.goBack();
+    await settledResources();
+    expect(query().get('rOthers')).toBe('1');
+    expect(await resourceChips()).toContain('Edited by someone other than its creator');
+    await page.click('#r-clear');
+    await settledResources();
+    expect(await resourceChips()).toEqual([]);
+    expect([...query().keys()].sort()).toEqual(['tab', 'workspace']);
+    expect(await resourceRows.count()).toBe(
+      Math.min(
+        50,
+        (await t.http.get(`/api/workspaces/${ws.workspaceId}/resources?limit=200`).set(ws.admin.auth)).body.items
+          .length,
+      ),
+    );
     await page.click('#tab-log');
     await ready();
   });

@@ -407,7 +407,13 @@ function renderChips() {
       .join(' ');
     chips.push([`Date ${text}`, remove(() => dates)]);
   }
-  $('chips').replaceChildren(
+  showChips($('chips'), chips);
+  $('clear').hidden = chips.length === 0 && !f.range;
+}
+
+/** Each active filter as a chip whose button removes it. */
+function showChips(list, chips) {
+  list.replaceChildren(
     ...chips.map(([text, onRemove]) => {
       const button = el('button', { type: 'button', className: 'chip-remove', textContent: '×' });
       button.setAttribute('aria-label', `Remove filter ${text}`);
@@ -415,7 +421,6 @@ function renderChips() {
       return el('li', { className: 'chip' }, el('span', {}, text), button);
     }),
   );
-  $('clear').hidden = chips.length === 0 && !f.range;
 }
 
 // ---- the audit log table ----------------------------------------------------------------------
@@ -462,6 +467,7 @@ async function route() {
   if (state.tab === 'resources') {
     show('resources');
     resourceFiltersToForm(query);
+    renderResourceChips();
     return loadResources();
   }
   show('log');
@@ -672,7 +678,7 @@ function namedReference(id, ref) {
     event.preventDefault();
     viewHistory(id, `${ref.resourceType} “${ref.name}”`);
   });
-  return ref.deleted ? el('span', {}, link, ' (deleted)') : link;
+  return ref.deleted ? el('span', { className: 'ref' }, link, ' (deleted)') : link;
 }
 
 function definitionList(pairs) {
@@ -959,8 +965,35 @@ function resourceUrl() {
 
 function resourceFiltersChanged() {
   for (const c of [$('r-type'), $('r-created'), $('r-updated')]) summarizeMulti(c);
+  renderResourceChips();
   history.pushState(null, '', `${location.pathname}?${resourceUrl()}`);
   void loadResources();
+}
+
+function renderResourceChips() {
+  const chips = [];
+  const removing = (undo) => () => {
+    undo();
+    resourceFiltersChanged();
+  };
+  for (const [label, container] of [
+    ['Type', $('r-type')],
+    ['Creator', $('r-created')],
+    ['Last editor', $('r-updated')],
+  ]) {
+    for (const value of multiValues(container)) {
+      const name = optionLabel(container, value).replace(/ \(.*\)$/, '');
+      const box = boxes(container).find((b) => b.value === value);
+      chips.push([`${label}: ${name}`, removing(() => (box.checked = false))]);
+    }
+  }
+  const name = $('r-name').value.trim();
+  if (name) chips.push([`Name contains “${name}”`, removing(() => ($('r-name').value = ''))]);
+  if ($('r-others').checked) {
+    chips.push(['Edited by someone other than its creator', removing(() => ($('r-others').checked = false))]);
+  }
+  showChips($('r-chips'), chips);
+  $('r-clear').hidden = chips.length === 0;
 }
 
 async function loadResources(more = false) {
@@ -1159,6 +1192,10 @@ $('r-name').addEventListener('input', () => {
   rNameTimer = setTimeout(resourceFiltersChanged, TYPING_DELAY);
 });
 $('r-more').addEventListener('click', () => void loadResources(true));
+$('r-clear').addEventListener('click', () => {
+  resourceFiltersToForm(new URLSearchParams());
+  resourceFiltersChanged();
+});
 window.addEventListener('popstate', () => {
   if (state.workspaceId && state.token) void route();
 });
