@@ -240,6 +240,18 @@ async function axeViolations(page: Page): Promise<string[]> {
     expect(contrast.border).toBeGreaterThanOrEqual(3);
   });
 
+  it('offers the resource types and actions that the API lists, not a list of its own', async () => {
+    const choices = (
+      await t.http.get(`/api/workspaces/${ws.workspaceId}/audit-logs/filters`).set(ws.admin.auth).expect(200)
+    ).body as { resourceTypes: string[]; actions: string[] };
+    const values = (multi: string) =>
+      page
+        .locator(`#${multi} input[type=checkbox]`)
+        .evaluateAll((boxes: HTMLInputElement[]) => boxes.map((b) => b.value));
+    await expect(values('f-type')).resolves.toEqual(choices.resourceTypes);
+    await expect(values('f-action')).resolves.toEqual(choices.actions);
+  });
+
   it('filters with checkbox multi-selects by plain click, summarises them as removable chips, and Back undoes each change', async () => {
     const requests = listRequests(page);
     await page.click('#f-user summary');

@@ -41,18 +41,23 @@ const DATE_OPTIONS = {
 const dateFormat = new Intl.DateTimeFormat(undefined, DATE_OPTIONS);
 const dayFormat = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
 const timeZone = Intl.DateTimeFormat().resolvedOptions().timeZone;
-const TYPES = ['source', 'model', 'segment', 'destination'];
-const ACTIONS = ['created', 'updated', 'deleted', 'restored'];
+/** What GET …/resources lists; the log's types and actions come from GET …/audit-logs/filters. */
+const LISTED_TYPES = ['source', 'model', 'segment', 'destination'];
+const TAB_TITLES = { log: 'Audit Logs', resources: 'Resources', members: 'Members', tokens: 'API tokens' };
 const RANGES = { '24h': ['Last 24 hours', 24], '7d': ['Last 7 days', 24 * 7], '30d': ['Last 30 days', 24 * 30] };
 const capital = (text) => text.charAt(0).toUpperCase() + text.slice(1);
+/** `api_token` → "API token", `audit_log` → "Audit log". */
+const typeLabel = (type) => capital(type.replace(/_/g, ' ')).replace(/^Api\b/, 'API');
 
-function show(section) {
-  for (const id of ['sign-in', 'log', 'resources', 'denied']) $(id).hidden = id !== section;
-  $('tabs').hidden = section !== 'log' && section !== 'resources';
+/** One section at a time; the tabs show while a workspace is open, `tab` marked as the current one. */
+function show(section, tab = section) {
+  for (const id of ['sign-in', 'log', 'resources', 'members', 'tokens', 'denied']) $(id).hidden = id !== section;
+  $('tabs').hidden = section === 'sign-in' || !state.workspaceId;
   for (const link of $('tabs').querySelectorAll('a')) {
-    if (link.dataset.tab === section) link.setAttribute('aria-current', 'page');
+    if (link.dataset.tab === tab) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
   }
+  document.title = `${TAB_TITLES[tab] ?? 'Sign in'} · Settings`;
 }
 
 function setStatus(text, isError = false, id = 'status') {
@@ -60,8 +65,14 @@ function setStatus(text, isError = false, id = 'status') {
   $(id).classList.toggle('error', isError);
 }
 
-async function api(path, { raw = false, method = 'GET' } = {}) {
-  const res = await fetch(`/api${path}`, { method, headers: { Authorization: `Bearer ${state.token}` } });
+async function api(path, { raw = false, method = 'GET', body: sent } = {}) {
+  const headers = { Authorization: `Bearer ${state.token}` };
+  if (sent !== undefined) headers['Content-Type'] = 'application/json';
+  const res = await fetch(`/api${path}`, {
+    method,
+    headers,
+    body: sent === undefined ? undefined : JSON.stringify(sent),
+  });
   if (res.status === 401) {
     signOut('Your token is unknown or was revoked. Paste a valid one.');
     throw new Error('unauthorized');
@@ -91,7 +102,7 @@ const personText = (user) => (user ? user.name : 'No user (system or database)')
 
 function signOut(reason = '') {
   localStorage.removeItem(TOKEN_KEY);
-  Object.assign(state, { token: null, me: null, workspaceId: null });
+  Object.assign(state, { token: null, me: null, workspaceId: null, workspace: null });
   $('who').textContent = '';
   $('sign-out').hidden = true;
   $('workspace-picker').hidden = true;
@@ -115,6 +126,7 @@ async function signIn(token) {
   $('sign-out').hidden = false;
   const workspaces = me.body.workspaces;
   if (workspaces.length === 0) {
+    $('denied-title').textContent = 'No workspace yet';
     $('denied-text').textContent = 'You are not a member of any workspace yet.';
     return show('denied');
   }
@@ -313,8 +325,8 @@ function filtersFromUrl(query) {
   const list = (key, allowed) =>
     (query.get(key) ?? '').split(',').filter((v) => v && (!allowed || allowed.includes(v)));
   f.userId = list('userId');
-  f.resourceType = list('resourceType', TYPES);
-  f.action = list('action', ACTIONS);
+  f.resourceType = list('resourceType', state.choices.resourceTypes);
+  f.action = list('action', state.choices.actions);
   f.resourceName = query.get('resourceName') ?? '';
   f.resourceId = query.get('resourceId') ?? '';
   f.requestId = query.get('requestId') ?? '';
@@ -430,40 +442,63 @@ async function openWorkspace(workspaceId, { keepFilters }) {
   state.names.clear();
   state.requestCounts.clear();
   const workspace = state.me.workspaces.find((w) => w.id === workspaceId);
-  if (workspace.role !== 'admin') {
-    $('denied-text').textContent = `Your role in ${workspace.name} is member. Ask a workspace admin for access.`;
-    history.replaceState(null, '', `${location.pathname}?workspace=${state.workspaceId}`);
-    return show('denied');
+  state.workspace = workspace;
+  for (const id of ['tab-resources', 'tab-members']) $(id).hidden = workspace.role !== 'admin';
+  if (!keepFilters) history.replaceState(null, '', `${location.pathname}?workspace=${workspaceId}`);
+  if (workspace.role === 'admin' && !(await loadChoices())) return;
+  $('zone').textContent = `Times are shown in your timezone, ${timeZone}.`;
+  await route();
+}
+
+/** The filter bar's choices, as the API lists them: users, resource types and actions. */
+async function loadChoices() {
+  const choices = await api(wsPath('/audit-logs/filters')).catch(() => null);
+  if (!choices) return false;
+  if (choices.status !== 200) {
+    setStatus(messageOf(choices.body), true);
+    return true;
   }
-  const choices = await api(wsPath('/audit-logs/filters'));
-  if (choices.status === 403) return show('denied');
-  state.users = choices.body.users ?? [];
+  state.users = choices.body.users;
+  state.choices = { resourceTypes: choices.body.resourceTypes, actions: choices.body.actions };
   const userOptions = state.users.map((u) => ({ value: u.id, label: `${u.name} (${u.email})`, title: u.email }));
   buildMulti($('f-user'), userOptions);
   buildMulti(
     $('f-type'),
-    TYPES.map((t) => ({ value: t, label: capital(t) })),
+    state.choices.resourceTypes.map((t) => ({ value: t, label: typeLabel(t) })),
   );
   buildMulti(
     $('f-action'),
-    (choices.body.actions ?? ACTIONS).map((a) => ({ value: a, label: capital(a) })),
+    state.choices.actions.map((a) => ({ value: a, label: capital(a) })),
   );
   buildMulti(
     $('r-type'),
-    TYPES.map((t) => ({ value: t, label: capital(t) })),
+    LISTED_TYPES.map((t) => ({ value: t, label: typeLabel(t) })),
   );
   buildMulti($('r-created'), userOptions);
   buildMulti($('r-updated'), userOptions);
-  $('zone').textContent = `Times are shown in your timezone, ${timeZone}.`;
-  if (!keepFilters) history.replaceState(null, '', `${location.pathname}?workspace=${workspaceId}`);
-  await route();
+  return true;
 }
 
 /** Shows what the address says: the tab, its filters, and an entry's detail. */
 async function route() {
   const query = new URLSearchParams(location.search);
   if (!query.has('entry') && $('detail').open) $('detail').close();
-  state.tab = query.get('tab') === 'resources' ? 'resources' : 'log';
+  forgetNewToken();
+  state.tab = TAB_TITLES[query.get('tab')] ? query.get('tab') : 'log';
+  if (state.tab === 'tokens') {
+    show('tokens');
+    return loadTokens();
+  }
+  if (state.workspace.role !== 'admin') {
+    $('denied-title').textContent =
+      `${TAB_TITLES[state.tab]} ${state.tab === 'members' ? 'are managed by' : 'are for'} admins only`;
+    $('denied-text').textContent = `Your role in ${state.workspace.name} is member. Ask a workspace admin for access.`;
+    return show('denied', state.tab);
+  }
+  if (state.tab === 'members') {
+    show('members');
+    return loadMembers();
+  }
   if (state.tab === 'resources') {
     show('resources');
     resourceFiltersToForm(query);
@@ -523,7 +558,7 @@ async function loadPage() {
   if (seq !== state.seq) return; // a newer request superseded this one
   setLoading('log', false);
   $('more').disabled = false;
-  if (page.status === 403) return show('denied');
+  if (page.status === 403) return setStatus(messageOf(page.body), true);
   if (page.status === 429) {
     setStatus('');
     return showRetry(page, () => loadPage());
@@ -1062,6 +1097,211 @@ function appendResource(resource) {
   $('r-rows').append(row);
 }
 
+// ---- confirmation ------------------------------------------------------------------------------
+
+/** A modal question with the safe answer focused; resolves true when confirmed. */
+function confirmAction({ title, text, confirm }) {
+  const dialog = $('confirm');
+  $('confirm-title').textContent = title;
+  $('confirm-text').textContent = text;
+  $('confirm-go').textContent = confirm;
+  dialog.returnValue = '';
+  dialog.showModal();
+  return new Promise((resolve) =>
+    dialog.addEventListener('close', () => resolve(dialog.returnValue === 'yes'), { once: true }),
+  );
+}
+
+// ---- members (admins) ---------------------------------------------------------------------------
+
+async function loadMembers() {
+  setLoading('members', true);
+  const res = await api(wsPath('/members')).catch(() => null);
+  if (!res) return;
+  setLoading('members', false);
+  if (res.status !== 200) return setStatus(messageOf(res.body), true, 'm-status');
+  const members = res.body.items;
+  $('m-rows').replaceChildren(...members.map(memberRow));
+  const admins = members.filter((m) => m.role === 'admin').length;
+  setStatus(
+    `${members.length} member${members.length === 1 ? '' : 's'}, ${admins} admin${admins === 1 ? '' : 's'}.`,
+    false,
+    'm-status',
+  );
+}
+
+function memberRow(member) {
+  const you = member.userId === state.me.user.id;
+  const role = el('select', {}, new Option('Member', 'member'), new Option('Admin', 'admin'));
+  role.value = member.role;
+  role.setAttribute('aria-label', `Role of ${member.name}`);
+  role.addEventListener('change', () => void changeRole(member, role));
+  const remove = el('button', { type: 'button', className: 'secondary small', textContent: 'Remove…' });
+  remove.setAttribute('aria-label', `Remove ${member.name}…`);
+  remove.addEventListener('click', () => void removeMember(member));
+  const row = el('tr');
+  for (const [label, content] of [
+    ['Name', you ? `${member.name} (you)` : member.name],
+    ['Email', member.email],
+    ['Role', role],
+    ['Actions', remove],
+  ]) {
+    const cell = el('td', {}, content);
+    cell.dataset.label = label;
+    row.append(cell);
+  }
+  row.dataset.user = member.userId;
+  return row;
+}
+
+async function addMember() {
+  $('m-error').textContent = '';
+  const body = { email: $('m-email').value.trim(), name: $('m-name').value.trim(), role: $('m-role').value };
+  const res = await api(wsPath('/members'), { method: 'POST', body }).catch(() => null);
+  if (!res) return;
+  if (res.status !== 201) {
+    $('m-error').textContent = `${body.email} was not added: ${messageOf(res.body)}`;
+    return;
+  }
+  $('add-member').reset();
+  await loadMembers();
+  setStatus(`Added ${body.email} as ${body.role === 'admin' ? 'an admin' : 'a member'}.`, false, 'm-status');
+}
+
+async function changeRole(member, select) {
+  $('m-error').textContent = '';
+  const role = select.value;
+  const res = await api(wsPath(`/members/${member.userId}`), { method: 'PATCH', body: { role } }).catch(() => null);
+  if (!res) return;
+  if (res.status !== 200) {
+    select.value = member.role;
+    $('m-error').textContent = `${member.name} is still ${article(member.role)}: ${messageOf(res.body)}`;
+    return;
+  }
+  if (member.userId === state.me.user.id) return reopen();
+  await loadMembers();
+  setStatus(`${member.name} is now ${article(role)}.`, false, 'm-status');
+}
+
+async function removeMember(member) {
+  $('m-error').textContent = '';
+  const confirmed = await confirmAction({
+    title: `Remove ${member.name}?`,
+    text: `${member.name} (${member.email}) loses access to ${state.workspace.name} at once. What they did stays in the audit log.`,
+    confirm: 'Remove member',
+  });
+  if (!confirmed) return;
+  const res = await api(wsPath(`/members/${member.userId}`), { method: 'DELETE' }).catch(() => null);
+  if (!res) return;
+  if (res.status !== 204) {
+    $('m-error').textContent = `${member.name} was not removed: ${messageOf(res.body)}`;
+    return;
+  }
+  if (member.userId === state.me.user.id) return reopen();
+  await loadMembers();
+  setStatus(`Removed ${member.name}.`, false, 'm-status');
+  $('m-email').focus();
+}
+
+const article = (role) => (role === 'admin' ? 'an admin' : 'a member');
+
+/** After changing one's own membership: read who one is again and show what is left. */
+async function reopen() {
+  history.replaceState(null, '', `${location.pathname}?workspace=${state.workspaceId}`);
+  await signIn(state.token);
+}
+
+// ---- API tokens (everyone's own) ----------------------------------------------------------------
+
+async function loadTokens() {
+  setLoading('tokens', true);
+  const res = await api('/me/tokens').catch(() => null);
+  if (!res) return;
+  setLoading('tokens', false);
+  if (res.status !== 200) return setStatus(messageOf(res.body), true, 't-status');
+  const tokens = res.body.items;
+  $('t-rows').replaceChildren(...tokens.map(tokenRow));
+  setStatus(
+    tokens.length === 0 ? 'You have no API tokens.' : `${tokens.length} token${tokens.length === 1 ? '' : 's'}.`,
+    false,
+    't-status',
+  );
+}
+
+function tokenRow(token) {
+  const when = (iso) => (iso ? el('time', { dateTime: iso, textContent: dateFormat.format(new Date(iso)) }) : 'Never');
+  const revoke = el('button', { type: 'button', className: 'secondary small', textContent: 'Revoke…' });
+  revoke.setAttribute('aria-label', `Revoke ${token.label}…`);
+  revoke.addEventListener('click', () => void revokeToken(token));
+  const row = el('tr');
+  for (const [label, content] of [
+    ['Label', token.label],
+    ['Created', when(token.createdAt)],
+    ['Last used', when(token.lastUsedAt)],
+    ['Actions', revoke],
+  ]) {
+    const cell = el('td', {}, content);
+    cell.dataset.label = label;
+    row.append(cell);
+  }
+  row.dataset.id = token.id;
+  return row;
+}
+
+async function createToken() {
+  $('t-error').textContent = '';
+  const label = $('t-label').value.trim();
+  const res = await api('/me/tokens', { method: 'POST', body: { label } }).catch(() => null);
+  if (!res) return;
+  if (res.status !== 201) {
+    $('t-error').textContent = `No token created: ${messageOf(res.body)}`;
+    return;
+  }
+  $('add-token').reset();
+  $('new-token-label').textContent = res.body.label;
+  $('new-token-value').textContent = res.body.token;
+  $('copy-status').textContent = '';
+  $('new-token').hidden = false;
+  $('new-token').focus();
+  await loadTokens();
+}
+
+/** The new token is shown until the user says it is copied or leaves the screen: never again. */
+function forgetNewToken() {
+  $('new-token').hidden = true;
+  $('new-token-value').textContent = '';
+}
+
+async function copyToken() {
+  try {
+    await navigator.clipboard.writeText($('new-token-value').textContent);
+    $('copy-status').textContent = 'Copied to the clipboard.';
+  } catch {
+    getSelection().selectAllChildren($('new-token-value'));
+    $('copy-status').textContent =
+      'The clipboard is not available here: the token is selected, copy it with Ctrl+C or ⌘C.';
+  }
+}
+
+async function revokeToken(token) {
+  $('t-error').textContent = '';
+  const confirmed = await confirmAction({
+    title: `Revoke “${token.label}”?`,
+    text: 'Anything using this token stops working at once. If this page signed in with it, you are signed out.',
+    confirm: 'Revoke token',
+  });
+  if (!confirmed) return;
+  const res = await api(`/me/tokens/${token.id}`, { method: 'DELETE' }).catch(() => null);
+  if (!res) return;
+  if (res.status !== 204) {
+    $('t-error').textContent = `“${token.label}” was not revoked: ${messageOf(res.body)}`;
+    return;
+  }
+  await loadTokens();
+  setStatus(`Revoked “${token.label}”.`, false, 't-status');
+  $('t-label').focus();
+}
+
 // ---- export -----------------------------------------------------------------------------------
 
 /**
@@ -1102,6 +1342,7 @@ async function exportLog(format) {
 // ---- wiring -------------------------------------------------------------------------------------
 
 state.filters = emptyFilters();
+state.choices = { resourceTypes: LISTED_TYPES, actions: [] };
 let nameTimer;
 let rNameTimer;
 $('sign-in-form').addEventListener('submit', (event) => {
@@ -1178,7 +1419,13 @@ $('tabs').addEventListener('click', (event) => {
   const link = event.target.closest('a');
   if (!link) return;
   event.preventDefault();
-  const query = link.dataset.tab === 'resources' ? resourceUrl() : urlQuery(state.filters ?? emptyFilters());
+  const tab = link.dataset.tab;
+  const query =
+    tab === 'resources'
+      ? resourceUrl()
+      : tab === 'log'
+        ? urlQuery(state.filters ?? emptyFilters())
+        : new URLSearchParams({ workspace: state.workspaceId, tab });
   history.pushState(null, '', `${location.pathname}?${query}`);
   void route();
 });
@@ -1192,6 +1439,21 @@ $('r-name').addEventListener('input', () => {
   rNameTimer = setTimeout(resourceFiltersChanged, TYPING_DELAY);
 });
 $('r-more').addEventListener('click', () => void loadResources(true));
+$('add-member').addEventListener('submit', (event) => {
+  event.preventDefault();
+  void addMember();
+});
+$('add-token').addEventListener('submit', (event) => {
+  event.preventDefault();
+  void createToken();
+});
+$('copy-token').addEventListener('click', () => void copyToken());
+$('new-token-done').addEventListener('click', () => {
+  forgetNewToken();
+  $('t-label').focus();
+});
+$('confirm-go').addEventListener('click', () => $('confirm').close('yes'));
+$('confirm-cancel').addEventListener('click', () => $('confirm').close('no'));
 $('r-clear').addEventListener('click', () => {
   resourceFiltersToForm(new URLSearchParams());
   resourceFiltersChanged();
