@@ -337,10 +337,19 @@ describe('Audit log API', () => {
   });
 
   describe('GET /audit-logs/filters', () => {
-    it('offers the workspace users, the four resource types and the actions the log records', async () => {
+    it("offers the workspace users, the contract's resource types and its actions", async () => {
       const res = await t.http.get(url(ws.workspaceId, '/filters')).set(ws.admin.auth).expect(200);
-      expect(res.body.resourceTypes).toEqual(['source', 'model', 'segment', 'destination']);
-      expect(res.body.actions).toEqual(['created', 'updated', 'deleted', 'restored']);
+      expect(res.body.resourceTypes).toEqual([
+        'source',
+        'model',
+        'segment',
+        'destination',
+        'member',
+        'api_token',
+        'workspace',
+        'audit_log',
+      ]);
+      expect(res.body.actions).toEqual(['created', 'updated', 'deleted', 'restored', 'exported', 'verified']);
       expect(res.body.users.map((u: { id: string }) => u.id).sort()).toEqual([ws.admin.id, ws.member.id].sort());
     });
   });
