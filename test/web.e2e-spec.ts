@@ -1,23 +1,18 @@
 /// <reference lib="dom" />
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { runAsSystem } from '../src/request-context/run-with-actor';
 import { ResourceFactory, type ResourceJson } from './factories';
 import { createTestApp, createWorkspace, type TestApp, type TestWorkspace } from './test-app';
+import { axeViolations, chromiumAvailable, launchChromium } from './web-browser';
 
-const CHROMIUM = '/usr/bin/chromium';
 const TIMEZONE = 'America/New_York';
 const KOLKATA = 'Asia/Kolkata';
-const AXE = join(__dirname, '../node_modules/axe-core/axe.min.js');
 const DOCS = join(__dirname, '../docs');
-const available = existsSync(CHROMIUM);
-if (!available) {
-  if (process.env.CI) throw new Error(`${CHROMIUM} is missing: .ci/run installs Debian's chromium package.`);
-  console.log(`Skipping the browser test: ${CHROMIUM} is missing (apt-get install chromium).`);
-}
+const available = chromiumAvailable();
 
 type Entry = {
   id: string;
@@ -28,17 +23,6 @@ type Entry = {
   occurredAt: string;
   changes: { field: string; before?: unknown; after?: unknown }[];
 };
-
-/** axe-core run inside the page (evaluated, not injected as a script, so the CSP stays as it is). */
-async function axeViolations(page: Page): Promise<string[]> {
-  await page.evaluate(readFileSync(AXE, 'utf8'));
-  return page.evaluate(async () => {
-    const axe = (window as unknown as { axe: { run: (...a: unknown[]) => Promise<AxeResults> } }).axe;
-    type AxeResults = { violations: { id: string; nodes: { target: string[] }[] }[] };
-    const results = await axe.run(document, { resultTypes: ['violations'] });
-    return results.violations.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(' | ')}`);
-  });
-}
 
 /** The Audit Logs page in real Chromium, as an admin in New York and Kolkata, on a phone, and as a member. */
 (available ? describe : describe.skip)('The Audit Logs page', () => {
@@ -113,19 +97,7 @@ async function axeViolations(page: Page): Promise<string[]> {
     conflicted = await admin.create('sources', { name: 'Conflicted', type: 'pg' });
     await patch('admin', 'sources', conflicted.id, { type: 'mysql' });
     await patch('member', 'sources', conflicted.id, { type: 'sqlite' });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
     page = await newPage(TIMEZONE, 1280);
   });
   afterAll(async () => {
