@@ -789,6 +789,9 @@ function listNodes(verb, values, field) {
 
 function openDetail(entry) {
   state.detail = entry;
+  // Sources, models, segments and destinations: their references are named and they can be restored.
+  const resource = LISTED_TYPES.includes(entry.resourceType);
+  const refs = (field) => (resource ? field : '');
   $('detail-title').textContent = `${entry.actionName}: ${entry.resourceName}`;
   $('detail-meta').replaceChildren(
     ...definitionList([
@@ -812,20 +815,20 @@ function openDetail(entry) {
             {},
             el('td', { textContent: change.field }),
             ...(only === 'after'
-              ? [el('td', { className: 'after' }, ...listNodes('', change.added, change.field))]
+              ? [el('td', { className: 'after' }, ...listNodes('', change.added, refs(change.field)))]
               : only === 'before'
-                ? [el('td', { className: 'before' }, ...listNodes('', change.removed, change.field))]
+                ? [el('td', { className: 'before' }, ...listNodes('', change.removed, refs(change.field)))]
                 : [
-                    el('td', { className: 'before' }, ...listNodes('removed', change.removed, change.field)),
-                    el('td', { className: 'after' }, ...listNodes('added', change.added, change.field)),
+                    el('td', { className: 'before' }, ...listNodes('removed', change.removed, refs(change.field))),
+                    el('td', { className: 'after' }, ...listNodes('added', change.added, refs(change.field))),
                   ]),
           )
         : el(
             'tr',
             {},
             el('td', { textContent: change.field }),
-            ...(only === 'after' ? [] : [valueCell(change.before, 'before', change.field)]),
-            ...(only === 'before' ? [] : [valueCell(change.after, 'after', change.field)]),
+            ...(only === 'after' ? [] : [valueCell(change.before, 'before', refs(change.field))]),
+            ...(only === 'before' ? [] : [valueCell(change.after, 'after', refs(change.field))]),
           ),
     ),
   );
@@ -835,11 +838,14 @@ function openDetail(entry) {
   const creation =
     entry.action === 'created' ||
     (entry.action === 'restored' && entry.changes.some((c) => c.field === 'name' && !('before' in c)));
-  $('restore').hidden = creation;
-  $('restore-note').hidden = !creation;
-  $('restore-note').textContent = creation
-    ? 'A creation cannot be restored: deleting the resource is what undoes it.'
-    : '';
+  const restorable = resource && !creation && ['updated', 'deleted', 'restored'].includes(entry.action);
+  $('restore').hidden = !restorable;
+  $('restore-note').hidden = restorable;
+  $('restore-note').textContent = !resource
+    ? `${typeLabel(entry.resourceType)} entries cannot be restored.`
+    : creation
+      ? 'A creation cannot be restored: deleting the resource is what undoes it.'
+      : '';
   const query = new URLSearchParams(location.search);
   if (query.get('entry') !== entry.id) {
     query.set('entry', entry.id);
@@ -876,6 +882,7 @@ async function showRequestSize(entry) {
 /** The resource's creator and last editor, from its newest entry and the resources list. */
 async function loadOwners(entry) {
   const owners = $('detail-owners');
+  if (!LISTED_TYPES.includes(entry.resourceType)) return owners.replaceChildren();
   owners.replaceChildren(...definitionList([['Creator and last editor', 'Loading…']]));
   const newest = await api(wsPath(`/audit-logs?resourceId=${entry.resourceId}&limit=1`)).catch(() => null);
   if (state.detail !== entry || !newest) return;
