@@ -21,6 +21,7 @@ import { ApiErrors, ApiRoute, AUDIT_ROUTE_ERRORS } from '../../common/api-errors
 import { uuidPipe } from '../../common/validation';
 import { AuditRestoreService, type RestoreResult } from '../restore/audit-restore.service';
 import type { AuditEntry } from './audit-entry';
+import { exportFilename } from './export-filename';
 import { EXPORT_RETRY_AFTER_SECONDS, ExportSlots, TooManyExportsException } from './export-slots';
 import { TokenThrottlerGuard } from './token-throttler.guard';
 import { AuditLogExportDto, AuditLogQueryDto } from './audit-log-query.dto';
@@ -92,12 +93,12 @@ export class AuditLogsController {
       const progress = { rows: 0 };
       const chunks = this.auditLogs.exportChunks(workspaceId, query, format, query.chain === 'true', progress);
       const first = await chunks.next(); // a filter the database refuses fails here, before any header
-      const range = [query.from, query.to].map((d) => (d ? d.slice(0, 10) : 'all')).join('_to_');
+      const filename = exportFilename(await this.auditLogs.workspaceName(workspaceId), query.from, query.to, format);
       res.setHeader(
         'Content-Type',
         format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson; charset=utf-8',
       );
-      res.setHeader('Content-Disposition', `attachment; filename="audit-log_${workspaceId}_${range}.${format}"`);
+      res.setHeader('Content-Disposition', `attachment; filename="${filename}"`);
       const stallMs = this.config.exportStallSeconds * 1000;
       let completed = false;
       try {

@@ -320,6 +320,14 @@ export class AuditLogsService {
     return { intact: true, entries, headHash: head?.hash ?? null, unsealed, ...anchor };
   }
 
+  async workspaceName(workspaceId: string): Promise<string> {
+    const workspace = await this.prisma.workspace.findUniqueOrThrow({
+      where: { id: workspaceId },
+      select: { name: true },
+    });
+    return workspace.name;
+  }
+
   async filterChoices(workspaceId: string): Promise<FilterChoices> {
     // A skip scan over the (workspace, actor) index: one probe per distinct actor, not per entry.
     const users = await this.prisma.$queryRaw<{ id: string; name: string; email: string }[]>`

@@ -62,6 +62,7 @@ export class ResourceListService {
     const limit = query.limit ?? 50;
     const after = query.cursor ? this.cursors.decode(workspaceId, query.cursor) : undefined;
     const where = [Prisma.sql`"workspace_id" = ${workspaceId}::uuid`];
+    if (query.id?.length) where.push(Prisma.sql`"id" = ANY(${query.id}::uuid[])`);
     if (query.name) where.push(Prisma.sql`"name" ILIKE ${likePattern(query.name)}`);
     if (query.createdBy?.length) where.push(Prisma.sql`"created_by_id" = ANY(${query.createdBy}::uuid[])`);
     if (query.updatedBy?.length) where.push(Prisma.sql`"updated_by_id" = ANY(${query.updatedBy}::uuid[])`);
