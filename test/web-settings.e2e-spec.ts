@@ -2,9 +2,9 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { createTestApp, createWorkspace, type TestApp, type TestWorkspace } from './test-app';
-import { axeViolations, chromiumAvailable, launchChromium } from './web-browser';
+import { axeViolations, BrowserPages, chromiumAvailable, launchChromium, localFormat } from './web-browser';
 
 const TIMEZONE = 'America/New_York';
 const KOLKATA = 'Asia/Kolkata';
@@ -21,20 +21,8 @@ type Token = { id: string; label: string; createdAt: string; lastUsedAt: string 
   let base: string;
   let browser: Browser;
   let page: Page;
-  const contexts: BrowserContext[] = [];
-  const pageErrors: string[] = [];
-
-  async function newPage(timezoneId: string, width: number, height = 900): Promise<Page> {
-    const context = await browser.newContext({ timezoneId, locale: 'en-US', viewport: { width, height } });
-    await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base });
-    contexts.push(context);
-    const p = await context.newPage();
-    p.on('pageerror', (error) => pageErrors.push(error.message));
-    p.on('console', (message) => {
-      if (/Content Security Policy/i.test(message.text())) pageErrors.push(message.text());
-    });
-    return p;
-  }
+  let pages: BrowserPages;
+  const newPage = (timezoneId: string, width: number, height?: number) => pages.open(timezoneId, width, height);
 
   beforeAll(async () => {
     t = await createTestApp();
@@ -42,11 +30,12 @@ type Token = { id: string; label: string; createdAt: string; lastUsedAt: string 
     base = `http://127.0.0.1:${((t.app.getHttpServer() as Server).address() as AddressInfo).port}`;
     ws = await createWorkspace(t.app, 'Acme');
     browser = await launchChromium();
+    pages = new BrowserPages(browser, { clipboardOrigin: base });
     page = await newPage(TIMEZONE, 1280);
   });
   afterAll(async () => {
-    expect(pageErrors).toEqual([]);
-    for (const context of contexts) await context.close();
+    expect(pages?.errors ?? []).toEqual([]);
+    await pages?.close();
     await browser?.close();
     await t.close();
   });
@@ -65,17 +54,6 @@ type Token = { id: string; label: string; createdAt: string; lastUsedAt: string 
   const tokens = async (auth = ws.admin.auth) =>
     (await t.http.get('/api/me/tokens').set(auth).expect(200)).body.items as Token[];
   const memberRow = (name: string, p = page) => p.locator('#m-rows tr', { hasText: name });
-  const localFormat = (iso: string, timeZone: string) =>
-    new Intl.DateTimeFormat('en-US', {
-      year: 'numeric',
-      month: 'short',
-      day: 'numeric',
-      hour: 'numeric',
-      minute: '2-digit',
-      second: '2-digit',
-      timeZoneName: 'short',
-      timeZone,
-    }).format(new Date(iso));
 
   describe('Members (admins)', () => {
     it('lists the members with their roles, the signed-in admin marked "(you)"', async () => {

@@ -3,11 +3,11 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { runAsSystem } from '../src/request-context/run-with-actor';
 import { ResourceFactory, type ResourceJson } from './factories';
 import { createTestApp, createWorkspace, type TestApp, type TestWorkspace } from './test-app';
-import { axeViolations, chromiumAvailable, launchChromium } from './web-browser';
+import { axeViolations, BrowserPages, chromiumAvailable, launchChromium, localFormat } from './web-browser';
 
 const TIMEZONE = 'America/New_York';
 const KOLKATA = 'Asia/Kolkata';
@@ -31,28 +31,11 @@ type Entry = {
   let base: string;
   let browser: Browser;
   let page: Page;
-  const contexts: BrowserContext[] = [];
-  const pageErrors: string[] = [];
+  let pages: BrowserPages;
+  const newPage = (timezoneId: string, width: number, height?: number) => pages.open(timezoneId, width, height);
   let churn: ResourceJson;
   let restorable: ResourceJson;
   let conflicted: ResourceJson;
-
-  async function newPage(timezoneId: string, width: number, height = 900): Promise<Page> {
-    const context = await browser.newContext({
-      timezoneId,
-      locale: 'en-US',
-      acceptDownloads: true,
-      viewport: { width, height },
-    });
-    contexts.push(context);
-    const p = await context.newPage();
-    p.on('pageerror', (error) => pageErrors.push(error.message));
-    // The page runs under the app's Content-Security-Policy: anything it blocks is a failure.
-    p.on('console', (message) => {
-      if (/Content Security Policy/i.test(message.text())) pageErrors.push(message.text());
-    });
-    return p;
-  }
 
   beforeAll(async () => {
     t = await createTestApp();
@@ -98,11 +81,12 @@ type Entry = {
     await patch('admin', 'sources', conflicted.id, { type: 'mysql' });
     await patch('member', 'sources', conflicted.id, { type: 'sqlite' });
     browser = await launchChromium();
+    pages = new BrowserPages(browser);
     page = await newPage(TIMEZONE, 1280);
   });
   afterAll(async () => {
-    expect(pageErrors).toEqual([]);
-    for (const context of contexts) await context.close();
+    expect(pages?.errors ?? []).toEqual([]);
+    await pages?.close();
     await browser?.close();
     await t.close();
   });
@@ -114,17 +98,6 @@ type Entry = {
   const apiFirst = async (q: Record<string, string> = {}) =>
     (await t.http.get(`/api/workspaces/${ws.workspaceId}/audit-logs`).query(q).set(ws.admin.auth).expect(200)).body
       .items as Entry[];
-  const localFormat = (iso: string, timeZone: string) =>
-    new Intl.DateTimeFormat('en-US', {
-      year: 'numeric',
-      month: 'short',
-      day: 'numeric',
-      hour: 'numeric',
-      minute: '2-digit',
-      second: '2-digit',
-      timeZoneName: 'short',
-      timeZone,
-    }).format(new Date(iso));
   /** Each filter change should cost one request to the list. */
   const listRequests = (p: Page) => {
     const seen: string[] = [];
