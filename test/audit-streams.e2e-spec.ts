@@ -238,6 +238,50 @@ describe('Log streams', () => {
         .expect(204);
     });
 
+    it('records adding and deleting a stream as the workspace’s entries, under streams["<id>"], secret redacted', async () => {
+      const url = receiver.url('/audited');
+      const created = await t.http.post(streams(ws)).set(ws.admin.auth).send({ url, secret: SECRET }).expect(201);
+      const id = created.body.id as string;
+      await t.http
+        .delete(streams(ws, `/${id}`))
+        .set(ws.admin.auth)
+        .expect(204);
+      const log = await t.http
+        .get(`/api/workspaces/${ws.workspaceId}/audit-logs`)
+        .query({ resourceType: 'workspace', resourceId: ws.workspaceId })
+        .set(ws.admin.auth)
+        .expect(200);
+      const mine = (log.body.items as { changes: { field: string }[] }[]).filter((e) =>
+        e.changes.some((c) => c.field.startsWith(`streams["${id}"]`)),
+      );
+      expect(mine).toEqual([
+        expect.objectContaining({
+          action: 'deleted',
+          actionName: 'Log stream deleted',
+          resourceType: 'workspace',
+          resourceId: ws.workspaceId,
+          resourceName: 'Acme',
+          user: expect.objectContaining({ id: ws.admin.id }),
+          changes: [
+            { field: `streams["${id}"].url`, before: url },
+            { field: `streams["${id}"].secret`, before: '[REDACTED]' },
+          ],
+        }),
+        expect.objectContaining({
+          action: 'created',
+          actionName: 'Log stream added',
+          resourceType: 'workspace',
+          resourceId: ws.workspaceId,
+          user: expect.objectContaining({ id: ws.admin.id }),
+          changes: [
+            { field: `streams["${id}"].url`, after: url },
+            { field: `streams["${id}"].secret`, after: '[REDACTED]' },
+          ],
+        }),
+      ]);
+      expect(log.text).not.toContain(SECRET);
+    });
+
     it('lists a workspace’s streams newest first, and only its own', async () => {
       const a = (
         await t.http

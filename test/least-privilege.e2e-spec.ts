@@ -37,7 +37,8 @@ describe('The service as the least-privilege role', () => {
     const log = await t.http.get(audit()).query({ resourceId: destination.id }).set(ws.admin.auth).expect(200);
     expect(log.body.items.map((e: { action: string }) => e.action)).toEqual(['deleted', 'created']);
     const verified = await t.http.get(audit('/verify')).set(ws.admin.auth).expect(200);
-    expect(verified.body).toMatchObject({ intact: true, entries: 5 }); // source, model, segment, destination; one deletion
+    // The workspace, its two members and their two tokens; source, model, segment, destination; one deletion.
+    expect(verified.body).toMatchObject({ intact: true, entries: 10 });
   });
 
   it('updates, bulk-deletes, exports and sets retention as that role', async () => {

@@ -8,6 +8,7 @@ import { AuditDigestsService } from './digests/audit-digests.service';
 import { AuditSigningKeyService } from './digests/audit-signing-key.service';
 import { AuditLogsController } from './query/audit-logs.controller';
 import { AuditLogsService } from './query/audit-logs.service';
+import { AuditReadsService } from './query/audit-reads.service';
 import { ExportSlots } from './query/export-slots';
 import { isExport } from './query/token-throttler.guard';
 import { ResourceListController } from './query/resource-list.controller';
@@ -50,6 +51,7 @@ import { StreamSecretCipher } from './streams/stream-secret-cipher';
   ],
   providers: [
     AuditLogsService,
+    AuditReadsService,
     AuditRetentionService,
     AuditSealerService,
     ExportSlots,

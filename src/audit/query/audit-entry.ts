@@ -1,4 +1,4 @@
-import { type ActorKind, actionName, type AuditAction, type ResourceType } from '../capture/audited-resources';
+import { type ActorKind, actionName, type AuditAction, type AuditedType } from '../capture/audited-resources';
 
 /** A JSON value as a change shows it: a leaf, an empty object or array, or "[REDACTED]". */
 export type JsonLeaf = string | number | boolean | null | Record<string, never> | [];
@@ -15,7 +15,7 @@ export interface AuditLogRow {
   id: string;
   occurred_at: Date;
   action: AuditAction;
-  resource_type: ResourceType;
+  resource_type: AuditedType;
   resource_id: string;
   resource_name: string;
   actor_kind: ActorKind | null;
@@ -35,7 +35,7 @@ export interface AuditEntry {
   occurredAt: string;
   action: AuditAction;
   actionName: string;
-  resourceType: ResourceType;
+  resourceType: AuditedType;
   resourceId: string;
   resourceName: string;
   user: { id: string; name: string | null; email: string | null } | null;
@@ -58,7 +58,7 @@ export function toAuditEntry(row: AuditLogRow): AuditEntry {
     id: row.id,
     occurredAt: new Date(row.occurred_at).toISOString(),
     action: row.action,
-    actionName: actionName(row.resource_type, row.action),
+    actionName: actionName(row.resource_type, row.action, row.changes),
     resourceType: row.resource_type,
     resourceId: row.resource_id,
     resourceName: row.resource_name,

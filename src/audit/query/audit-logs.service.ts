@@ -3,11 +3,11 @@ import { APP_CONFIG, type AppConfig } from '../../config/app-config';
 import { type AppPrismaClient, PRISMA } from '../../database/prisma-client.factory';
 import { Prisma } from '../../generated/prisma/client';
 import {
+  actionNameSql,
   AUDIT_ACTIONS,
   type AuditAction,
-  AUDITED_RESOURCES,
-  RESOURCE_TYPES,
-  type ResourceType,
+  AUDITED_TYPES,
+  type AuditedType,
 } from '../capture/audited-resources';
 import { AuditSealerService } from '../seal/audit-sealer.service';
 import { AuditCursorCodec, type CursorPosition } from './audit-cursor';
@@ -32,7 +32,7 @@ export interface ChainVerification {
 
 export interface FilterChoices {
   users: { id: string; name: string; email: string }[];
-  resourceTypes: ResourceType[];
+  resourceTypes: AuditedType[];
   actions: AuditAction[];
 }
 
@@ -44,10 +44,8 @@ const NAME_WINDOW = 20;
 /** Past this many resources with a matching name, a search reads the trigram index instead. */
 const MAX_NAMED_RESOURCES = 200;
 
-/** "Segment updated", computed by PostgreSQL from the same labels as `actionName()`. */
-const ACTION_NAME = Prisma.raw(
-  `(CASE "resource_type" ${AUDITED_RESOURCES.map((r) => `WHEN '${r.type}' THEN '${r.label}'`).join(' ')} END || ' ' || "action")`,
-);
+/** "Segment updated", computed by PostgreSQL from the same registry as `actionName()`. */
+const ACTION_NAME = Prisma.raw(actionNameSql());
 const ISO_TIME = Prisma.raw(`to_char("occurred_at" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`);
 /** The actor's kind and name, as `actorOf()` derives them. */
 const ACTOR_KIND = `coalesce("actor_kind", CASE WHEN "actor_id" IS NULL THEN 'system' ELSE 'user' END)`;
@@ -188,6 +186,8 @@ export class AuditLogsService {
     filter: AuditLogFilterDto,
     format: 'csv' | 'ndjson',
     chain = false,
+    /** Counts the entries yielded so far. */
+    progress: { rows: number } = { rows: 0 },
   ): AsyncGenerator<string> {
     const columns = format === 'csv' ? CSV_SELECT : chain ? NDJSON_CHAIN_SELECT : NDJSON_SELECT;
     // An export meant for offline verification covers as much as is committed.
@@ -201,7 +201,9 @@ export class AuditLogsService {
         if (header) yield header;
         return;
       }
-      yield header + rows.map((row) => `${row.line}\n`).join('');
+      const text = header + rows.map((row) => `${row.line}\n`).join('');
+      progress.rows += rows.length;
+      yield text;
       header = '';
       if (rows.length < EXPORT_BATCH) return;
       const last = rows[rows.length - 1];
@@ -316,6 +318,14 @@ export class AuditLogsService {
     return { intact: true, entries, headHash: head?.hash ?? null, unsealed, ...anchor };
   }
 
+  async workspaceName(workspaceId: string): Promise<string> {
+    const workspace = await this.prisma.workspace.findUniqueOrThrow({
+      where: { id: workspaceId },
+      select: { name: true },
+    });
+    return workspace.name;
+  }
+
   async filterChoices(workspaceId: string): Promise<FilterChoices> {
     // A skip scan over the (workspace, actor) index: one probe per distinct actor, not per entry.
     const users = await this.prisma.$queryRaw<{ id: string; name: string; email: string }[]>`
@@ -332,8 +342,7 @@ export class AuditLogsService {
       WHERE u."id" IN (SELECT actor_id FROM actors WHERE actor_id IS NOT NULL)
          OR u."id" IN (SELECT "user_id" FROM "memberships" WHERE "workspace_id" = ${workspaceId}::uuid)
       ORDER BY lower(u."name"), u."email"`;
-    // The actions the log records (the filter also accepts the contract's `exported` and `verified`).
-    return { users, resourceTypes: [...RESOURCE_TYPES], actions: [...AUDIT_ACTIONS] };
+    return { users, resourceTypes: [...AUDITED_TYPES], actions: [...AUDIT_ACTIONS] };
   }
 
   private async page<Row = AuditLogRow>(

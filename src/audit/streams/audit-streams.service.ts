@@ -1,10 +1,8 @@
 import { BadRequestException, ConflictException, Inject, Injectable, NotFoundException } from '@nestjs/common';
-import { ClsService } from 'nestjs-cls';
 import { randomUUID } from 'node:crypto';
 import { APP_CONFIG, type AppConfig } from '../../config/app-config';
 import { type AppPrismaClient, PRISMA } from '../../database/prisma-client.factory';
 import { Prisma } from '../../generated/prisma/client';
-import type { AppClsStore } from '../../request-context/app-cls-store';
 import {
   parseStreamUrl,
   resolvePublic,
@@ -49,7 +47,6 @@ export class AuditStreamsService {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(STREAM_RESOLVER) private readonly resolver: StreamResolver,
     private readonly cipher: StreamSecretCipher,
-    private readonly cls: ClsService<AppClsStore>,
   ) {}
 
   async create(workspaceId: string, rawUrl: string, secret: string): Promise<AuditStreamStatus> {
@@ -68,18 +65,9 @@ export class AuditStreamsService {
       );
     }
     const id = randomUUID();
-    const actor = this.cls.get('actor');
-    const userId = actor?.kind === 'user' ? actor.id : null;
+    // The capture records it as the workspace's change (the registry), and stamps its creator.
     await this.prisma.auditStream.create({
-      data: {
-        id,
-        workspaceId,
-        url: url.href,
-        secret: this.cipher.encrypt(secret, id),
-        createdById: userId,
-        updatedById: userId,
-        delivery: { create: {} },
-      },
+      data: { id, workspaceId, url: url.href, secret: this.cipher.encrypt(secret, id), delivery: { create: {} } },
     });
     return this.get(workspaceId, id);
   }
