@@ -37,6 +37,8 @@ export default tseslint.config(
           'setTimeout',
           'clearTimeout',
           'Option',
+          'navigator',
+          'getSelection',
         ].map((name) => [name, 'readonly']),
       ),
     },

@@ -123,7 +123,8 @@ async function main(): Promise<void> {
         for (const via of ['before', 'batches', 'copy'] as const) {
           const variant = variants[via];
           EXPORT_LINES[format] = Prisma.raw(variant.lines[format]);
-          service.exportChunks = (ws, filter, fmt, chain) => exportChunks(ws, filter, fmt, chain, variant.via);
+          service.exportChunks = (ws, filter, fmt, chain, progress) =>
+            exportChunks(ws, filter, fmt, chain, progress, variant.via);
           global.gc?.();
           const before = process.memoryUsage().rss;
           let peak = before;

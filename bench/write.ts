@@ -65,8 +65,14 @@ async function main(): Promise<void> {
     const bare = await createBenchDatabase();
     await withClient(bare.url, async (db) => {
       for (const { table } of AUDITED_RESOURCES) {
-        for (const trigger of ['audit_stamp', 'audit_capture_insert', 'audit_capture_update', 'audit_capture_delete'])
-          await db.query(`DROP TRIGGER "${trigger}" ON "${table}"`);
+        for (const trigger of [
+          'audit_stamp',
+          'audit_keep_identity',
+          'audit_capture_insert',
+          'audit_capture_update',
+          'audit_capture_delete',
+        ])
+          await db.query(`DROP TRIGGER IF EXISTS "${trigger}" ON "${table}"`);
       }
     });
     const barePool = new Pool({ connectionString: bare.url, max: 4 });

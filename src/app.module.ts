@@ -2,6 +2,8 @@ import { type MiddlewareConsumer, Module, type NestModule, ValidationPipe } from
 import { APP_FILTER, APP_GUARD, APP_PIPE } from '@nestjs/core';
 import { AuditModule } from './audit/audit.module';
 import { AuthGuard } from './auth/auth.guard';
+import { TokenUsageService } from './auth/token-usage.service';
+import { MembersModule } from './members/members.module';
 import { InputCheckMiddleware } from './common/input-check.middleware';
 import { PrismaExceptionFilter } from './common/prisma-exception.filter';
 import { VALIDATION_OPTIONS } from './common/validation';
@@ -13,9 +15,18 @@ import { WebModule } from './web/web.module';
 import { WorkspacesModule } from './workspaces/workspaces.module';
 
 @Module({
-  imports: [DatabaseModule, RequestContextModule, ResourcesModule, WorkspacesModule, AuditModule, WebModule],
+  imports: [
+    DatabaseModule,
+    RequestContextModule,
+    ResourcesModule,
+    WorkspacesModule,
+    MembersModule,
+    AuditModule,
+    WebModule,
+  ],
   controllers: [HealthController],
   providers: [
+    TokenUsageService,
     { provide: APP_GUARD, useClass: AuthGuard },
     { provide: APP_PIPE, useValue: new ValidationPipe(VALIDATION_OPTIONS) },
     { provide: APP_FILTER, useClass: PrismaExceptionFilter },

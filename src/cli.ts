@@ -81,7 +81,8 @@ async function main(argv: string[]): Promise<void> {
   const app = await NestFactory.createApplicationContext(AppModule, { logger: false, abortOnError: false });
   try {
     const workspaces = app.get(WorkspacesService);
-    const result = await runAsSystem('cli', async () => {
+    // Recorded as a system action naming the command: actor { kind: 'system', name: 'cli add-user' }.
+    const result = await runAsSystem(`cli ${command}`, async () => {
       switch (command) {
         case 'bootstrap':
           return workspaces.bootstrap(required(values, 'workspace'), {

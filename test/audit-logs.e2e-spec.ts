@@ -337,10 +337,19 @@ describe('Audit log API', () => {
   });
 
   describe('GET /audit-logs/filters', () => {
-    it('offers the workspace users, the four resource types and the actions the log records', async () => {
+    it("offers the workspace users, the contract's resource types and its actions", async () => {
       const res = await t.http.get(url(ws.workspaceId, '/filters')).set(ws.admin.auth).expect(200);
-      expect(res.body.resourceTypes).toEqual(['source', 'model', 'segment', 'destination']);
-      expect(res.body.actions).toEqual(['created', 'updated', 'deleted', 'restored']);
+      expect(res.body.resourceTypes).toEqual([
+        'source',
+        'model',
+        'segment',
+        'destination',
+        'member',
+        'api_token',
+        'workspace',
+        'audit_log',
+      ]);
+      expect(res.body.actions).toEqual(['created', 'updated', 'deleted', 'restored', 'exported', 'verified']);
       expect(res.body.users.map((u: { id: string }) => u.id).sort()).toEqual([ws.admin.id, ws.member.id].sort());
     });
   });
@@ -376,7 +385,7 @@ describe('Audit log API', () => {
         .set(own.admin.auth)
         .expect(200);
       expect(res.headers['content-type']).toMatch(/application\/x-ndjson/);
-      expect(res.headers['content-disposition']).toMatch(/^attachment; filename="audit-log_.*\.ndjson"$/);
+      expect(res.headers['content-disposition']).toBe('attachment; filename="export-audit-log-all-time.ndjson"');
       const lines = res.text
         .trim()
         .split('\n')
@@ -384,6 +393,27 @@ describe('Audit log API', () => {
       expect(lines).toEqual(items);
       expect(items.length).toBe(5600 - 280 + 1);
       expect(items.length).toBeGreaterThan(5000);
+    });
+
+    it('names the file after the workspace and the range in UTC days, the end day included', async () => {
+      const filename = async (query: Record<string, string>, workspace = ws) =>
+        (await t.http.get(url(workspace.workspaceId, '/export')).query(query).set(workspace.admin.auth).expect(200))
+          .headers['content-disposition'];
+      expect(await filename({})).toBe('attachment; filename="acme-audit-log-all-time.csv"');
+      expect(await filename({ from: '2026-11-01T00:00:00Z', to: '2026-11-27T00:00:00Z', format: 'ndjson' })).toBe(
+        'attachment; filename="acme-audit-log-2026-11-01-to-2026-11-26.ndjson"',
+      );
+      // An offset is read as the instant it names: 03:00 in Kolkata is the day before in UTC.
+      expect(await filename({ from: '2026-11-01T03:00:00+05:30' })).toBe(
+        'attachment; filename="acme-audit-log-from-2026-10-31.csv"',
+      );
+      expect(await filename({ to: '2026-11-26T15:30:00Z' })).toBe(
+        'attachment; filename="acme-audit-log-until-2026-11-26.csv"',
+      );
+      const accented = await createWorkspace(t.app, 'Café Zürich & Co.');
+      expect(await filename({}, accented)).toBe('attachment; filename="cafe-zurich-co-audit-log-all-time.csv"');
+      const unlatin = await createWorkspace(t.app, '数据团队');
+      expect(await filename({}, unlatin)).toBe('attachment; filename="workspace-audit-log-all-time.csv"');
     });
 
     it('exports CSV with the contract columns, quoting, and formula injection neutralised', async () => {

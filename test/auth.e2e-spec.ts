@@ -1,3 +1,4 @@
+import { runAsSystem } from '../src/request-context/run-with-actor';
 import { createTestApp, createWorkspace, type TestApp, type TestWorkspace } from './test-app';
 
 describe('Authentication and workspace membership', () => {
@@ -32,7 +33,10 @@ describe('Authentication and workspace membership', () => {
 
   it('answers 401 for a revoked token', async () => {
     const extra = await createWorkspace(t.app, 'Initech');
-    await t.prisma.apiToken.updateMany({ where: { userId: extra.member.id }, data: { revokedAt: new Date() } });
+    // Revoking is an audited change: made here as a system job, as an operator's script would.
+    await runAsSystem('test', () =>
+      t.prisma.apiToken.updateMany({ where: { userId: extra.member.id }, data: { revokedAt: new Date() } }),
+    );
     await t.http.get(sources(extra.workspaceId)).set(extra.member.auth).expect(401);
   });
 

@@ -71,6 +71,27 @@ describe('npm run cli', () => {
         { email: 'alice@acme.test', role: 'admin' },
         { email: 'bob@acme.test', role: 'member' },
       ]);
+      // Each command's changes are recorded as a system action naming the command; no token in any.
+      const token = await cli(database.url, 'token', '--email', 'bob@acme.test');
+      expect(token.code).toBe(0);
+      const { rows: recorded } = await client.query<Record<string, string>>(
+        `SELECT action, resource_type, resource_id::text, actor_kind, actor_name, changes::text FROM audit_logs
+         WHERE workspace_id = $1 ORDER BY occurred_at, id`,
+        [created.workspaceId],
+      );
+      expect(recorded.map((r) => [r.resource_type, r.action, r.actor_kind, r.actor_name])).toEqual([
+        ['workspace', 'created', 'system', 'cli bootstrap'],
+        ['member', 'created', 'system', 'cli bootstrap'],
+        ['api_token', 'created', 'system', 'cli bootstrap'],
+        ['member', 'created', 'system', 'cli add-user'],
+        ['api_token', 'created', 'system', 'cli add-user'],
+        ['api_token', 'created', 'system', 'cli token'],
+      ]);
+      expect(recorded[3].resource_id).toBe(bob.userId);
+      const text = JSON.stringify(recorded);
+      for (const secret of [created.token, bob.token, JSON.parse(token.stdout.trim()).token as string]) {
+        expect(text).not.toContain(secret);
+      }
     } finally {
       await client.end();
     }

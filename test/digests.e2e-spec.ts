@@ -332,7 +332,16 @@ describe('Signed digests and verification from a digest', () => {
     });
 
     it('issues a workspace with no entries a digest at seq 0, which its log then extends', async () => {
-      const empty = await createWorkspace(t.app, 'Empty');
+      // Creating a workspace is itself recorded: one with an empty log is made with the triggers off
+      // (as a superuser can), with this workspace's admin as its admin.
+      const empty: TestWorkspace = { ...ws, workspaceId: randomUUID() };
+      await tamper(async () => {
+        await superuser.query(`INSERT INTO workspaces (id, name) VALUES ($1, 'Empty')`, [empty.workspaceId]);
+        await superuser.query(
+          `INSERT INTO memberships (id, workspace_id, user_id, role) VALUES (gen_random_uuid(), $1, $2, 'admin')`,
+          [empty.workspaceId, ws.admin.id],
+        );
+      });
       const digest = await issue(empty);
       expect(digest).toMatchObject({ seq: 0, headHash: '', previousDigestHash: null });
       await new ResourceFactory(t.http, empty.workspaceId, empty.admin.auth).create('sources');
@@ -436,7 +445,11 @@ describe('Signed digests and verification from a digest', () => {
       const head = await headOf(ws);
       const result = await verifyDigest(ws, digest);
       expect(result).toMatchObject({ intact: true, extendsDigest: true, entries: head - digest.seq + 1, unsealed: 0 });
-      expect(result.headHash).toBe((await verifyAll(ws)).headHash);
+      const { rows } = await superuser.query<{ hash: string }>(
+        'SELECT hash FROM audit_log_sealed WHERE workspace_id = $1 AND seq = $2',
+        [ws.workspaceId, head],
+      );
+      expect(result.headHash).toBe(rows[0].hash);
       expect(result.digestMismatch).toBeUndefined();
     });
 
@@ -506,21 +519,25 @@ describe('Signed digests and verification from a digest', () => {
     it('answers false after a rewind (tail deleted, head reset), even once the log grows past the digest again', async () => {
       const rw = await createWorkspace(t.app, 'Rewound');
       const rwApi = new ResourceFactory(t.http, rw.workspaceId, rw.admin.auth);
-      await rwApi.create('sources'); // seq 1
+      await rwApi.create('sources'); // after the workspace's own entries
       const early = await issue(rw);
-      await rwApi.create('models'); // 2, 3
-      await rwApi.create('sources'); // 4
+      const cut = early.seq + 1; // the log is rewound to just after the early digest
+      await rwApi.create('models'); // early + 1, early + 2
+      // Far enough ahead that the verifications below (each recorded in the log) do not reach it.
+      for (let i = 0; i < 3; i++) await rwApi.create('sources');
       const digest = await issue(rw);
       await tamper(async () => {
-        await superuser.query('DELETE FROM audit_log_sealed WHERE workspace_id = $1 AND seq > 2', [rw.workspaceId]);
+        await superuser.query('DELETE FROM audit_log_sealed WHERE workspace_id = $1 AND seq > $2', [
+          rw.workspaceId,
+          cut,
+        ]);
         await superuser.query(
-          `UPDATE audit_chain_heads SET seq = 2, hash = (SELECT hash FROM audit_log_sealed WHERE workspace_id = $1 AND seq = 2)
+          `UPDATE audit_chain_heads SET seq = $2, hash = (SELECT hash FROM audit_log_sealed WHERE workspace_id = $1 AND seq = $2)
            WHERE workspace_id = $1`,
-          [rw.workspaceId],
+          [rw.workspaceId, cut],
         );
       });
-      expect(await verifyAll(rw)).toMatchObject({ intact: true, entries: 2 });
-      expect(early.seq).toBe(1);
+      expect(await verifyAll(rw)).toMatchObject({ intact: true, entries: cut });
       expect(await verifyDigest(rw, early)).toMatchObject({ intact: true, extendsDigest: true }); // before the rewind point
       expect(await verifyDigest(rw, digest)).toMatchObject({
         extendsDigest: false,
@@ -886,10 +903,11 @@ describe('Signed digests and verification from a digest', () => {
       const digest = await issue(ws);
       const lines = (await exportOf(ws)).trim().split('\n');
       const pem = await publicPem(digest.keyId);
-      const without = lines.filter((_, i) => i !== 1); // newest first: the middle entry
+      const without = lines.filter((_, i) => i !== 1); // newest first: the one before the newest
+      const { seq } = (JSON.parse(lines[1]) as { chain: { seq: number } }).chain;
       const report = verifyExportOffline(without.reverse().join('\n'), JSON.stringify(digest), pem);
       expect(report.ok).toBe(false);
-      expect(report.lines).toContain('FAIL  chain links: entries seq 2 to 2 are missing from the export');
+      expect(report.lines).toContain(`FAIL  chain links: entries seq ${seq} to ${seq} are missing from the export`);
       const plain = verifyExportOffline((await exportOf(ws, 'format=ndjson')).trim(), JSON.stringify(digest), pem);
       expect(plain.lines).toContain(
         'FAIL  export line 1: it has no `chain` object: export with format=ndjson&chain=true',

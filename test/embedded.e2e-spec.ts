@@ -63,5 +63,6 @@ describe('the app on the embedded database', () => {
       unsealed: 0,
     });
     await app.close();
-  });
+    // Two cold starts of PGlite and the demo seed: 16 s alone, past a minute on a machine under load.
+  }, 180_000);
 });

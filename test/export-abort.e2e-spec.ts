@@ -7,7 +7,10 @@ import { AuditLogsService } from '../src/audit/query/audit-logs.service';
 import { addSegmentUpdates } from './fixtures';
 import { createTestApp, createWorkspace, type TestApp, type TestWorkspace } from './test-app';
 
-/** A download abandoned half-way must not keep reading the database, nor hang the handler. */
+/**
+ * A download abandoned half-way must not keep reading the database, nor hang the handler; it is
+ * recorded in the log as an export that did not complete.
+ */
 describe('GET /audit-logs/export when the client goes away', () => {
   let t: TestApp;
   let ws: TestWorkspace;
@@ -60,5 +63,18 @@ describe('GET /audit-logs/export when the client goes away', () => {
     expect(afterClose).toBeLessThan(60000 / 5000);
     expect(ended).toBe(true);
     await t.http.get('/api/health').expect(200);
+    // The export is recorded as cut off, with the entries it had sent.
+    const recorded = await t.http
+      .get(`/api/workspaces/${ws.workspaceId}/audit-logs?action=exported`)
+      .set(ws.admin.auth)
+      .expect(200);
+    expect(recorded.body.items).toHaveLength(1);
+    const changes = new Map(
+      (recorded.body.items[0].changes as { field: string; after: unknown }[]).map((c) => [c.field, c.after]),
+    );
+    expect(changes.get('completed')).toBe(false);
+    expect(changes.get('format')).toBe('ndjson');
+    expect(changes.get('rowCount')).toBeGreaterThan(0);
+    expect(changes.get('rowCount')).toBeLessThan(60000);
   });
 });

@@ -1,11 +1,11 @@
-import { AUDITED_RESOURCES } from '../src/audit/capture/audited-resources';
+import { actionNameSql } from '../src/audit/capture/audited-resources';
 
 /**
  * The export lines as the service rendered them before they were built by concatenation
  * (json_build_object, and each CSV cell always through the guard and the quoting): the reference the
  * lines must still equal byte for byte.
  */
-const ACTION_NAME = `(CASE "resource_type" ${AUDITED_RESOURCES.map((r) => `WHEN '${r.type}' THEN '${r.label}'`).join(' ')} END || ' ' || "action")`;
+const ACTION_NAME = actionNameSql();
 const ISO_TIME = `to_char("occurred_at" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
 const ACTOR_KIND = `coalesce("actor_kind", CASE WHEN "actor_id" IS NULL THEN 'system' ELSE 'user' END)`;
 const ACTOR_NAME = `coalesce("actor_name", ${ACTOR_KIND})`;

@@ -2,6 +2,7 @@ import { AuditRetentionService } from '../src/audit/retention/audit-retention.se
 import { ResourceFactory } from './factories';
 import { Client } from 'pg';
 import { asUser, createAppRole, createTestDatabase, type TestDatabase } from './database';
+import { StreamReceiver } from './stream-receiver';
 import { createTestApp, createWorkspace, type TestApp, type TestWorkspace } from './test-app';
 
 /** The whole service running as a login role that has only the rights of audit_log_app. */
@@ -14,7 +15,11 @@ describe('The service as the least-privilege role', () => {
   beforeAll(async () => {
     database = await createTestDatabase();
     role = await createAppRole();
-    t = await createTestApp({}, {}, asUser(database.url, role.name));
+    t = await createTestApp(
+      { auditStreamsAllowPrivate: true, auditStreamsPollMs: 100, auditSealIntervalMs: 100 },
+      {},
+      asUser(database.url, role.name),
+    );
     ws = await createWorkspace(t.app);
     api = new ResourceFactory(t.http, ws.workspaceId, ws.admin.auth);
   });
@@ -32,7 +37,8 @@ describe('The service as the least-privilege role', () => {
     const log = await t.http.get(audit()).query({ resourceId: destination.id }).set(ws.admin.auth).expect(200);
     expect(log.body.items.map((e: { action: string }) => e.action)).toEqual(['deleted', 'created']);
     const verified = await t.http.get(audit('/verify')).set(ws.admin.auth).expect(200);
-    expect(verified.body).toMatchObject({ intact: true, entries: 5 }); // source, model, segment, destination; one deletion
+    // The workspace, its two members and their two tokens; source, model, segment, destination; one deletion.
+    expect(verified.body).toMatchObject({ intact: true, entries: 10 });
   });
 
   it('updates, bulk-deletes, exports and sets retention as that role', async () => {
@@ -73,6 +79,62 @@ describe('The service as the least-privilege role', () => {
       { privilege: 'DELETE', granted: false },
       { privilege: 'TRUNCATE', granted: false },
     ]);
+  });
+
+  it('creates, delivers, reads and deletes a log stream as that role', async () => {
+    const receiver = await StreamReceiver.start();
+    try {
+      const streams = `/api/workspaces/${ws.workspaceId}/audit-streams`;
+      const created = await t.http
+        .post(streams)
+        .set(ws.admin.auth)
+        .send({ url: receiver.url(), secret: 'least-privilege-secret' })
+        .expect(201);
+      const source = await api.create('sources');
+      const deadline = Date.now() + 30_000;
+      while (
+        !receiver.accepted().length ||
+        !receiver.requests.some((r) => r.ids.length && r.lines.some((l) => l.resourceId === source.id))
+      ) {
+        if (Date.now() > deadline) throw new Error('the stream delivered nothing within 30 s');
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      const status = await t.http.get(`${streams}/${created.body.id}`).set(ws.admin.auth).expect(200);
+      expect(status.body.lastDeliveredEntryId).not.toBeNull();
+      await t.http.delete(`${streams}/${created.body.id}`).set(ws.admin.auth).expect(204);
+    } finally {
+      await receiver.close();
+    }
+  });
+
+  it('holds only the stream rights it needs: no rewriting a stream, no moving a delivery to another stream', async () => {
+    const superuser = new Client({ connectionString: database.url });
+    await superuser.connect();
+    const rights = await superuser
+      .query<{ right: string; granted: boolean }>(
+        `SELECT r AS right, CASE WHEN r LIKE '%.%'
+                  THEN has_column_privilege($1, split_part(r, ':', 1), split_part(split_part(r, ':', 2), '.', 1), split_part(r, '.', 2))
+                  ELSE has_table_privilege($1, split_part(r, ':', 1), split_part(r, ':', 2)) END AS granted
+         FROM unnest(ARRAY['audit_streams:SELECT', 'audit_streams:INSERT', 'audit_streams:DELETE', 'audit_streams:UPDATE',
+                           'audit_streams:TRUNCATE', 'audit_stream_deliveries:SELECT', 'audit_stream_deliveries:INSERT',
+                           'audit_stream_deliveries:DELETE', 'audit_stream_deliveries:TRUNCATE',
+                           'audit_stream_deliveries:last_seq.UPDATE', 'audit_stream_deliveries:stream_id.UPDATE']) r`,
+        [role.name],
+      )
+      .finally(() => superuser.end());
+    expect(Object.fromEntries(rights.rows.map((r) => [r.right, r.granted]))).toEqual({
+      'audit_streams:SELECT': true,
+      'audit_streams:INSERT': true,
+      'audit_streams:DELETE': true,
+      'audit_streams:UPDATE': false,
+      'audit_streams:TRUNCATE': false,
+      'audit_stream_deliveries:SELECT': true,
+      'audit_stream_deliveries:INSERT': true,
+      'audit_stream_deliveries:DELETE': false,
+      'audit_stream_deliveries:TRUNCATE': false,
+      'audit_stream_deliveries:last_seq.UPDATE': true,
+      'audit_stream_deliveries:stream_id.UPDATE': false,
+    });
   });
 
   it('cannot run retention as that role; with DATABASE_MAINTENANCE_URL a maintenance login runs it', async () => {

@@ -117,6 +117,19 @@ describe('Resources for auditors: GET /resources', () => {
     expect((await list({ name: 'imported', resourceType: 'model' })).items).toEqual([]);
   });
 
+  it('filters by id (repeated or comma-separated): what a page resolving references needs, in one request', async () => {
+    const all = await list({ limit: '200' });
+    const [a, b] = all.items;
+    expect(ids(await list({ id: `${a.id},${b.id}` }))).toEqual([a.id, b.id].sort());
+    expect(ids(await list({ id: [a.id, b.id] }))).toEqual([a.id, b.id].sort());
+    // Another workspace's resource and an unknown id are not listed: the answer is what exists here.
+    const foreign = (await list({ limit: '200' }, other)).items[0];
+    expect(ids(await list({ id: [a.id, foreign.id, randomUUID()] }))).toEqual([a.id]);
+    expect((await list({ id: a.id, resourceType: 'destination' })).items.map((i) => i.resourceType)).toEqual(
+      a.resourceType === 'destination' ? ['destination'] : [],
+    );
+  });
+
   it('filters by creator and by last editor (repeated or comma-separated)', async () => {
     const created = await list({ createdBy: ws.member.id });
     expect(created.items).toHaveLength(3);
@@ -179,6 +192,8 @@ describe('Resources for auditors: GET /resources', () => {
     [{ createdBy: 'nope' }, /createdBy must be user ids/],
     [{ updatedBy: `${randomUUID()},42` }, /updatedBy must be user ids/],
     [{ editedByOthers: 'yes' }, /editedByOthers must be true or false/],
+    [{ id: 'nope' }, /id must be resource ids/],
+    [{ id: Array.from({ length: 201 }, () => randomUUID()).join(',') }, /id accepts at most 200 ids/],
     [{ limit: '0' }, /limit must be a whole number from 1 to 200/],
     [{ limit: '201' }, /limit must be a whole number from 1 to 200/],
     [{ sort: 'name' }, /property sort should not exist/],

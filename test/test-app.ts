@@ -28,7 +28,8 @@ export interface TestApp {
 /** The whole application on a fresh copy of the migrated database, ready for supertest. */
 export async function createTestApp(
   overrides: Partial<AppConfig> = {},
-  options: { onQuery?: QueryListener } = {},
+  /** `providers`: tokens to replace with a value (a fake for what a test cannot reach, such as DNS). */
+  options: { onQuery?: QueryListener; providers?: [token: symbol, value: unknown][] } = {},
   /** Connect to this URL instead of a new database (which is then neither created nor dropped here). */
   databaseUrl?: string,
 ): Promise<TestApp> {
@@ -44,12 +45,13 @@ export async function createTestApp(
     exportRateLimit: 100_000,
     ...overrides,
   };
-  const moduleRef = await Test.createTestingModule({ imports: [AppModule] })
+  const builder = Test.createTestingModule({ imports: [AppModule] })
     .overrideProvider(APP_CONFIG)
     .useValue(config)
     .overrideProvider(QUERY_LISTENER)
-    .useValue(options.onQuery ?? null)
-    .compile();
+    .useValue(options.onQuery ?? null);
+  for (const [token, value] of options.providers ?? []) builder.overrideProvider(token).useValue(value);
+  const moduleRef = await builder.compile();
   const app = setupApp(moduleRef.createNestApplication({ logger: ['error'] }));
   await app.init();
   return {

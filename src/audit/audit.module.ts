@@ -8,6 +8,7 @@ import { AuditDigestsService } from './digests/audit-digests.service';
 import { AuditSigningKeyService } from './digests/audit-signing-key.service';
 import { AuditLogsController } from './query/audit-logs.controller';
 import { AuditLogsService } from './query/audit-logs.service';
+import { AuditReadsService } from './query/audit-reads.service';
 import { ExportSlots } from './query/export-slots';
 import { isExport } from './query/token-throttler.guard';
 import { ResourceListController } from './query/resource-list.controller';
@@ -16,6 +17,11 @@ import { AuditRestoreService } from './restore/audit-restore.service';
 import { AuditRetentionController } from './retention/audit-retention.controller';
 import { AuditRetentionService } from './retention/audit-retention.service';
 import { AuditSealerService } from './seal/audit-sealer.service';
+import { AuditStreamDeliverer } from './streams/audit-stream-deliverer.service';
+import { AuditStreamsController } from './streams/audit-streams.controller';
+import { AuditStreamsService } from './streams/audit-streams.service';
+import { STREAM_RESOLVER, systemResolver } from './streams/stream-destination';
+import { StreamSecretCipher } from './streams/stream-secret-cipher';
 
 @Module({
   imports: [
@@ -40,10 +46,12 @@ import { AuditSealerService } from './seal/audit-sealer.service';
     AuditPublicKeysController,
     AuditLogsController,
     AuditRetentionController,
+    AuditStreamsController,
     ResourceListController,
   ],
   providers: [
     AuditLogsService,
+    AuditReadsService,
     AuditRetentionService,
     AuditSealerService,
     ExportSlots,
@@ -51,6 +59,10 @@ import { AuditSealerService } from './seal/audit-sealer.service';
     AuditRestoreService,
     AuditSigningKeyService,
     AuditDigestsService,
+    AuditStreamsService,
+    AuditStreamDeliverer,
+    StreamSecretCipher,
+    { provide: STREAM_RESOLVER, useValue: systemResolver },
   ],
   exports: [AuditRetentionService, AuditSealerService, AuditDigestsService],
 })

@@ -16,9 +16,7 @@ import type { AppClsStore } from '../request-context/app-cls-store';
 import { isUuid } from '../common/uuid';
 import { IS_PUBLIC } from './public.decorator';
 import { hashToken, looksLikeToken } from './token';
-
-/** Refreshing `lastUsedAt` on every request would turn each read into a write. */
-const LAST_USED_RESOLUTION_MS = 60_000;
+import { TokenUsageService } from './token-usage.service';
 
 /**
  * Resolves `Authorization: Bearer <token>` to a user, records them as the actor of the request,
@@ -30,6 +28,7 @@ export class AuthGuard implements CanActivate {
     private readonly reflector: Reflector,
     private readonly cls: ClsService<AppClsStore>,
     private readonly txHost: TransactionHost<TransactionalAdapterPrisma<AppPrismaClient>>,
+    private readonly usage: TokenUsageService,
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
@@ -60,9 +59,7 @@ export class AuthGuard implements CanActivate {
       },
     });
     if (!found || found.revokedAt) throw new UnauthorizedException('The API token is unknown or revoked.');
-    if (!found.lastUsedAt || Date.now() - found.lastUsedAt.getTime() > LAST_USED_RESOLUTION_MS) {
-      await prisma.apiToken.update({ where: { id: found.id }, data: { lastUsedAt: new Date() } });
-    }
+    this.usage.used(found.id, found.lastUsedAt);
     const { memberships, ...user } = found.user;
     this.cls.set('actor', { kind: 'user', ...user });
 

@@ -7,7 +7,7 @@ const ERRORS = {
   401: 'No API token, or an unknown or revoked one.',
   403: 'The route is for workspace admins only.',
   404: 'No such workspace (or the caller is not a member of it), or no such record in it.',
-  409: 'Conflict: a name already taken, or a resource still used by another; nothing was changed.',
+  409: 'Conflict: a name already taken, a resource still used by another, or a limit reached (10 log streams); nothing was changed.',
   413: 'The JSON body is larger than 100 kB.',
   429: 'Too many requests for this token, or too many exports running; Retry-After says when to retry.',
   503: 'The database is unavailable or timed out; nothing was changed. Retry-After says when to retry.',

@@ -108,3 +108,41 @@ describe('AUDIT_SIGNING_KEY', () => {
     expect(() => loadConfig({ AUDIT_DIGEST_SCHEDULE: 'hourly' })).toThrow(/AUDIT_DIGEST_SCHEDULE="hourly" is invalid/);
   });
 });
+
+describe('log stream settings', () => {
+  it('default to https:// public hosts, batches of 500 entries or 1 MiB, a 10 s timeout and retries from 1 s to 5 min', () => {
+    expect(loadConfig({})).toMatchObject({
+      auditStreamsAllowPrivate: false,
+      auditStreamsBatch: 500,
+      auditStreamsBatchBytes: 1_048_576,
+      auditStreamsTimeoutMs: 10_000,
+      auditStreamsPollMs: 1000,
+      auditStreamsRetryMinMs: 1000,
+      auditStreamsRetryMaxMs: 300_000,
+      auditStreamsPerProcess: 8,
+      auditStreamsKey: undefined,
+      auditStreamsKeyFile: './.data/audit-streams-key',
+    });
+    const key = 'AB'.repeat(32);
+    expect(
+      loadConfig({ AUDIT_STREAMS_ALLOW_PRIVATE: 'true', AUDIT_STREAMS_BATCH: '50', AUDIT_STREAMS_KEY: key }),
+    ).toMatchObject({ auditStreamsAllowPrivate: true, auditStreamsBatch: 50, auditStreamsKey: key.toLowerCase() });
+  });
+
+  it.each([
+    [
+      { AUDIT_STREAMS_ALLOW_PRIVATE: 'yes' },
+      /AUDIT_STREAMS_ALLOW_PRIVATE="yes" is invalid: expected one of true, false/,
+    ],
+    [{ AUDIT_STREAMS_BATCH: '0' }, /AUDIT_STREAMS_BATCH="0" is invalid: expected a whole number from 1 to 10000/],
+    [{ AUDIT_STREAMS_TIMEOUT_MS: '10s' }, /AUDIT_STREAMS_TIMEOUT_MS="10s" is invalid/],
+    [
+      { AUDIT_STREAMS_RETRY_MIN_MS: '5000', AUDIT_STREAMS_RETRY_MAX_MS: '1000' },
+      /AUDIT_STREAMS_RETRY_MAX_MS \(1000\) is below/,
+    ],
+    [{ AUDIT_STREAMS_KEY: 'short' }, /AUDIT_STREAMS_KEY is invalid: expected 64 hexadecimal characters/],
+  ])('rejects %j naming the variable and what it accepts', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(message);
+  });
+});

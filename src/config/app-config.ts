@@ -53,6 +53,29 @@ export interface AppConfig {
   auditSigningKeyFile: string;
   /** When the digest job signs the chain head of every workspace whose log grew (cron, UTC). */
   auditDigestSchedule: string;
+  /**
+   * Lets log streams reach private, loopback and link-local addresses, and plain http://: for a
+   * receiver on the same host or network (tests, a sidecar). Off, a stream is https:// to a public host.
+   */
+  auditStreamsAllowPrivate: boolean;
+  /** Entries per delivery batch, and the body size past which a batch stops growing (bytes). */
+  auditStreamsBatch: number;
+  auditStreamsBatchBytes: number;
+  /** A delivery that has not been answered within this many ms is abandoned and retried. */
+  auditStreamsTimeoutMs: number;
+  /** How often each instance looks for streams with entries to deliver, in ms. */
+  auditStreamsPollMs: number;
+  /** Backoff after a failed delivery: doubles from the first to the cap, with jitter, in ms. */
+  auditStreamsRetryMinMs: number;
+  auditStreamsRetryMaxMs: number;
+  /** Streams one instance delivers at once. */
+  auditStreamsPerProcess: number;
+  /**
+   * The AES-256 key (64 hex characters) that encrypts stream secrets at rest, from AUDIT_STREAMS_KEY.
+   * Unset: the key in `auditStreamsKeyFile`, created on first start. Never stored in the database.
+   */
+  auditStreamsKey: string | undefined;
+  auditStreamsKeyFile: string;
 }
 
 export const APP_CONFIG = Symbol('APP_CONFIG');
@@ -162,6 +185,28 @@ function signingKey(env: NodeJS.ProcessEnv): string | undefined {
   return pem;
 }
 
+function streamsKey(env: NodeJS.ProcessEnv): string | undefined {
+  const raw = env.AUDIT_STREAMS_KEY;
+  if (raw === undefined || raw === '') return undefined;
+  if (!/^[0-9a-fA-F]{64}$/.test(raw)) {
+    throw new ConfigError(
+      'AUDIT_STREAMS_KEY is invalid: expected 64 hexadecimal characters (32 random bytes, e.g. `openssl rand -hex 32`).',
+    );
+  }
+  return raw.toLowerCase();
+}
+
+function retryBounds(env: NodeJS.ProcessEnv): { min: number; max: number } {
+  const min = integer(env, 'AUDIT_STREAMS_RETRY_MIN_MS', 1000, 10, 3_600_000);
+  const max = integer(env, 'AUDIT_STREAMS_RETRY_MAX_MS', 300_000, 10, 3_600_000);
+  if (max < min) {
+    throw new ConfigError(
+      `AUDIT_STREAMS_RETRY_MAX_MS (${max}) is below AUDIT_STREAMS_RETRY_MIN_MS (${min}): expected the cap to be at least the first delay.`,
+    );
+  }
+  return { min, max };
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   return {
     port: integer(env, 'PORT', 3000, 1, 65535),
@@ -187,5 +232,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     auditSigningKey: signingKey(env),
     auditSigningKeyFile: env.AUDIT_SIGNING_KEY_FILE || './.data/audit-signing-key.pem',
     auditDigestSchedule: cronSchedule(env, 'AUDIT_DIGEST_SCHEDULE', '0 * * * *'),
+    auditStreamsAllowPrivate: oneOf(env, 'AUDIT_STREAMS_ALLOW_PRIVATE', 'false', ['true', 'false'] as const) === 'true',
+    auditStreamsBatch: integer(env, 'AUDIT_STREAMS_BATCH', 500, 1, 10_000),
+    auditStreamsBatchBytes: integer(env, 'AUDIT_STREAMS_BATCH_BYTES', 1_048_576, 1024, 104_857_600),
+    auditStreamsTimeoutMs: integer(env, 'AUDIT_STREAMS_TIMEOUT_MS', 10_000, 100, 300_000),
+    auditStreamsPollMs: integer(env, 'AUDIT_STREAMS_POLL_MS', 1000, 50, 60_000),
+    auditStreamsRetryMinMs: retryBounds(env).min,
+    auditStreamsRetryMaxMs: retryBounds(env).max,
+    auditStreamsPerProcess: integer(env, 'AUDIT_STREAMS_PER_PROCESS', 8, 1, 1000),
+    auditStreamsKey: streamsKey(env),
+    auditStreamsKeyFile: env.AUDIT_STREAMS_KEY_FILE || './.data/audit-streams-key',
   };
 }

@@ -5,6 +5,7 @@ import { IsISO8601, IsOptional, Matches, registerDecorator } from 'class-validat
 import { AdminGuard } from '../../auth/admin.guard';
 import { Public } from '../../auth/public.decorator';
 import { INSTANT } from '../query/audit-log-query.dto';
+import { AuditReadsService } from '../query/audit-reads.service';
 import { TokenThrottlerGuard } from '../query/token-throttler.guard';
 import { type Digest, digestProblem } from './audit-digest';
 import { AuditDigestsService, type DigestVerification } from './audit-digests.service';
@@ -51,7 +52,10 @@ export class VerifyDigestDto {
 @UseGuards(AdminGuard, TokenThrottlerGuard)
 @Controller('workspaces/:workspaceId/audit-logs')
 export class AuditDigestsController {
-  constructor(private readonly digests: AuditDigestsService) {}
+  constructor(
+    private readonly digests: AuditDigestsService,
+    private readonly reads: AuditReadsService,
+  ) {}
 
   @Post('digests')
   @ApiRoute(201)
@@ -67,8 +71,10 @@ export class AuditDigestsController {
   @Post('verify')
   @HttpCode(200)
   @ApiRoute(200, 413)
-  verify(@Param('workspaceId') workspaceId: string, @Body() body: VerifyDigestDto): Promise<DigestVerification> {
-    return this.digests.verify(workspaceId, body.digest);
+  async verify(@Param('workspaceId') workspaceId: string, @Body() body: VerifyDigestDto): Promise<DigestVerification> {
+    const outcome = await this.digests.verify(workspaceId, body.digest);
+    await this.reads.verified(workspaceId, outcome);
+    return outcome;
   }
 }
 

@@ -12,16 +12,21 @@ export interface PublishedKey {
   createdAt: Date;
 }
 
+/** A new Ed25519 private key in PEM: what the digest key file holds. */
+function newSigningKeyPem(): string {
+  return generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+}
+
 /**
- * Creates the key file (mode 0600) unless it exists; safe against another process doing the same
- * at once (the file appears whole, by a hard link, or not at all). Returns whether it created it.
+ * Creates the key file (mode 0600) with a new key (`content`; an Ed25519 PEM by default) unless it
+ * exists; safe against another process doing the same at once (the file appears whole, by a hard
+ * link, or not at all). Returns whether it created it.
  */
-export function createKeyFile(path: string): boolean {
+export function createKeyFile(path: string, content: () => string = newSigningKeyPem): boolean {
   if (existsSync(path)) return false;
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const { privateKey } = generateKeyPairSync('ed25519');
   const temporary = `${path}.${process.pid}.${randomBytes(4).toString('hex')}`;
-  writeFileSync(temporary, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600, flag: 'wx' });
+  writeFileSync(temporary, content(), { mode: 0o600, flag: 'wx' });
   chmodSync(temporary, 0o600);
   try {
     linkSync(temporary, path);

@@ -1,4 +1,4 @@
-import { type ActorKind, actionName, type AuditAction, type ResourceType } from '../capture/audited-resources';
+import { type ActorKind, actionName, type AuditAction, type AuditedType } from '../capture/audited-resources';
 
 /** A JSON value as a change shows it: a leaf, an empty object or array, or "[REDACTED]". */
 export type JsonLeaf = string | number | boolean | null | Record<string, never> | [];
@@ -15,7 +15,7 @@ export interface AuditLogRow {
   id: string;
   occurred_at: Date;
   action: AuditAction;
-  resource_type: ResourceType;
+  resource_type: AuditedType;
   resource_id: string;
   resource_name: string;
   actor_kind: ActorKind | null;
@@ -26,13 +26,16 @@ export interface AuditLogRow {
   changes: FieldChange[];
 }
 
+/** The columns of `AuditLogRow`, for a SELECT from the `audit_logs` view or the sealed log. */
+export const AUDIT_LOG_ROW_COLUMNS = `"id", "occurred_at", "action", "resource_type", "resource_id", "resource_name", "actor_kind", "actor_id", "actor_name", "actor_email", "request_id", "changes"`;
+
 /** An entry as the API shows it (see the contract's `AuditEntry`). */
 export interface AuditEntry {
   id: string;
   occurredAt: string;
   action: AuditAction;
   actionName: string;
-  resourceType: ResourceType;
+  resourceType: AuditedType;
   resourceId: string;
   resourceName: string;
   user: { id: string; name: string | null; email: string | null } | null;
@@ -55,7 +58,7 @@ export function toAuditEntry(row: AuditLogRow): AuditEntry {
     id: row.id,
     occurredAt: new Date(row.occurred_at).toISOString(),
     action: row.action,
-    actionName: actionName(row.resource_type, row.action),
+    actionName: actionName(row.resource_type, row.action, row.changes),
     resourceType: row.resource_type,
     resourceId: row.resource_id,
     resourceName: row.resource_name,

@@ -13,14 +13,7 @@ import {
   Max,
   Min,
 } from 'class-validator';
-import { RESOURCE_TYPES, type ResourceType } from '../capture/audited-resources';
-
-/**
- * The actions the contract names. The log records the first four today; `exported` and `verified`
- * (reads of the log itself) are accepted as filters and match nothing until they are recorded.
- */
-export const FILTER_ACTIONS = ['created', 'updated', 'deleted', 'restored', 'exported', 'verified'] as const;
-export type FilterAction = (typeof FILTER_ACTIONS)[number];
+import { AUDIT_ACTIONS, type AuditAction, AUDITED_TYPES, type AuditedType } from '../capture/audited-resources';
 
 /** Request ids as the service stores them (see the request-context middleware). */
 export const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -44,19 +37,19 @@ export class AuditLogFilterDto {
   @IsUUID('all', { each: true, message: 'userId must be user ids (UUIDs), repeated or comma-separated' })
   userId?: string[];
 
-  @ApiPropertyOptional({ enum: RESOURCE_TYPES, isArray: true })
+  @ApiPropertyOptional({ enum: AUDITED_TYPES, isArray: true })
   @IsOptional()
   @Transform(toList)
-  @ArrayMaxSize(RESOURCE_TYPES.length * 2)
-  @IsIn(RESOURCE_TYPES, { each: true, message: `resourceType must be one or more of ${RESOURCE_TYPES.join(', ')}` })
-  resourceType?: ResourceType[];
+  @ArrayMaxSize(AUDITED_TYPES.length * 2)
+  @IsIn(AUDITED_TYPES, { each: true, message: `resourceType must be one or more of ${AUDITED_TYPES.join(', ')}` })
+  resourceType?: AuditedType[];
 
-  @ApiPropertyOptional({ enum: FILTER_ACTIONS, isArray: true })
+  @ApiPropertyOptional({ enum: AUDIT_ACTIONS, isArray: true })
   @IsOptional()
   @Transform(toList)
-  @ArrayMaxSize(FILTER_ACTIONS.length * 2)
-  @IsIn(FILTER_ACTIONS, { each: true, message: `action must be one or more of ${FILTER_ACTIONS.join(', ')}` })
-  action?: FilterAction[];
+  @ArrayMaxSize(AUDIT_ACTIONS.length * 2)
+  @IsIn(AUDIT_ACTIONS, { each: true, message: `action must be one or more of ${AUDIT_ACTIONS.join(', ')}` })
+  action?: AuditAction[];
 
   @ApiPropertyOptional({ description: 'Every entry one request produced (the X-Request-Id of the request)' })
   @IsOptional()

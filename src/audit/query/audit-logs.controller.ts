@@ -21,9 +21,11 @@ import { ApiErrors, ApiRoute, AUDIT_ROUTE_ERRORS } from '../../common/api-errors
 import { uuidPipe } from '../../common/validation';
 import { AuditRestoreService, type RestoreResult } from '../restore/audit-restore.service';
 import type { AuditEntry } from './audit-entry';
+import { exportFilename } from './export-filename';
 import { EXPORT_RETRY_AFTER_SECONDS, ExportSlots, TooManyExportsException } from './export-slots';
 import { TokenThrottlerGuard } from './token-throttler.guard';
 import { AuditLogExportDto, AuditLogQueryDto } from './audit-log-query.dto';
+import { AuditReadsService } from './audit-reads.service';
 import { type AuditLogPage, AuditLogsService, type ChainVerification, type FilterChoices } from './audit-logs.service';
 
 @ApiTags('audit-logs')
@@ -39,6 +41,7 @@ export class AuditLogsController {
     private readonly slots: ExportSlots,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly restorer: AuditRestoreService,
+    private readonly reads: AuditReadsService,
   ) {}
 
   @Get()
@@ -46,9 +49,12 @@ export class AuditLogsController {
     return this.auditLogs.list(workspaceId, query, query.limit, query.cursor);
   }
 
+  /** Recorded in the log as `verified`, with its outcome. */
   @Get('verify')
-  verify(@Param('workspaceId') workspaceId: string): Promise<ChainVerification> {
-    return this.auditLogs.verifyChain(workspaceId);
+  async verify(@Param('workspaceId') workspaceId: string): Promise<ChainVerification> {
+    const outcome = await this.auditLogs.verifyChain(workspaceId);
+    await this.reads.verified(workspaceId, outcome);
+    return outcome;
   }
 
   @Get('filters')
@@ -61,6 +67,9 @@ export class AuditLogsController {
    * Everything that can fail before the first byte (parameters, the first query) is answered with a
    * status; a failure after it, or a client that takes no chunk within AUDIT_EXPORT_STALL_SECONDS,
    * destroys the connection, so that the client sees an incomplete transfer, never a clean end.
+   * Once its first byte is out, the export is recorded in the log (`exported`) when it ends: with
+   * the entries sent and `completed` false when it was cut off. One refused before that sent nothing
+   * and records nothing.
    */
   @Get('export')
   @ApiProduces('text/csv', 'application/x-ndjson')
@@ -81,27 +90,31 @@ export class AuditLogsController {
       if (query.chain === 'true' && format !== 'ndjson') {
         throw new BadRequestException('chain=true applies to format=ndjson only: the CSV columns are fixed');
       }
-      const chunks = this.auditLogs.exportChunks(workspaceId, query, format, query.chain === 'true');
+      const progress = { rows: 0 };
+      const chunks = this.auditLogs.exportChunks(workspaceId, query, format, query.chain === 'true', progress);
       const first = await chunks.next(); // a filter the database refuses fails here, before any header
-      const range = [query.from, query.to].map((d) => (d ? d.slice(0, 10) : 'all')).join('_to_');
+      const filename = exportFilename(await this.auditLogs.workspaceName(workspaceId), query.from, query.to, format);
       res.setHeader(
         'Content-Type',
         format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson; charset=utf-8',
       );
-      res.setHeader('Content-Disposition', `attachment; filename="audit-log_${workspaceId}_${range}.${format}"`);
+      res.setHeader('Content-Disposition', `attachment; filename="${filename}"`);
       const stallMs = this.config.exportStallSeconds * 1000;
+      let completed = false;
       try {
         if (!first.done && !(await this.write(res, first.value, stallMs))) return;
         for await (const chunk of chunks) {
           if (!(await this.write(res, chunk, stallMs))) return; // leaving the loop ends the generator
         }
         res.end();
+        completed = true;
       } catch (error) {
         this.logger.warn(`Export of workspace ${workspaceId} cut off: ${(error as Error).message}`);
         res.destroy();
       } finally {
         // A client gone during the first chunk leaves before the loop: end the generator here too.
         await chunks.return(undefined);
+        await this.reads.exported(workspaceId, { format, filters: query, rowCount: progress.rows, completed });
       }
     } finally {
       release();

@@ -6,15 +6,15 @@ import type { AppPrismaClient } from '../../database/prisma-client.factory';
 import { ReadDatabase } from '../../database/read-database';
 import { Prisma } from '../../generated/prisma/client';
 import {
+  actionNameSql,
   AUDIT_ACTIONS,
   type AuditAction,
-  AUDITED_RESOURCES,
-  RESOURCE_TYPES,
-  type ResourceType,
+  AUDITED_TYPES,
+  type AuditedType,
 } from '../capture/audited-resources';
 import { AuditSealerService } from '../seal/audit-sealer.service';
 import { AuditCursorCodec, type CursorPosition } from './audit-cursor';
-import { type AuditEntry, type AuditLogRow, CSV_COLUMNS, toAuditEntry } from './audit-entry';
+import { AUDIT_LOG_ROW_COLUMNS, type AuditEntry, type AuditLogRow, CSV_COLUMNS, toAuditEntry } from './audit-entry';
 import type { AuditLogFilterDto } from './audit-log-query.dto';
 
 export interface AuditLogPage {
@@ -35,13 +35,11 @@ export interface ChainVerification {
 
 export interface FilterChoices {
   users: { id: string; name: string; email: string }[];
-  resourceTypes: ResourceType[];
+  resourceTypes: AuditedType[];
   actions: AuditAction[];
 }
 
-const COLUMNS = Prisma.raw(
-  `"id", "occurred_at", "action", "resource_type", "resource_id", "resource_name", "actor_kind", "actor_id", "actor_name", "actor_email", "request_id", "changes"`,
-);
+const COLUMNS = Prisma.raw(AUDIT_LOG_ROW_COLUMNS);
 
 const EXPORT_BATCH = 5000;
 /** Unsealed entries an export holds in memory to merge them into the sealed log it streams. */
@@ -51,10 +49,8 @@ const NAME_WINDOW = 20;
 /** Past this many resources with a matching name, a search reads the trigram index instead. */
 const MAX_NAMED_RESOURCES = 200;
 
-/** "Segment updated", computed by PostgreSQL from the same labels as `actionName()`. */
-const ACTION_NAME = Prisma.raw(
-  `(CASE "resource_type" ${AUDITED_RESOURCES.map((r) => `WHEN '${r.type}' THEN '${r.label}'`).join(' ')} END || ' ' || "action")`,
-);
+/** "Segment updated", computed by PostgreSQL from the same registry as `actionName()`. */
+const ACTION_NAME = Prisma.raw(actionNameSql());
 const ISO_TIME = Prisma.raw(`to_char("occurred_at" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`);
 /** The actor's kind and name, as `actorOf()` derives them. */
 const ACTOR_KIND = `coalesce("actor_kind", CASE WHEN "actor_id" IS NULL THEN 'system' ELSE 'user' END)`;
@@ -150,20 +146,20 @@ function csvCell(expression: string): string {
   return `(CASE WHEN ${special.join(' OR ')} THEN ${quoted} ELSE ${expression} END)`;
 }
 
-/** True when every value an expression can take is plain: nothing to guard, nothing to quote. */
-const plainCsv = (values: readonly string[]) => values.every((v) => /^[A-Za-z][A-Za-z ]*$/.test(v));
+/** `cell` of `expression`, computed once per row (a sub-select), not once per test the cell makes. */
+function once(expression: string, cell: (value: string) => string): string {
+  return `(SELECT ${cell('"value"')} FROM (SELECT ${expression} AS "value" OFFSET 0) once)`;
+}
 
 /**
  * The contract's CSV columns (CSV_COLUMNS), one line per entry. A time, a uuid, an action or an actor
- * kind (the database's CHECKs allow a few words only), and an action name made of the registry's
- * labels, need neither guard nor quotes.
+ * kind (the database's CHECKs allow a few words only) needs neither guard nor quotes; the action name
+ * (which may look into the diff) and the diff's text are computed once per row.
  */
 const CSV_LINE = Prisma.raw(
   `concat_ws(',', ${[
     ISO_TIME.text,
-    plainCsv([...AUDITED_RESOURCES.map((r) => r.label), ...AUDIT_ACTIONS])
-      ? ACTION_NAME.text
-      : csvCell(ACTION_NAME.text),
+    once(ACTION_NAME.text, csvCell),
     csvCell('"resource_type"'),
     csvCell('"resource_name"'),
     csvCell(`coalesce("actor_name", '')`),
@@ -174,8 +170,7 @@ const CSV_LINE = Prisma.raw(
     '"action"',
     ACTOR_KIND,
     csvCell(ACTOR_NAME),
-    // The diff's text is rendered once per row (a sub-select), not once per test the cell makes.
-    `(SELECT ${csvCell('"changes_text"')} FROM (SELECT "changes"::text AS "changes_text" OFFSET 0) diff)`,
+    once('"changes"::text', csvCell),
   ].join(', ')})`,
 );
 
@@ -268,6 +263,8 @@ export class AuditLogsService {
     filter: AuditLogFilterDto,
     format: 'csv' | 'ndjson',
     chain = false,
+    /** Counts the entries yielded so far. */
+    progress: { rows: number } = { rows: 0 },
     via: 'copy' | 'batches' = 'copy',
   ): AsyncGenerator<string | Buffer> {
     const line = EXPORT_LINES[format === 'csv' ? 'csv' : chain ? 'chain' : 'ndjson'];
@@ -275,8 +272,8 @@ export class AuditLogsService {
     // An export meant for offline verification covers as much as is committed.
     if (chain) await this.sealer.seal();
     const sources = via === 'copy' ? await this.reads.copySources({ caughtUp: chain }) : [];
-    if (sources.length > 0 && !(yield* this.copyExport(sources, workspaceId, filter, line, header))) return;
-    yield* this.batchExport(workspaceId, filter, line, header);
+    if (sources.length > 0 && !(yield* this.copyExport(sources, workspaceId, filter, line, header, progress))) return;
+    yield* this.batchExport(workspaceId, filter, line, header, progress);
   }
 
   /**
@@ -291,12 +288,13 @@ export class AuditLogsService {
     filter: AuditLogFilterDto,
     line: Prisma.Sql,
     header: string,
+    progress: { rows: number },
   ): AsyncGenerator<string | Buffer, 'too many unsealed' | undefined> {
     const where = this.where(workspaceId, filter);
     if (filter.resourceName) where.push(Prisma.sql`"resource_name" ILIKE ${likePattern(filter.resourceName)}`);
     const predicate = Prisma.join(where, ' AND ');
     for (const [i, { url }] of sources.entries()) {
-      const chunks = withCopySession(url, (session) => this.copyLines(session, predicate, line));
+      const chunks = withCopySession(url, (session) => this.copyLines(session, predicate, line, progress));
       let first: IteratorResult<Buffer, 'too many unsealed' | undefined>;
       try {
         first = await chunks.next();
@@ -334,6 +332,7 @@ export class AuditLogsService {
     session: CopySession,
     predicate: Prisma.Sql,
     line: Prisma.Sql,
+    progress: { rows: number },
   ): AsyncGenerator<Buffer, 'too many unsealed' | undefined> {
     const { client } = session;
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
@@ -362,10 +361,12 @@ export class AuditLogsService {
         while (next < inbox.length && newer(time, id)) lines.push(Buffer.from(inbox[next++].line));
         lines.push(text);
       }
+      progress.rows += lines.length;
       yield Buffer.concat(lines);
     }
     const rest = inbox.slice(next).map((entry) => entry.line);
     await client.query('COMMIT');
+    progress.rows += rest.length;
     if (rest.length > 0) yield Buffer.from(rest.join(''));
   }
 
@@ -375,6 +376,7 @@ export class AuditLogsService {
     filter: AuditLogFilterDto,
     line: Prisma.Sql,
     header: string,
+    progress: { rows: number },
   ): AsyncGenerator<string> {
     const columns = Prisma.sql`"id", "occurred_at", ${line} AS "line"`;
     let after: CursorPosition | undefined;
@@ -386,7 +388,9 @@ export class AuditLogsService {
         if (header) yield header;
         return;
       }
-      yield header + rows.map((row) => `${row.line}\n`).join('');
+      const text = header + rows.map((row) => `${row.line}\n`).join('');
+      progress.rows += rows.length;
+      yield text;
       header = '';
       if (rows.length < EXPORT_BATCH) return;
       const last = rows[rows.length - 1];
@@ -509,6 +513,15 @@ export class AuditLogsService {
     return { intact: true, entries, headHash: head?.hash ?? null, unsealed, ...anchor };
   }
 
+  async workspaceName(workspaceId: string): Promise<string> {
+    // On the primary: a workspace created a moment ago may not be on the replica yet.
+    const workspace = await this.reads.primary.workspace.findUniqueOrThrow({
+      where: { id: workspaceId },
+      select: { name: true },
+    });
+    return workspace.name;
+  }
+
   async filterChoices(workspaceId: string): Promise<FilterChoices> {
     // A skip scan over the (workspace, actor) index: one probe per distinct actor, not per entry.
     const users = await this.reads.read(
@@ -527,8 +540,7 @@ export class AuditLogsService {
          OR u."id" IN (SELECT "user_id" FROM "memberships" WHERE "workspace_id" = ${workspaceId}::uuid)
       ORDER BY lower(u."name"), u."email"`,
     );
-    // The actions the log records (the filter also accepts the contract's `exported` and `verified`).
-    return { users, resourceTypes: [...RESOURCE_TYPES], actions: [...AUDIT_ACTIONS] };
+    return { users, resourceTypes: [...AUDITED_TYPES], actions: [...AUDIT_ACTIONS] };
   }
 
   private async page<Row = AuditLogRow>(

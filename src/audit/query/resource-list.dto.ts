@@ -13,6 +13,16 @@ export class ResourceListQueryDto {
   @IsIn(RESOURCE_TYPES, { each: true, message: `resourceType must be one or more of ${RESOURCE_TYPES.join(', ')}` })
   resourceType?: ResourceType[];
 
+  @ApiPropertyOptional({
+    description: 'Resource ids, repeated or comma-separated; at most 200 (names for the ids a diff refers to)',
+    type: [String],
+  })
+  @IsOptional()
+  @Transform(toList)
+  @ArrayMaxSize(200, { message: 'id accepts at most 200 ids' })
+  @IsUUID('all', { each: true, message: 'id must be resource ids (UUIDs), repeated or comma-separated' })
+  id?: string[];
+
   @ApiPropertyOptional({ description: "Case-insensitive substring of the resource's current name" })
   @IsOptional()
   @IsString()

@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '../../config/app-config';
 import { ReadDatabase } from '../../database/read-database';
 import { Prisma } from '../../generated/prisma/client';
-import { AUDITED_RESOURCES, type ResourceType } from '../capture/audited-resources';
+import { RESOURCE_TABLES, type ResourceType } from '../capture/audited-resources';
 import { AuditCursorCodec } from './audit-cursor';
 import { likePattern } from './audit-logs.service';
 import type { ResourceListQueryDto } from './resource-list.dto';
@@ -62,6 +62,7 @@ export class ResourceListService {
     const limit = query.limit ?? 50;
     const after = query.cursor ? this.cursors.decode(workspaceId, query.cursor) : undefined;
     const where = [Prisma.sql`"workspace_id" = ${workspaceId}::uuid`];
+    if (query.id?.length) where.push(Prisma.sql`"id" = ANY(${query.id}::uuid[])`);
     if (query.name) where.push(Prisma.sql`"name" ILIKE ${likePattern(query.name)}`);
     if (query.createdBy?.length) where.push(Prisma.sql`"created_by_id" = ANY(${query.createdBy}::uuid[])`);
     if (query.updatedBy?.length) where.push(Prisma.sql`"updated_by_id" = ANY(${query.updatedBy}::uuid[])`);
@@ -74,7 +75,9 @@ export class ResourceListService {
       where.push(Prisma.sql`("updated_at", "id") < (${after.occurredAt}::timestamptz, ${after.id}::uuid)`);
     }
     const predicate = Prisma.join(where, ' AND ');
-    const tables = AUDITED_RESOURCES.filter((r) => !query.resourceType?.length || query.resourceType.includes(r.type));
+    const tables = RESOURCE_TABLES.filter(
+      (r) => !query.resourceType?.length || query.resourceType.includes(r.type as ResourceType),
+    );
     // Each table gives at most a page, newest change first; the outer query merges them.
     const branches = tables.map(
       (r) => Prisma.sql`(SELECT ${r.type}::text AS "resource_type", "id", "name", "created_at", "updated_at",

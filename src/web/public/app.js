@@ -23,6 +23,10 @@ const state = {
   retry: null,
   rCursor: null,
   rSeq: 0,
+  /** id → Promise of { name, resourceType, deleted } or null: the names of resources a diff refers to. */
+  names: new Map(),
+  /** requestId → Promise of the number of entries it produced (200 meaning "200 or more"). */
+  requestCounts: new Map(),
 };
 
 const DATE_OPTIONS = {
@@ -37,18 +41,23 @@ const DATE_OPTIONS = {
 const dateFormat = new Intl.DateTimeFormat(undefined, DATE_OPTIONS);
 const dayFormat = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
 const timeZone = Intl.DateTimeFormat().resolvedOptions().timeZone;
-const TYPES = ['source', 'model', 'segment', 'destination'];
-const ACTIONS = ['created', 'updated', 'deleted', 'restored'];
+/** What GET …/resources lists; the log's types and actions come from GET …/audit-logs/filters. */
+const LISTED_TYPES = ['source', 'model', 'segment', 'destination'];
+const TAB_TITLES = { log: 'Audit Logs', resources: 'Resources', members: 'Members', tokens: 'API tokens' };
 const RANGES = { '24h': ['Last 24 hours', 24], '7d': ['Last 7 days', 24 * 7], '30d': ['Last 30 days', 24 * 30] };
 const capital = (text) => text.charAt(0).toUpperCase() + text.slice(1);
+/** `api_token` → "API token", `audit_log` → "Audit log". */
+const typeLabel = (type) => capital(type.replace(/_/g, ' ')).replace(/^Api\b/, 'API');
 
-function show(section) {
-  for (const id of ['sign-in', 'log', 'resources', 'denied']) $(id).hidden = id !== section;
-  $('tabs').hidden = section !== 'log' && section !== 'resources';
+/** One section at a time; the tabs show while a workspace is open, `tab` marked as the current one. */
+function show(section, tab = section) {
+  for (const id of ['sign-in', 'log', 'resources', 'members', 'tokens', 'denied']) $(id).hidden = id !== section;
+  $('tabs').hidden = section === 'sign-in' || !state.workspaceId;
   for (const link of $('tabs').querySelectorAll('a')) {
-    if (link.dataset.tab === section) link.setAttribute('aria-current', 'page');
+    if (link.dataset.tab === tab) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
   }
+  document.title = `${TAB_TITLES[tab] ?? 'Sign in'} · Settings`;
 }
 
 function setStatus(text, isError = false, id = 'status') {
@@ -56,8 +65,14 @@ function setStatus(text, isError = false, id = 'status') {
   $(id).classList.toggle('error', isError);
 }
 
-async function api(path, { raw = false, method = 'GET' } = {}) {
-  const res = await fetch(`/api${path}`, { method, headers: { Authorization: `Bearer ${state.token}` } });
+async function api(path, { raw = false, method = 'GET', body: sent } = {}) {
+  const headers = { Authorization: `Bearer ${state.token}` };
+  if (sent !== undefined) headers['Content-Type'] = 'application/json';
+  const res = await fetch(`/api${path}`, {
+    method,
+    headers,
+    body: sent === undefined ? undefined : JSON.stringify(sent),
+  });
   if (res.status === 401) {
     signOut('Your token is unknown or was revoked. Paste a valid one.');
     throw new Error('unauthorized');
@@ -87,7 +102,7 @@ const personText = (user) => (user ? user.name : 'No user (system or database)')
 
 function signOut(reason = '') {
   localStorage.removeItem(TOKEN_KEY);
-  Object.assign(state, { token: null, me: null, workspaceId: null });
+  Object.assign(state, { token: null, me: null, workspaceId: null, workspace: null });
   $('who').textContent = '';
   $('sign-out').hidden = true;
   $('workspace-picker').hidden = true;
@@ -111,6 +126,7 @@ async function signIn(token) {
   $('sign-out').hidden = false;
   const workspaces = me.body.workspaces;
   if (workspaces.length === 0) {
+    $('denied-title').textContent = 'No workspace yet';
     $('denied-text').textContent = 'You are not a member of any workspace yet.';
     return show('denied');
   }
@@ -309,8 +325,8 @@ function filtersFromUrl(query) {
   const list = (key, allowed) =>
     (query.get(key) ?? '').split(',').filter((v) => v && (!allowed || allowed.includes(v)));
   f.userId = list('userId');
-  f.resourceType = list('resourceType', TYPES);
-  f.action = list('action', ACTIONS);
+  f.resourceType = list('resourceType', state.choices.resourceTypes);
+  f.action = list('action', state.choices.actions);
   f.resourceName = query.get('resourceName') ?? '';
   f.resourceId = query.get('resourceId') ?? '';
   f.requestId = query.get('requestId') ?? '';
@@ -403,7 +419,13 @@ function renderChips() {
       .join(' ');
     chips.push([`Date ${text}`, remove(() => dates)]);
   }
-  $('chips').replaceChildren(
+  showChips($('chips'), chips);
+  $('clear').hidden = chips.length === 0 && !f.range;
+}
+
+/** Each active filter as a chip whose button removes it. */
+function showChips(list, chips) {
+  list.replaceChildren(
     ...chips.map(([text, onRemove]) => {
       const button = el('button', { type: 'button', className: 'chip-remove', textContent: '×' });
       button.setAttribute('aria-label', `Remove filter ${text}`);
@@ -411,50 +433,76 @@ function renderChips() {
       return el('li', { className: 'chip' }, el('span', {}, text), button);
     }),
   );
-  $('clear').hidden = chips.length === 0 && !f.range;
 }
 
 // ---- the audit log table ----------------------------------------------------------------------
 
 async function openWorkspace(workspaceId, { keepFilters }) {
   state.workspaceId = workspaceId;
+  state.names.clear();
+  state.requestCounts.clear();
   const workspace = state.me.workspaces.find((w) => w.id === workspaceId);
-  if (workspace.role !== 'admin') {
-    $('denied-text').textContent = `Your role in ${workspace.name} is member. Ask a workspace admin for access.`;
-    history.replaceState(null, '', `${location.pathname}?workspace=${state.workspaceId}`);
-    return show('denied');
+  state.workspace = workspace;
+  for (const id of ['tab-resources', 'tab-members']) $(id).hidden = workspace.role !== 'admin';
+  if (!keepFilters) history.replaceState(null, '', `${location.pathname}?workspace=${workspaceId}`);
+  if (workspace.role === 'admin' && !(await loadChoices())) return;
+  $('zone').textContent = `Times are shown in your timezone, ${timeZone}.`;
+  await route();
+}
+
+/** The filter bar's choices, as the API lists them: users, resource types and actions. */
+async function loadChoices() {
+  const choices = await api(wsPath('/audit-logs/filters')).catch(() => null);
+  if (!choices) return false;
+  if (choices.status !== 200) {
+    setStatus(messageOf(choices.body), true);
+    return true;
   }
-  const choices = await api(wsPath('/audit-logs/filters'));
-  if (choices.status === 403) return show('denied');
-  state.users = choices.body.users ?? [];
+  state.users = choices.body.users;
+  state.choices = { resourceTypes: choices.body.resourceTypes, actions: choices.body.actions };
   const userOptions = state.users.map((u) => ({ value: u.id, label: `${u.name} (${u.email})`, title: u.email }));
   buildMulti($('f-user'), userOptions);
   buildMulti(
     $('f-type'),
-    TYPES.map((t) => ({ value: t, label: capital(t) })),
+    state.choices.resourceTypes.map((t) => ({ value: t, label: typeLabel(t) })),
   );
   buildMulti(
     $('f-action'),
-    (choices.body.actions ?? ACTIONS).map((a) => ({ value: a, label: capital(a) })),
+    state.choices.actions.map((a) => ({ value: a, label: capital(a) })),
   );
   buildMulti(
     $('r-type'),
-    TYPES.map((t) => ({ value: t, label: capital(t) })),
+    LISTED_TYPES.map((t) => ({ value: t, label: typeLabel(t) })),
   );
   buildMulti($('r-created'), userOptions);
   buildMulti($('r-updated'), userOptions);
-  $('zone').textContent = `Times are shown in your timezone, ${timeZone}.`;
-  if (!keepFilters) history.replaceState(null, '', `${location.pathname}?workspace=${workspaceId}`);
-  await route();
+  return true;
 }
 
 /** Shows what the address says: the tab, its filters, and an entry's detail. */
 async function route() {
   const query = new URLSearchParams(location.search);
-  state.tab = query.get('tab') === 'resources' ? 'resources' : 'log';
+  if (!query.has('entry') && $('detail').open) $('detail').close();
+  forgetNewToken();
+  state.tab = TAB_TITLES[query.get('tab')] ? query.get('tab') : 'log';
+  if (state.tab === 'tokens') {
+    show('tokens');
+    return loadTokens();
+  }
+  if (state.workspace.role !== 'admin') {
+    $('denied-title').textContent =
+      `${TAB_TITLES[state.tab]} ${state.tab === 'members' ? 'are managed by' : 'are for'} admins only`;
+    $('denied-text').textContent = `Your role in ${state.workspace.name} is member. Ask a workspace admin for access.`;
+    return show('denied', state.tab);
+  }
+  if (state.tab === 'members') {
+    show('members');
+    return loadMembers();
+  }
   if (state.tab === 'resources') {
     show('resources');
     resourceFiltersToForm(query);
+    renderResourceChips();
     return loadResources();
   }
   show('log');
@@ -510,7 +558,7 @@ async function loadPage() {
   if (seq !== state.seq) return; // a newer request superseded this one
   setLoading('log', false);
   $('more').disabled = false;
-  if (page.status === 403) return show('denied');
+  if (page.status === 403) return setStatus(messageOf(page.body), true);
   if (page.status === 429) {
     setStatus('');
     return showRetry(page, () => loadPage());
@@ -556,6 +604,13 @@ function appendRow(entry) {
     row.append(cell);
   }
   if (entry.user) row.lastChild.title = entry.user.email;
+  // Consecutive rows of one request (a bulk change) are drawn as a group.
+  row.dataset.request = entry.requestId ?? '';
+  const previous = $('rows').lastElementChild;
+  if (entry.requestId && previous?.dataset.request === entry.requestId) {
+    previous.classList.add('grouped');
+    row.classList.add('grouped');
+  }
   $('rows').append(row);
 }
 
@@ -572,12 +627,93 @@ function moveFocus(row, key) {
 
 // ---- detail -----------------------------------------------------------------------------------
 
-function valueCell(value, kind) {
+function valueCell(value, kind, field = '') {
   const cell = el('td', { className: value === undefined ? '' : kind });
   if (value === undefined) cell.textContent = '—';
   else if (value === '[REDACTED]') cell.append(el('span', { className: 'redacted', textContent: '[REDACTED] secret' }));
+  else if (isReference(field, value)) cell.append(referenceNode(value));
   else cell.textContent = JSON.stringify(value);
   return cell;
+}
+
+// ---- references: a diff's modelId, sourceId and segmentIds[n] shown by name -----------------------
+
+/** A top-level field named …Id or …Ids[n] holding a UUID refers to another resource of the workspace. */
+const REFERENCE_FIELD = /^[a-z][A-Za-z0-9]*(Id|Ids\[\d+\]|Ids)$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const isReference = (field, value) => REFERENCE_FIELD.test(field) && typeof value === 'string' && UUID.test(value);
+/** Deleted references cost one request each (their last name is in their newest entry): at most this many per entry. */
+const DELETED_LOOKUPS = 10;
+
+/** The id until its name arrives (`fillReferences`); the id stays readable on hover and to screen readers. */
+function referenceNode(id) {
+  const node = el('span', { className: 'ref', textContent: id });
+  node.dataset.ref = id;
+  return node;
+}
+
+/**
+ * Names for every reference shown under `container`: the live ones in one request to the resources
+ * list (by id), then each deleted one from its newest entry (at most DELETED_LOOKUPS a time; the rest
+ * keep their ids). Answers are kept for the workspace, so reopening an entry costs nothing.
+ */
+async function fillReferences(container, isCurrent) {
+  const ids = [...new Set([...container.querySelectorAll('[data-ref]')].map((node) => node.dataset.ref))];
+  const unknown = ids.filter((id) => !state.names.has(id));
+  if (unknown.length) {
+    const live = lookUpLive(unknown);
+    const gone = live.then((found) => (found ? unknown.filter((id) => !found.has(id)).slice(0, DELETED_LOOKUPS) : []));
+    for (const id of unknown) {
+      const name = live.then(async (found) => {
+        if (found?.has(id)) return found.get(id);
+        return (await gone).includes(id) ? lookUpDeleted(id) : undefined;
+      });
+      state.names.set(id, name);
+    }
+  }
+  const names = new Map(await Promise.all(ids.map(async (id) => [id, await state.names.get(id)])));
+  for (const [id, ref] of names) if (ref === undefined) state.names.delete(id); // not looked up: try again later
+  if (!isCurrent()) return;
+  for (const node of container.querySelectorAll('[data-ref]')) {
+    const ref = names.get(node.dataset.ref);
+    if (ref) node.replaceWith(namedReference(node.dataset.ref, ref));
+  }
+}
+
+/** Live resources by id (one request per 200), or undefined when the list could not be read. */
+async function lookUpLive(ids) {
+  const found = new Map();
+  for (let i = 0; i < ids.length; i += 200) {
+    const query = new URLSearchParams({ id: ids.slice(i, i + 200).join(','), limit: '200' });
+    const page = await api(wsPath(`/resources?${query}`)).catch(() => null);
+    if (page?.status !== 200) return undefined;
+    for (const r of page.body.items) found.set(r.id, { name: r.name, resourceType: r.resourceType, deleted: false });
+  }
+  return found;
+}
+
+/** A resource that is not live: the name in its newest entry (null when the log has none; undefined on failure). */
+async function lookUpDeleted(id) {
+  const page = await api(wsPath(`/audit-logs?resourceId=${id}&limit=1`)).catch(() => null);
+  if (page?.status !== 200) return undefined;
+  const newest = page.body.items[0];
+  return newest ? { name: newest.resourceName, resourceType: newest.resourceType, deleted: true } : null;
+}
+
+/** A resolved reference: its name, linking to its history, with its type and id on hover and for screen readers. */
+function namedReference(id, ref) {
+  const link = el('a', {
+    href: `${location.pathname}?workspace=${state.workspaceId}&resourceId=${id}`,
+    className: 'ref',
+    textContent: ref.name,
+    title: `${capital(ref.resourceType)} ${id}${ref.deleted ? ', deleted' : ''}`,
+  });
+  link.setAttribute('aria-label', `${ref.name} (${ref.resourceType} ${id})`);
+  link.addEventListener('click', (event) => {
+    event.preventDefault();
+    viewHistory(id, `${ref.resourceType} “${ref.name}”`);
+  });
+  return ref.deleted ? el('span', { className: 'ref' }, link, ' (deleted)') : link;
 }
 
 function definitionList(pairs) {
@@ -640,14 +776,22 @@ function shownChanges(changes) {
   );
 }
 
-function listText(verb, values) {
-  return values.length
-    ? `${verb} ${values.map((v) => (typeof v === 'string' ? v : JSON.stringify(v))).join(', ')}`
-    : '—';
+/** "removed GB, DE" as nodes: plain values as text, references as their names. */
+function listNodes(verb, values, field) {
+  if (!values.length) return ['—'];
+  const nodes = [verb ? `${verb} ` : ''];
+  values.forEach((v, i) => {
+    if (i > 0) nodes.push(', ');
+    nodes.push(isReference(`${field}[${i}]`, v) ? referenceNode(v) : typeof v === 'string' ? v : JSON.stringify(v));
+  });
+  return nodes;
 }
 
 function openDetail(entry) {
   state.detail = entry;
+  // Sources, models, segments and destinations: their references are named and they can be restored.
+  const resource = LISTED_TYPES.includes(entry.resourceType);
+  const refs = (field) => (resource ? field : '');
   $('detail-title').textContent = `${entry.actionName}: ${entry.resourceName}`;
   $('detail-meta').replaceChildren(
     ...definitionList([
@@ -670,15 +814,21 @@ function openDetail(entry) {
             'tr',
             {},
             el('td', { textContent: change.field }),
-            el('td', { className: 'before', textContent: listText('removed', change.removed) }),
-            el('td', { className: 'after', textContent: listText('added', change.added) }),
+            ...(only === 'after'
+              ? [el('td', { className: 'after' }, ...listNodes('', change.added, refs(change.field)))]
+              : only === 'before'
+                ? [el('td', { className: 'before' }, ...listNodes('', change.removed, refs(change.field)))]
+                : [
+                    el('td', { className: 'before' }, ...listNodes('removed', change.removed, refs(change.field))),
+                    el('td', { className: 'after' }, ...listNodes('added', change.added, refs(change.field))),
+                  ]),
           )
         : el(
             'tr',
             {},
             el('td', { textContent: change.field }),
-            ...(only === 'after' ? [] : [valueCell(change.before, 'before')]),
-            ...(only === 'before' ? [] : [valueCell(change.after, 'after')]),
+            ...(only === 'after' ? [] : [valueCell(change.before, 'before', refs(change.field))]),
+            ...(only === 'before' ? [] : [valueCell(change.after, 'after', refs(change.field))]),
           ),
     ),
   );
@@ -688,11 +838,14 @@ function openDetail(entry) {
   const creation =
     entry.action === 'created' ||
     (entry.action === 'restored' && entry.changes.some((c) => c.field === 'name' && !('before' in c)));
-  $('restore').hidden = creation;
-  $('restore-note').hidden = !creation;
-  $('restore-note').textContent = creation
-    ? 'A creation cannot be restored: deleting the resource is what undoes it.'
-    : '';
+  const restorable = resource && !creation && ['updated', 'deleted', 'restored'].includes(entry.action);
+  $('restore').hidden = !restorable;
+  $('restore-note').hidden = restorable;
+  $('restore-note').textContent = !resource
+    ? `${typeLabel(entry.resourceType)} entries cannot be restored.`
+    : creation
+      ? 'A creation cannot be restored: deleting the resource is what undoes it.'
+      : '';
   const query = new URLSearchParams(location.search);
   if (query.get('entry') !== entry.id) {
     query.set('entry', entry.id);
@@ -700,11 +853,36 @@ function openDetail(entry) {
   }
   if (!$('detail').open) $('detail').showModal();
   void loadOwners(entry);
+  void fillReferences($('detail-changes'), () => state.detail === entry);
+  void showRequestSize(entry);
+}
+
+/** How many entries the entry's request produced; a bulk request's entries are one click away. */
+async function showRequestSize(entry) {
+  const link = $('request-entries');
+  link.hidden = true;
+  delete link.dataset.count;
+  if (!entry.requestId) return;
+  if (!state.requestCounts.has(entry.requestId)) {
+    const query = new URLSearchParams({ requestId: entry.requestId, limit: '200' });
+    const counted = api(wsPath(`/audit-logs?${query}`))
+      .then((page) => (page.status === 200 ? page.body.items.length : 0))
+      .catch(() => 0);
+    state.requestCounts.set(entry.requestId, counted);
+  }
+  const count = await state.requestCounts.get(entry.requestId);
+  if (state.detail !== entry) return;
+  link.dataset.count = String(count);
+  if (count < 2) return;
+  link.textContent = `${count === 200 ? '200 or more' : count} entries from this request`;
+  link.href = `${location.pathname}?workspace=${state.workspaceId}&requestId=${encodeURIComponent(entry.requestId)}`;
+  link.hidden = false;
 }
 
 /** The resource's creator and last editor, from its newest entry and the resources list. */
 async function loadOwners(entry) {
   const owners = $('detail-owners');
+  if (!LISTED_TYPES.includes(entry.resourceType)) return owners.replaceChildren();
   owners.replaceChildren(...definitionList([['Creator and last editor', 'Loading…']]));
   const newest = await api(wsPath(`/audit-logs?resourceId=${entry.resourceId}&limit=1`)).catch(() => null);
   if (state.detail !== entry || !newest) return;
@@ -734,12 +912,25 @@ function closeDetail() {
   }
 }
 
-function viewHistory(resourceId, label) {
+/** Leaves the entry's detail: its address first, so that Back does not reopen it. */
+function leaveDetail() {
+  closeDetail();
   if ($('detail').open) $('detail').close();
+}
+
+function viewHistory(resourceId, label) {
+  leaveDetail();
   state.resourceLabel = label;
   state.tab = 'log';
   show('log');
   applyFilters({ ...emptyFilters(), resourceId });
+}
+
+function viewRequest(requestId) {
+  leaveDetail();
+  state.tab = 'log';
+  show('log');
+  applyFilters({ ...emptyFilters(), requestId });
 }
 
 // ---- restore ------------------------------------------------------------------------------------
@@ -756,11 +947,12 @@ function confirmRestore() {
         'tr',
         {},
         el('td', { textContent: change.field }),
-        valueCell(change.after, 'before'),
-        valueCell(change.before, 'after'),
+        valueCell(change.after, 'before', change.field),
+        valueCell(change.before, 'after', change.field),
       ),
     ),
   );
+  void fillReferences($('restore-changes'), () => state.detail === entry);
   $('restore-confirm').hidden = false;
   $('restore-go').focus();
 }
@@ -815,8 +1007,35 @@ function resourceUrl() {
 
 function resourceFiltersChanged() {
   for (const c of [$('r-type'), $('r-created'), $('r-updated')]) summarizeMulti(c);
+  renderResourceChips();
   history.pushState(null, '', `${location.pathname}?${resourceUrl()}`);
   void loadResources();
+}
+
+function renderResourceChips() {
+  const chips = [];
+  const removing = (undo) => () => {
+    undo();
+    resourceFiltersChanged();
+  };
+  for (const [label, container] of [
+    ['Type', $('r-type')],
+    ['Creator', $('r-created')],
+    ['Last editor', $('r-updated')],
+  ]) {
+    for (const value of multiValues(container)) {
+      const name = optionLabel(container, value).replace(/ \(.*\)$/, '');
+      const box = boxes(container).find((b) => b.value === value);
+      chips.push([`${label}: ${name}`, removing(() => (box.checked = false))]);
+    }
+  }
+  const name = $('r-name').value.trim();
+  if (name) chips.push([`Name contains “${name}”`, removing(() => ($('r-name').value = ''))]);
+  if ($('r-others').checked) {
+    chips.push(['Edited by someone other than its creator', removing(() => ($('r-others').checked = false))]);
+  }
+  showChips($('r-chips'), chips);
+  $('r-clear').hidden = chips.length === 0;
 }
 
 async function loadResources(more = false) {
@@ -885,7 +1104,228 @@ function appendResource(resource) {
   $('r-rows').append(row);
 }
 
+// ---- confirmation ------------------------------------------------------------------------------
+
+/** A modal question with the safe answer focused; resolves true when confirmed. */
+function confirmAction({ title, text, confirm }) {
+  const dialog = $('confirm');
+  $('confirm-title').textContent = title;
+  $('confirm-text').textContent = text;
+  $('confirm-go').textContent = confirm;
+  dialog.returnValue = '';
+  dialog.showModal();
+  return new Promise((resolve) =>
+    dialog.addEventListener('close', () => resolve(dialog.returnValue === 'yes'), { once: true }),
+  );
+}
+
+// ---- members (admins) ---------------------------------------------------------------------------
+
+async function loadMembers() {
+  setLoading('members', true);
+  const res = await api(wsPath('/members')).catch(() => null);
+  if (!res) return;
+  setLoading('members', false);
+  if (res.status !== 200) return setStatus(messageOf(res.body), true, 'm-status');
+  const members = res.body.items;
+  $('m-rows').replaceChildren(...members.map(memberRow));
+  const admins = members.filter((m) => m.role === 'admin').length;
+  setStatus(
+    `${members.length} member${members.length === 1 ? '' : 's'}, ${admins} admin${admins === 1 ? '' : 's'}.`,
+    false,
+    'm-status',
+  );
+}
+
+function memberRow(member) {
+  const you = member.userId === state.me.user.id;
+  const role = el('select', {}, new Option('Member', 'member'), new Option('Admin', 'admin'));
+  role.value = member.role;
+  role.setAttribute('aria-label', `Role of ${member.name}`);
+  role.addEventListener('change', () => void changeRole(member, role));
+  const remove = el('button', { type: 'button', className: 'secondary small', textContent: 'Remove…' });
+  remove.setAttribute('aria-label', `Remove ${member.name}…`);
+  remove.addEventListener('click', () => void removeMember(member));
+  const row = el('tr');
+  for (const [label, content] of [
+    ['Name', you ? `${member.name} (you)` : member.name],
+    ['Email', member.email],
+    ['Role', role],
+    ['Actions', remove],
+  ]) {
+    const cell = el('td', {}, content);
+    cell.dataset.label = label;
+    row.append(cell);
+  }
+  row.dataset.user = member.userId;
+  return row;
+}
+
+async function addMember() {
+  $('m-error').textContent = '';
+  const body = { email: $('m-email').value.trim(), name: $('m-name').value.trim(), role: $('m-role').value };
+  const res = await api(wsPath('/members'), { method: 'POST', body }).catch(() => null);
+  if (!res) return;
+  if (res.status !== 201) {
+    $('m-error').textContent = `${body.email} was not added: ${messageOf(res.body)}`;
+    return;
+  }
+  $('add-member').reset();
+  await loadMembers();
+  setStatus(`Added ${body.email} as ${body.role === 'admin' ? 'an admin' : 'a member'}.`, false, 'm-status');
+}
+
+async function changeRole(member, select) {
+  $('m-error').textContent = '';
+  const role = select.value;
+  const res = await api(wsPath(`/members/${member.userId}`), { method: 'PATCH', body: { role } }).catch(() => null);
+  if (!res) return;
+  if (res.status !== 200) {
+    select.value = member.role;
+    $('m-error').textContent = `${member.name} is still ${article(member.role)}: ${messageOf(res.body)}`;
+    return;
+  }
+  if (member.userId === state.me.user.id) return reopen();
+  await loadMembers();
+  setStatus(`${member.name} is now ${article(role)}.`, false, 'm-status');
+}
+
+async function removeMember(member) {
+  $('m-error').textContent = '';
+  const confirmed = await confirmAction({
+    title: `Remove ${member.name}?`,
+    text: `${member.name} (${member.email}) loses access to ${state.workspace.name} at once. What they did stays in the audit log.`,
+    confirm: 'Remove member',
+  });
+  if (!confirmed) return;
+  const res = await api(wsPath(`/members/${member.userId}`), { method: 'DELETE' }).catch(() => null);
+  if (!res) return;
+  if (res.status !== 204) {
+    $('m-error').textContent = `${member.name} was not removed: ${messageOf(res.body)}`;
+    return;
+  }
+  if (member.userId === state.me.user.id) return reopen();
+  await loadMembers();
+  setStatus(`Removed ${member.name}.`, false, 'm-status');
+  $('m-email').focus();
+}
+
+const article = (role) => (role === 'admin' ? 'an admin' : 'a member');
+
+/** After changing one's own membership: read who one is again and show what is left. */
+async function reopen() {
+  history.replaceState(null, '', `${location.pathname}?workspace=${state.workspaceId}`);
+  await signIn(state.token);
+}
+
+// ---- API tokens (everyone's own) ----------------------------------------------------------------
+
+async function loadTokens() {
+  setLoading('tokens', true);
+  const res = await api('/me/tokens').catch(() => null);
+  if (!res) return;
+  setLoading('tokens', false);
+  if (res.status !== 200) return setStatus(messageOf(res.body), true, 't-status');
+  const tokens = res.body.items;
+  $('t-rows').replaceChildren(...tokens.map(tokenRow));
+  setStatus(
+    tokens.length === 0 ? 'You have no API tokens.' : `${tokens.length} token${tokens.length === 1 ? '' : 's'}.`,
+    false,
+    't-status',
+  );
+}
+
+function tokenRow(token) {
+  const when = (iso) => (iso ? el('time', { dateTime: iso, textContent: dateFormat.format(new Date(iso)) }) : 'Never');
+  const revoke = el('button', { type: 'button', className: 'secondary small', textContent: 'Revoke…' });
+  revoke.setAttribute('aria-label', `Revoke ${token.label}…`);
+  revoke.addEventListener('click', () => void revokeToken(token));
+  const row = el('tr');
+  for (const [label, content] of [
+    ['Label', token.label],
+    ['Created', when(token.createdAt)],
+    ['Last used', when(token.lastUsedAt)],
+    ['Actions', revoke],
+  ]) {
+    const cell = el('td', {}, content);
+    cell.dataset.label = label;
+    row.append(cell);
+  }
+  row.dataset.id = token.id;
+  return row;
+}
+
+async function createToken() {
+  $('t-error').textContent = '';
+  const label = $('t-label').value.trim();
+  const res = await api('/me/tokens', { method: 'POST', body: { label } }).catch(() => null);
+  if (!res) return;
+  if (res.status !== 201) {
+    $('t-error').textContent = `No token created: ${messageOf(res.body)}`;
+    return;
+  }
+  $('add-token').reset();
+  $('new-token-label').textContent = res.body.label;
+  $('new-token-value').textContent = res.body.token;
+  $('copy-status').textContent = '';
+  $('new-token').hidden = false;
+  $('new-token').focus();
+  await loadTokens();
+}
+
+/** The new token is shown until the user says it is copied or leaves the screen: never again. */
+function forgetNewToken() {
+  $('new-token').hidden = true;
+  $('new-token-value').textContent = '';
+}
+
+async function copyToken() {
+  try {
+    await navigator.clipboard.writeText($('new-token-value').textContent);
+    $('copy-status').textContent = 'Copied to the clipboard.';
+  } catch {
+    getSelection().selectAllChildren($('new-token-value'));
+    $('copy-status').textContent =
+      'The clipboard is not available here: the token is selected, copy it with Ctrl+C or ⌘C.';
+  }
+}
+
+async function revokeToken(token) {
+  $('t-error').textContent = '';
+  const confirmed = await confirmAction({
+    title: `Revoke “${token.label}”?`,
+    text: 'Anything using this token stops working at once. If this page signed in with it, you are signed out.',
+    confirm: 'Revoke token',
+  });
+  if (!confirmed) return;
+  const res = await api(`/me/tokens/${token.id}`, { method: 'DELETE' }).catch(() => null);
+  if (!res) return;
+  if (res.status !== 204) {
+    $('t-error').textContent = `“${token.label}” was not revoked: ${messageOf(res.body)}`;
+    return;
+  }
+  await loadTokens();
+  setStatus(`Revoked “${token.label}”.`, false, 't-status');
+  $('t-label').focus();
+}
+
 // ---- export -----------------------------------------------------------------------------------
+
+/**
+ * The server names the file after the workspace and the range in UTC days
+ * (`acme-audit-log-2026-11-01-to-2026-11-27.csv`); the page keeps its workspace part and says the
+ * range as the user chose it: "last-7-days", or the days they picked in their own timezone.
+ */
+function downloadName(disposition, format) {
+  const served = /filename="([^"]+)"/.exec(disposition ?? '')?.[1] ?? `audit-log-all-time.${format}`;
+  const f = state.filters;
+  let range = '';
+  if (RANGES[f.range]) range = RANGES[f.range][0].toLowerCase().replace(/ /g, '-');
+  else if (f.range === 'custom' && (f.fromDay || f.toDay)) {
+    range = f.fromDay && f.toDay ? `${f.fromDay}-to-${f.toDay}` : f.fromDay ? `from-${f.fromDay}` : `until-${f.toDay}`;
+  }
+  return range ? served.replace(/-audit-log-.*(\.[a-z]+)$/, `-audit-log-${range}$1`) : served;
+}
 
 async function exportLog(format) {
   $('export-menu').open = false;
@@ -898,8 +1338,7 @@ async function exportLog(format) {
     return showRetry({ retryAfter: res.headers.get('Retry-After') }, () => exportLog(format));
   }
   if (!res.ok) return setStatus(messageOf(await res.json().catch(() => ({}))), true);
-  const fallback = `audit-log.${format}`;
-  const name = /filename="([^"]+)"/.exec(res.headers.get('Content-Disposition') ?? '')?.[1] ?? fallback;
+  const name = downloadName(res.headers.get('Content-Disposition'), format);
   const link = el('a', { href: URL.createObjectURL(await res.blob()), download: name });
   document.body.append(link);
   link.click();
@@ -910,6 +1349,7 @@ async function exportLog(format) {
 // ---- wiring -------------------------------------------------------------------------------------
 
 state.filters = emptyFilters();
+state.choices = { resourceTypes: LISTED_TYPES, actions: [] };
 let nameTimer;
 let rNameTimer;
 $('sign-in-form').addEventListener('submit', (event) => {
@@ -972,6 +1412,10 @@ $('history').addEventListener('click', () => {
   const entry = state.detail;
   viewHistory(entry.resourceId, `${entry.resourceType} “${entry.resourceName}”`);
 });
+$('request-entries').addEventListener('click', (event) => {
+  event.preventDefault();
+  viewRequest(state.detail.requestId);
+});
 $('restore').addEventListener('click', confirmRestore);
 $('restore-cancel').addEventListener('click', () => {
   $('restore-confirm').hidden = true;
@@ -982,7 +1426,13 @@ $('tabs').addEventListener('click', (event) => {
   const link = event.target.closest('a');
   if (!link) return;
   event.preventDefault();
-  const query = link.dataset.tab === 'resources' ? resourceUrl() : urlQuery(state.filters ?? emptyFilters());
+  const tab = link.dataset.tab;
+  const query =
+    tab === 'resources'
+      ? resourceUrl()
+      : tab === 'log'
+        ? urlQuery(state.filters ?? emptyFilters())
+        : new URLSearchParams({ workspace: state.workspaceId, tab });
   history.pushState(null, '', `${location.pathname}?${query}`);
   void route();
 });
@@ -996,6 +1446,25 @@ $('r-name').addEventListener('input', () => {
   rNameTimer = setTimeout(resourceFiltersChanged, TYPING_DELAY);
 });
 $('r-more').addEventListener('click', () => void loadResources(true));
+$('add-member').addEventListener('submit', (event) => {
+  event.preventDefault();
+  void addMember();
+});
+$('add-token').addEventListener('submit', (event) => {
+  event.preventDefault();
+  void createToken();
+});
+$('copy-token').addEventListener('click', () => void copyToken());
+$('new-token-done').addEventListener('click', () => {
+  forgetNewToken();
+  $('t-label').focus();
+});
+$('confirm-go').addEventListener('click', () => $('confirm').close('yes'));
+$('confirm-cancel').addEventListener('click', () => $('confirm').close('no'));
+$('r-clear').addEventListener('click', () => {
+  resourceFiltersToForm(new URLSearchParams());
+  resourceFiltersChanged();
+});
 window.addEventListener('popstate', () => {
   if (state.workspaceId && state.token) void route();
 });

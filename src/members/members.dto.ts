@@ -1,0 +1,41 @@
+import { ApiProperty } from '@nestjs/swagger';
+import { Transform } from 'class-transformer';
+import { IsEmail, IsIn, IsString, Length } from 'class-validator';
+
+export const ROLES = ['admin', 'member'] as const;
+export type MemberRole = (typeof ROLES)[number];
+
+const trimmed = Transform(({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim() : value));
+
+export class AddMemberDto {
+  @ApiProperty({ example: 'bob@acme.test', description: 'An existing user with this email is added as they are' })
+  @Transform(({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim().toLowerCase() : value))
+  @IsString({ message: 'email must be an email address' })
+  @Length(3, 320, { message: 'email must be an email address of at most 320 characters' })
+  @IsEmail({}, { message: 'email must be an email address' })
+  email!: string;
+
+  @ApiProperty({ example: 'Bob Chen', description: "The new user's name (ignored for an existing user)" })
+  @trimmed
+  @IsString({ message: 'name must be 1 to 200 characters long after trimming' })
+  @Length(1, 200, { message: 'name must be 1 to 200 characters long after trimming' })
+  name!: string;
+
+  @ApiProperty({ enum: ROLES })
+  @IsIn(ROLES, { message: 'role must be admin or member' })
+  role!: MemberRole;
+}
+
+export class ChangeRoleDto {
+  @ApiProperty({ enum: ROLES })
+  @IsIn(ROLES, { message: 'role must be admin or member' })
+  role!: MemberRole;
+}
+
+export class CreateTokenDto {
+  @ApiProperty({ example: 'CI pipeline', description: 'What the token is for: 1 to 200 characters' })
+  @trimmed
+  @IsString({ message: 'label must be 1 to 200 characters long after trimming' })
+  @Length(1, 200, { message: 'label must be 1 to 200 characters long after trimming' })
+  label!: string;
+}

@@ -1,0 +1,508 @@
+import { Client } from 'pg';
+import { STREAM_RESOLVER, type StreamResolver } from '../src/audit/streams/stream-destination';
+import { ResourceFactory } from './factories';
+import { createTestApp, createWorkspace, type TestApp, type TestWorkspace } from './test-app';
+import { signatureValid, StreamReceiver } from './stream-receiver';
+
+const SECRET = 'whsec-0123456789abcdef-stream';
+
+interface StreamJson {
+  id: string;
+  url: string;
+  createdAt: string;
+  lastDeliveredEntryId: string | null;
+  lastDeliveredAt: string | null;
+  lagSeconds: number;
+  lastError: string | null;
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, ms = 60_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${ms / 1000} s`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** Fast timers: a poll every 100 ms, sealing every 100 ms, a 1 s timeout, retries from 100 ms to 1 s. */
+const FAST = {
+  auditSealIntervalMs: 100,
+  auditStreamsPollMs: 100,
+  auditStreamsTimeoutMs: 1000,
+  auditStreamsRetryMinMs: 100,
+  auditStreamsRetryMaxMs: 1000,
+};
+
+describe('Log streams', () => {
+  describe('with a local receiver (AUDIT_STREAMS_ALLOW_PRIVATE=true)', () => {
+    let t: TestApp;
+    let ws: TestWorkspace;
+    let other: TestWorkspace;
+    let db: Client;
+    let receiver: StreamReceiver;
+
+    beforeAll(async () => {
+      t = await createTestApp({ ...FAST, auditStreamsAllowPrivate: true, auditStreamsBatch: 7 });
+      ws = await createWorkspace(t.app);
+      other = await createWorkspace(t.app, 'Other');
+      db = new Client({ connectionString: t.database.url });
+      await db.connect();
+      receiver = await StreamReceiver.start();
+    });
+    afterAll(async () => {
+      await receiver.close();
+      await db.end();
+      await t.close();
+    });
+
+    const streams = (w: TestWorkspace, suffix = '') => `/api/workspaces/${w.workspaceId}/audit-streams${suffix}`;
+    const status = async (id: string): Promise<StreamJson> =>
+      (
+        await t.http
+          .get(streams(ws, `/${id}`))
+          .set(ws.admin.auth)
+          .expect(200)
+      ).body as StreamJson;
+    const entries = async (workspaceId: string) =>
+      (
+        await db.query<{ id: string; seq: string | null }>(
+          `SELECT id, seq::text FROM audit_logs WHERE workspace_id = $1 ORDER BY audit_logs.seq NULLS LAST`,
+          [workspaceId],
+        )
+      ).rows;
+
+    it('delivers every entry once, in seq order, signed, retrying 500s and a timeout; status shows the error and the lag', async () => {
+      const api = new ResourceFactory(t.http, ws.workspaceId, ws.admin.auth);
+      for (let i = 0; i < 4; i++) await api.create('segments'); // 12 entries: source, model, segment each
+      // Two 500s, then one request left unanswered (the service's 1 s timeout), then slow answers.
+      receiver.answer = (n, request) => {
+        if (request.path !== '/ordered') return { status: 200 };
+        if (n < 2) return { status: 500 };
+        if (n === 2) return 'hang';
+        return { status: 200, delayMs: 50 };
+      };
+      const created = await t.http
+        .post(streams(ws))
+        .set(ws.admin.auth)
+        .send({ url: receiver.url('/ordered'), secret: SECRET })
+        .expect(201);
+      const stream = created.body as StreamJson;
+      expect(stream).toEqual({
+        id: expect.any(String),
+        url: receiver.url('/ordered'),
+        createdAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+        lastDeliveredEntryId: null,
+        lastDeliveredAt: null,
+        lagSeconds: expect.any(Number),
+        lastError: null,
+      });
+
+      const failing = await until('a failed delivery shown in the status', async () => {
+        const s = await status(stream.id);
+        return s.lastError ? s : undefined;
+      });
+      expect(failing.lastError).toMatch(/500/);
+      expect(failing.lagSeconds).toBeGreaterThan(0);
+      expect(failing.lastDeliveredEntryId).toBeNull();
+
+      for (let i = 0; i < 3; i++) await api.create('sources'); // written while it is failing
+      const all = await until('every entry sealed and delivered', async () => {
+        const rows = await entries(ws.workspaceId);
+        const accepted = new Set(receiver.accepted('/ordered'));
+        return rows.length >= 15 && rows.every((r) => r.seq !== null && accepted.has(r.id)) ? rows : undefined;
+      });
+
+      // Accepted batches, in the order answered, are exactly the log in seq order: nothing skipped or doubled.
+      expect(receiver.accepted('/ordered')).toEqual(all.map((r) => r.id));
+      const seqOf = new Map(all.map((r) => [r.id, Number(r.seq)]));
+      const mine = receiver.requests.filter((r) => r.path === '/ordered');
+      expect(mine.slice(0, 3).map((r) => r.outcome)).toEqual([500, 500, 'aborted']);
+      for (const request of mine) {
+        expect(request.contentType).toBe('application/x-ndjson');
+        expect(signatureValid(request.body, SECRET, request.signature)).toBe(true);
+        expect(request.body.endsWith('\n')).toBe(true);
+        expect(request.ids.length).toBeGreaterThan(0);
+        expect(request.ids.length).toBeLessThanOrEqual(7);
+        const seqs = request.ids.map((id) => seqOf.get(id)!);
+        seqs.forEach((seq, i) => i > 0 && expect(seq).toBe(seqs[i - 1] + 1));
+      }
+      // A retried batch starts where the failed one did.
+      expect(mine[1].ids).toEqual(mine[0].ids);
+      expect(mine[3].ids).toEqual(mine[0].ids);
+
+      // Each line is the entry exactly as the API returns it.
+      const last = all[all.length - 1].id;
+      const fromApi = await t.http
+        .get(`/api/workspaces/${ws.workspaceId}/audit-logs/${last}`)
+        .set(ws.admin.auth)
+        .expect(200);
+      const line = mine.flatMap((r) => r.lines).find((l) => l.id === last);
+      expect(line).toEqual(fromApi.body);
+
+      const caughtUp = await until('the status to show the last entry', async () => {
+        const s = await status(stream.id);
+        return s.lastDeliveredEntryId === last ? s : undefined;
+      });
+      expect(caughtUp).toMatchObject({ lastError: null, lagSeconds: 0 });
+      expect(Date.parse(caughtUp.lastDeliveredAt!)).toBeGreaterThan(Date.parse(caughtUp.createdAt));
+      // Another workspace's entries never reach this stream.
+      const others = new Set((await entries(other.workspaceId)).map((r) => r.id));
+      expect(receiver.accepted('/ordered').some((id) => others.has(id))).toBe(false);
+    }, 90_000);
+
+    it('writes no audit entry for its own bookkeeping', async () => {
+      const stream = (
+        await t.http
+          .post(streams(other))
+          .set(other.admin.auth)
+          .send({ url: receiver.url('/quiet'), secret: SECRET })
+          .expect(201)
+      ).body as StreamJson;
+      const count = async () =>
+        Number((await db.query<{ n: string }>('SELECT count(*) AS n FROM audit_logs')).rows[0].n);
+      await new ResourceFactory(t.http, other.workspaceId, other.admin.auth).create('sources');
+      const before = await count();
+      const ids = (await entries(other.workspaceId)).map((r) => r.id);
+      await until('the entries delivered', () =>
+        ids.every((id) => receiver.accepted('/quiet').includes(id)) ? true : undefined,
+      );
+      await new Promise((resolve) => setTimeout(resolve, 500)); // several polls with nothing to send
+      expect(await count()).toBe(before);
+      await t.http
+        .delete(streams(other, `/${stream.id}`))
+        .set(other.admin.auth)
+        .expect(204);
+    }, 60_000);
+
+    it('stops delivering once the stream is deleted', async () => {
+      const api = new ResourceFactory(t.http, ws.workspaceId, ws.admin.auth);
+      const stream = (
+        await t.http
+          .post(streams(ws))
+          .set(ws.admin.auth)
+          .send({ url: receiver.url('/deleted'), secret: SECRET })
+          .expect(201)
+      ).body as StreamJson;
+      const first = await api.create('sources');
+      await until('the first entries delivered', () =>
+        receiver.requests.some((r) => r.path === '/deleted' && r.lines.some((l) => l.resourceId === first.id))
+          ? true
+          : undefined,
+      );
+      await t.http
+        .delete(streams(ws, `/${stream.id}`))
+        .set(ws.admin.auth)
+        .expect(204);
+      await t.http
+        .get(streams(ws, `/${stream.id}`))
+        .set(ws.admin.auth)
+        .expect(404);
+      const after = await api.create('sources');
+      await new Promise((resolve) => setTimeout(resolve, 1500)); // sealed and polled many times over
+      expect(
+        receiver.requests.some((r) => r.path === '/deleted' && r.lines.some((l) => l.resourceId === after.id)),
+      ).toBe(false);
+    }, 60_000);
+
+    it('never returns, logs in the audit log or stores in clear the secret', async () => {
+      const created = await t.http
+        .post(streams(ws))
+        .set(ws.admin.auth)
+        .send({ url: receiver.url('/secret'), secret: SECRET })
+        .expect(201);
+      const listed = await t.http.get(streams(ws)).set(ws.admin.auth).expect(200);
+      const one = await t.http
+        .get(streams(ws, `/${created.body.id}`))
+        .set(ws.admin.auth)
+        .expect(200);
+      for (const text of [created.text, listed.text, one.text]) expect(text).not.toContain(SECRET);
+      expect(listed.body.items.map((s: StreamJson) => s.id)).toContain(created.body.id);
+      expect(Object.keys(one.body).sort()).toEqual(
+        ['createdAt', 'id', 'lagSeconds', 'lastDeliveredAt', 'lastDeliveredEntryId', 'lastError', 'url'].sort(),
+      );
+      const stored = await db.query<{ row: string }>(
+        'SELECT row_to_json(s)::text AS row FROM audit_streams s WHERE id = $1',
+        [created.body.id],
+      );
+      expect(stored.rows[0].row).not.toContain(SECRET);
+      const logged = await db.query<{ n: string }>(
+        `SELECT count(*) AS n FROM audit_logs WHERE changes::text LIKE '%' || $1 || '%' OR resource_name LIKE '%' || $1 || '%'`,
+        [SECRET],
+      );
+      expect(logged.rows[0].n).toBe('0');
+      await t.http
+        .delete(streams(ws, `/${created.body.id}`))
+        .set(ws.admin.auth)
+        .expect(204);
+    });
+
+    it('records adding and deleting a stream as the workspace’s entries, under streams["<id>"], secret redacted', async () => {
+      const url = receiver.url('/audited');
+      const created = await t.http.post(streams(ws)).set(ws.admin.auth).send({ url, secret: SECRET }).expect(201);
+      const id = created.body.id as string;
+      await t.http
+        .delete(streams(ws, `/${id}`))
+        .set(ws.admin.auth)
+        .expect(204);
+      const log = await t.http
+        .get(`/api/workspaces/${ws.workspaceId}/audit-logs`)
+        .query({ resourceType: 'workspace', resourceId: ws.workspaceId })
+        .set(ws.admin.auth)
+        .expect(200);
+      const mine = (log.body.items as { changes: { field: string }[] }[]).filter((e) =>
+        e.changes.some((c) => c.field.startsWith(`streams["${id}"]`)),
+      );
+      expect(mine).toEqual([
+        expect.objectContaining({
+          action: 'deleted',
+          actionName: 'Log stream deleted',
+          resourceType: 'workspace',
+          resourceId: ws.workspaceId,
+          resourceName: 'Acme',
+          user: expect.objectContaining({ id: ws.admin.id }),
+          changes: [
+            { field: `streams["${id}"].url`, before: url },
+            { field: `streams["${id}"].secret`, before: '[REDACTED]' },
+          ],
+        }),
+        expect.objectContaining({
+          action: 'created',
+          actionName: 'Log stream added',
+          resourceType: 'workspace',
+          resourceId: ws.workspaceId,
+          user: expect.objectContaining({ id: ws.admin.id }),
+          changes: [
+            { field: `streams["${id}"].url`, after: url },
+            { field: `streams["${id}"].secret`, after: '[REDACTED]' },
+          ],
+        }),
+      ]);
+      expect(log.text).not.toContain(SECRET);
+    });
+
+    it('lists a workspace’s streams newest first, and only its own', async () => {
+      const a = (
+        await t.http
+          .post(streams(ws))
+          .set(ws.admin.auth)
+          .send({ url: receiver.url('/a'), secret: SECRET })
+      ).body as StreamJson;
+      const b = (
+        await t.http
+          .post(streams(ws))
+          .set(ws.admin.auth)
+          .send({ url: receiver.url('/b'), secret: SECRET })
+      ).body as StreamJson;
+      const listed = (await t.http.get(streams(ws)).set(ws.admin.auth).expect(200)).body.items as StreamJson[];
+      const ids = listed.map((s) => s.id);
+      expect(ids.indexOf(b.id)).toBeLessThan(ids.indexOf(a.id));
+      const theirs = (await t.http.get(streams(other)).set(other.admin.auth).expect(200)).body.items as StreamJson[];
+      expect(theirs.map((s) => s.id)).not.toContain(a.id);
+      for (const s of [a, b])
+        await t.http
+          .delete(streams(ws, `/${s.id}`))
+          .set(ws.admin.auth)
+          .expect(204);
+    });
+
+    it('allows 10 streams per workspace: the eleventh is a 409', async () => {
+      const many = await createWorkspace(t.app, 'Many');
+      const ids: string[] = [];
+      for (let i = 0; i < 10; i++) {
+        const res = await t.http
+          .post(streams(many))
+          .set(many.admin.auth)
+          .send({ url: receiver.url(`/many-${i}`), secret: SECRET })
+          .expect(201);
+        ids.push(res.body.id as string);
+      }
+      const refused = await t.http
+        .post(streams(many))
+        .set(many.admin.auth)
+        .send({ url: receiver.url('/many-10'), secret: SECRET })
+        .expect(409);
+      expect(refused.body.message).toMatch(/at most 10 log streams/);
+      await t.http
+        .delete(streams(many, `/${ids[0]}`))
+        .set(many.admin.auth)
+        .expect(204);
+      await t.http
+        .post(streams(many))
+        .set(many.admin.auth)
+        .send({ url: receiver.url('/many-10'), secret: SECRET })
+        .expect(201);
+    });
+
+    it('is for admins: 403 for a member, 404 for another workspace or an unknown stream, 400 for a bad id', async () => {
+      const stream = (
+        await t.http
+          .post(streams(ws))
+          .set(ws.admin.auth)
+          .send({ url: receiver.url('/x'), secret: SECRET })
+          .expect(201)
+      ).body as StreamJson;
+      await t.http.get(streams(ws)).set(ws.member.auth).expect(403);
+      await t.http
+        .get(streams(ws, `/${stream.id}`))
+        .set(ws.member.auth)
+        .expect(403);
+      await t.http
+        .post(streams(ws))
+        .set(ws.member.auth)
+        .send({ url: receiver.url('/x'), secret: SECRET })
+        .expect(403);
+      await t.http
+        .delete(streams(ws, `/${stream.id}`))
+        .set(ws.member.auth)
+        .expect(403);
+      // A member of another workspace, admin there, sees nothing here.
+      await t.http.get(streams(ws)).set(other.admin.auth).expect(404);
+      await t.http
+        .get(streams(other, `/${stream.id}`))
+        .set(other.admin.auth)
+        .expect(404);
+      await t.http
+        .delete(streams(other, `/${stream.id}`))
+        .set(other.admin.auth)
+        .expect(404);
+      await t.http.get(streams(ws, '/4b0c1a5e-0000-4000-8000-000000000000')).set(ws.admin.auth).expect(404);
+      const bad = await t.http.get(streams(ws, '/not-a-uuid')).set(ws.admin.auth).expect(400);
+      expect(bad.body.message).toMatch(/id must be a UUID/);
+      await t.http.get(streams(ws)).expect(401);
+      await t.http
+        .get(streams(ws, `/${stream.id}`))
+        .set(ws.admin.auth)
+        .expect(200);
+      await t.http
+        .delete(streams(ws, `/${stream.id}`))
+        .set(ws.admin.auth)
+        .expect(204);
+      await t.http
+        .delete(streams(ws, `/${stream.id}`))
+        .set(ws.admin.auth)
+        .expect(404);
+    });
+
+    it('refuses bad input with a 400 naming what is accepted', async () => {
+      const cases: [unknown, RegExp][] = [
+        [{ secret: SECRET }, /url must be/],
+        [{ url: receiver.url(), secret: SECRET, headers: {} }, /property headers should not exist/],
+        [{ url: 42, secret: SECRET }, /url must be/],
+        [{ url: 'not a url', secret: SECRET }, /url must be an absolute http\(s\):\/\/ URL/],
+        [{ url: 'ftp://127.0.0.1/x', secret: SECRET }, /url must be an absolute http\(s\):\/\/ URL/],
+        [{ url: 'http://user:pw@127.0.0.1/x', secret: SECRET }, /url must not hold credentials/],
+        [{ url: `http://127.0.0.1/${'a'.repeat(2100)}`, secret: SECRET }, /url must be at most 2048 characters/],
+        [{ url: receiver.url() }, /secret must be 16 to 1024 characters/],
+        [{ url: receiver.url(), secret: 'short' }, /secret must be 16 to 1024 characters/],
+        [{ url: receiver.url(), secret: 1234567890123456 }, /secret must be 16 to 1024 characters/],
+      ];
+      for (const [body, message] of cases) {
+        const res = await t.http
+          .post(streams(ws))
+          .set(ws.admin.auth)
+          .send(body as object);
+        expect({ body, status: res.status }).toEqual({ body, status: 400 });
+        expect({ body, message: JSON.stringify(res.body.message) }).toEqual({
+          body,
+          message: expect.stringMatching(message),
+        });
+        expect(JSON.stringify(res.body)).not.toContain(SECRET);
+      }
+    });
+  });
+
+  describe('without AUDIT_STREAMS_ALLOW_PRIVATE', () => {
+    let t: TestApp;
+    let ws: TestWorkspace;
+    /** What the fake DNS answers, by host name. */
+    const dns = new Map<string, string[]>();
+    const resolver: StreamResolver = (host) => {
+      const addresses = dns.get(host);
+      if (!addresses)
+        return Promise.reject(Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND' }));
+      return Promise.resolve(addresses.map((address) => ({ address, family: address.includes(':') ? 6 : 4 })));
+    };
+
+    beforeAll(async () => {
+      dns.set('localhost', ['127.0.0.1', '::1']);
+      dns.set('logs.example.com', ['93.184.216.34']);
+      dns.set('internal.example.com', ['10.1.2.3']);
+      dns.set('mixed.example.com', ['93.184.216.34', '192.168.0.10']);
+      dns.set('v6local.example.com', ['fd12:3456::1']);
+      dns.set('rebind.example.com', ['93.184.216.35']);
+      t = await createTestApp(
+        { ...FAST, auditStreamsAllowPrivate: false },
+        { providers: [[STREAM_RESOLVER, resolver]] },
+      );
+      ws = await createWorkspace(t.app);
+    });
+    afterAll(() => t.close());
+
+    const post = (url: string) =>
+      t.http.post(`/api/workspaces/${ws.workspaceId}/audit-streams`).set(ws.admin.auth).send({ url, secret: SECRET });
+
+    it('refuses private, loopback, link-local and unspecified addresses in every spelling', async () => {
+      const refused = [
+        'https://127.0.0.1/in',
+        'https://127.1/in',
+        'https://localhost/in',
+        'https://[::1]/in',
+        'https://10.0.0.8/in',
+        'https://172.16.5.4/in',
+        'https://192.168.1.1/in',
+        'https://169.254.169.254/latest/meta-data',
+        'https://0.0.0.0/in',
+        'https://2130706433/in',
+        'https://0x7f000001/in',
+        'https://[::ffff:127.0.0.1]/in',
+        'https://[::ffff:a00:1]/in',
+        'https://[fe80::1]/in',
+        'https://[fd00::1]/in',
+        'https://[::]/in',
+        'https://100.64.0.1/in',
+        'https://internal.example.com/in',
+        'https://mixed.example.com/in',
+        'https://v6local.example.com/in',
+      ];
+      for (const url of refused) {
+        const res = await post(url);
+        expect({ url, status: res.status }).toEqual({ url, status: 400 });
+        expect({ url, message: res.body.message }).toEqual({
+          url,
+          message: expect.stringMatching(/public address.*AUDIT_STREAMS_ALLOW_PRIVATE/),
+        });
+      }
+    });
+
+    it('refuses http:// and names that do not resolve; accepts https:// to a public host', async () => {
+      const plain = await post('http://logs.example.com/in').expect(400);
+      expect(plain.body.message).toMatch(/url must be https:\/\//);
+      const unknown = await post('https://nowhere.example.com/in').expect(400);
+      expect(unknown.body.message).toMatch(/nowhere\.example\.com.*cannot be resolved/);
+      const ok = await post('https://logs.example.com/in').expect(201);
+      await t.http
+        .delete(`/api/workspaces/${ws.workspaceId}/audit-streams/${ok.body.id}`)
+        .set(ws.admin.auth)
+        .expect(204);
+    });
+
+    it('checks the address again at each delivery: a name rebound to a loopback address is not contacted', async () => {
+      const created = await post('https://rebind.example.com/in').expect(201);
+      dns.set('rebind.example.com', ['127.0.0.1']);
+      await new ResourceFactory(t.http, ws.workspaceId, ws.admin.auth).create('sources');
+      const failed = await until('the refusal in the status', async () => {
+        const s = (
+          await t.http
+            .get(`/api/workspaces/${ws.workspaceId}/audit-streams/${created.body.id}`)
+            .set(ws.admin.auth)
+            .expect(200)
+        ).body as StreamJson;
+        return s.lastError ? s : undefined;
+      });
+      expect(failed.lastError).toMatch(/rebind\.example\.com resolves to 127\.0\.0\.1, not a public address/);
+      expect(failed.lastDeliveredEntryId).toBeNull();
+    });
+  });
+});
