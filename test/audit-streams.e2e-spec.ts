@@ -307,6 +307,26 @@ describe('Log streams', () => {
           .expect(204);
     });
 
+    it('keeps the limit when many streams are added at once: 10 created, the rest 409', async () => {
+      const rush = await createWorkspace(t.app, 'Rush');
+      const answers = await Promise.all(
+        Array.from({ length: 14 }, (_, i) =>
+          t.http
+            .post(streams(rush))
+            .set(rush.admin.auth)
+            .send({ url: receiver.url(`/rush-${i}`), secret: SECRET }),
+        ),
+      );
+      expect(answers.map((a) => a.status).sort()).toEqual([...Array(10).fill(201), ...Array(4).fill(409)]);
+      const listed = (await t.http.get(streams(rush)).set(rush.admin.auth).expect(200)).body.items as StreamJson[];
+      expect(listed).toHaveLength(10);
+      for (const s of listed)
+        await t.http
+          .delete(streams(rush, `/${s.id}`))
+          .set(rush.admin.auth)
+          .expect(204);
+    });
+
     it('allows 10 streams per workspace: the eleventh is a 409', async () => {
       const many = await createWorkspace(t.app, 'Many');
       const ids: string[] = [];

@@ -58,16 +58,21 @@ export class AuditStreamsService {
       if (error instanceof StreamDestinationError) throw new BadRequestException(error.message);
       throw error;
     }
-    const count = await this.prisma.auditStream.count({ where: { workspaceId } });
-    if (count >= MAX_STREAMS_PER_WORKSPACE) {
-      throw new ConflictException(
-        `A workspace has at most ${MAX_STREAMS_PER_WORKSPACE} log streams; delete one before adding another.`,
-      );
-    }
     const id = randomUUID();
-    // The capture records it as the workspace's change (the registry), and stamps its creator.
-    await this.prisma.auditStream.create({
-      data: { id, workspaceId, url: url.href, secret: this.cipher.encrypt(secret, id), delivery: { create: {} } },
+    // Counted and added under a lock of the workspace's streams, so that streams added at once
+    // cannot pass the limit together.
+    await this.prisma.$transaction(async (tx) => {
+      await tx.$queryRaw`SELECT pg_advisory_xact_lock(hashtextextended(${`audit_streams ${workspaceId}`}, 0))::text`;
+      const count = await tx.auditStream.count({ where: { workspaceId } });
+      if (count >= MAX_STREAMS_PER_WORKSPACE) {
+        throw new ConflictException(
+          `A workspace has at most ${MAX_STREAMS_PER_WORKSPACE} log streams; delete one before adding another.`,
+        );
+      }
+      // The capture records it as the workspace's change (the registry), and stamps its creator.
+      await tx.auditStream.create({
+        data: { id, workspaceId, url: url.href, secret: this.cipher.encrypt(secret, id), delivery: { create: {} } },
+      });
     });
     return this.get(workspaceId, id);
   }
