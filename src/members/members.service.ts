@@ -32,18 +32,22 @@ export class MembersService {
     return memberships.map((m) => ({ userId: m.user.id, name: m.user.name, email: m.user.email, role: m.role }));
   }
 
-  /** Adds a user (an existing one, found by email, as they are; else a new one) to the workspace. */
+  /**
+   * Adds a user (an existing one, found by email, as they are; else a new one) to the workspace.
+   * Safe when the same email is added at once here and elsewhere: the user is inserted unless it
+   * exists (waiting for a concurrent insert of it), and a second membership is "already a member".
+   */
   @Transactional()
   async add(workspaceId: string, input: { email: string; name: string; role: MemberRole }) {
-    const user =
-      (await this.prisma.user.findUnique({ where: { email: input.email }, select: { id: true } })) ??
-      (await this.prisma.user.create({ data: { email: input.email, name: input.name }, select: { id: true } }));
-    const existing = await this.prisma.membership.findUnique({
-      where: { workspaceId_userId: { workspaceId, userId: user.id } },
-      select: { id: true },
-    });
-    if (existing) throw new ConflictException(`${input.email} is already a member of this workspace.`);
-    await this.prisma.membership.create({ data: { workspaceId, userId: user.id, role: input.role } });
+    await this.prisma.$executeRaw`
+      INSERT INTO "users" ("id", "email", "name") VALUES (gen_random_uuid(), ${input.email}, ${input.name})
+      ON CONFLICT ("email") DO NOTHING`;
+    const user = await this.prisma.user.findUniqueOrThrow({ where: { email: input.email }, select: { id: true } });
+    const added = await this.prisma.$executeRaw`
+      INSERT INTO "memberships" ("id", "workspace_id", "user_id", "role")
+      VALUES (gen_random_uuid(), ${workspaceId}::uuid, ${user.id}::uuid, ${input.role}::"Role")
+      ON CONFLICT ("workspace_id", "user_id") DO NOTHING`;
+    if (added === 0) throw new ConflictException(`${input.email} is already a member of this workspace.`);
     return { userId: user.id, role: input.role };
   }
 

@@ -1,0 +1,89 @@
+import { randomBytes } from 'node:crypto';
+import { Client } from 'pg';
+import { asUser, createAppRole } from './database';
+import { listAuditEntries } from './log-invariant';
+import { createTestApp, createWorkspace, type TestApp } from './test-app';
+
+/**
+ * Attacks on members, API tokens and log streams from outside: each test states the input that got
+ * through and what must happen instead.
+ */
+describe('Red team: members, tokens and log streams', () => {
+  let t: TestApp;
+  const rand = () => randomBytes(4).toString('hex');
+  const auth = (token: string) => ({ Authorization: `Bearer ${token}` });
+
+  beforeAll(async () => {
+    t = await createTestApp();
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  it('app role: UPDATE api_tokens SET revoked_at = NULL on a revoked token — expected: refused (a revocation is final), the token stays refused', async () => {
+    const ws = await createWorkspace(t.app);
+    const created = await t.http.post('/api/me/tokens').set(ws.admin.auth).send({ label: 'ci' }).expect(201);
+    await t.http.delete(`/api/me/tokens/${created.body.id}`).set(ws.admin.auth).expect(204);
+    const role = await createAppRole();
+    const client = new Client({ connectionString: asUser(t.database.url, role.name) });
+    client.on('error', () => undefined);
+    await client.connect();
+    try {
+      for (const sql of [
+        'UPDATE api_tokens SET revoked_at = NULL WHERE id = $1',
+        "UPDATE api_tokens SET revoked_at = now() + interval '1 year' WHERE id = $1",
+        'INSERT INTO api_tokens (id, user_id, label, token_hash, revoked_at) SELECT id, user_id, label, token_hash, NULL FROM api_tokens WHERE id = $1 ON CONFLICT (id) DO UPDATE SET revoked_at = NULL',
+      ]) {
+        await expect(client.query(sql, [created.body.id])).rejects.toThrow(/revoked/);
+      }
+    } finally {
+      await client.end();
+      await role.drop();
+    }
+    await t.http.get('/api/me/tokens').set(auth(created.body.token)).expect(401);
+    const found = await listAuditEntries(t.http, ws.workspaceId, ws.admin.auth, { resourceId: created.body.id });
+    expect(found.map((e) => e.actionName)).toEqual(['API token revoked', 'API token created']);
+  });
+
+  it('POST /members: one new email added to four workspaces at once (each once) and to one workspace four times at once — expected: 201 in every workspace, one user; 201 once and "already a member" 409s in the one, never a 500', async () => {
+    const workspaces = await Promise.all(Array.from({ length: 4 }, () => createWorkspace(t.app)));
+    const email = `race-${rand()}@acme.test`;
+    const add = (w: (typeof workspaces)[number]) =>
+      t.http
+        .post(`/api/workspaces/${w.workspaceId}/members`)
+        .set(w.admin.auth)
+        .send({ email, name: 'Race', role: 'member' });
+    const across = await Promise.all(workspaces.map(add));
+    expect(across.map((r) => r.status)).toEqual([201, 201, 201, 201]);
+    expect(new Set(across.map((r) => r.body.userId)).size).toBe(1);
+
+    const [ws] = await Promise.all([createWorkspace(t.app)]);
+    const again = `again-${rand()}@acme.test`;
+    const same = await Promise.all(
+      Array.from({ length: 4 }, () =>
+        t.http
+          .post(`/api/workspaces/${ws.workspaceId}/members`)
+          .set(ws.admin.auth)
+          .send({ email: again, name: 'Again', role: 'member' }),
+      ),
+    );
+    expect(same.map((r) => r.status).sort()).toEqual([201, 409, 409, 409]);
+    for (const r of same.filter((r) => r.status === 409))
+      expect(r.body.message).toBe(`${again} is already a member of this workspace.`);
+  });
+
+  it.each([
+    ['an IPv4-compatible IPv6 address of loopback', 'https://[::127.0.0.1]/audit'],
+    ['an IPv4-compatible IPv6 address of a private network', 'https://[::10.0.0.1]/audit'],
+    ['a deprecated site-local IPv6 address', 'https://[fec0::1]/audit'],
+    ['a local-use NAT64 address', 'https://[64:ff9b:1::a00:1]/audit'],
+  ])('POST /audit-streams: %s (%s) — expected: 400, not a public address', async (_what, url) => {
+    const ws = await createWorkspace(t.app);
+    const res = await t.http
+      .post(`/api/workspaces/${ws.workspaceId}/audit-streams`)
+      .set(ws.admin.auth)
+      .send({ url, secret: 'whsec-0123456789abcdef-stream' });
+    expect(res.status).toBe(400);
+    expect(JSON.stringify(res.body.message)).toMatch(/not a public address/);
+  });
+});
