@@ -55,16 +55,23 @@ export function hostOf(url: URL): string {
   return url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
 }
 
+const GLOBAL_UNICAST = ipaddr.IPv6.parseCIDR('2000::/3');
+
 /**
  * Why an address is not public, or undefined when it is. Only ipaddr.js's `unicast` range passes:
  * private, loopback, link-local, unique-local, unspecified, carrier-grade NAT, multicast, reserved,
- * and IPv6 forms that carry an IPv4 address (mapped, NAT64, 6to4, Teredo) are all refused.
+ * IPv6 forms that carry an IPv4 address (mapped, compatible, NAT64, 6to4, Teredo) and IPv6 outside
+ * global unicast are all refused.
  */
 export function notPublic(address: string): string | undefined {
   if (!ipaddr.isValid(address)) return 'not an IP address';
   const parsed = ipaddr.parse(address);
   const range = parsed.range();
-  return range === 'unicast' ? undefined : range;
+  if (range !== 'unicast') return range;
+  // IPv6 outside global unicast (2000::/3), e.g. the IPv4-compatible ::/96 (`[::127.0.0.1]`), is
+  // unassigned or carries another address: ipaddr.js calls it unicast, it is not a public one.
+  if (parsed instanceof ipaddr.IPv6 && !parsed.match(GLOBAL_UNICAST)) return 'not global unicast (outside 2000::/3)';
+  return undefined;
 }
 
 /**
