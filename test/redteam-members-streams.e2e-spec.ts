@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Client } from 'pg';
 import { asUser, createAppRole } from './database';
 import { listAuditEntries } from './log-invariant';
@@ -85,5 +87,108 @@ describe('Red team: members, tokens and log streams', () => {
       .send({ url, secret: 'whsec-0123456789abcdef-stream' });
     expect(res.status).toBe(400);
     expect(JSON.stringify(res.body.message)).toMatch(/not a public address/);
+  });
+});
+
+/** A destination on loopback that answers each request with `handler` and counts the requests. */
+async function destination(
+  handler: http.RequestListener,
+): Promise<{ url: string; hits: () => number; close(): Promise<void> }> {
+  let hits = 0;
+  const server = http.createServer((request, response) => {
+    hits++;
+    request.resume();
+    handler(request, response);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/audit`,
+    hits: () => hits,
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+describe('Red team: log stream delivery (AUDIT_STREAMS_ALLOW_PRIVATE=true, a 1 s timeout)', () => {
+  let t: TestApp;
+  const open: { close(): Promise<void> }[] = [];
+
+  beforeAll(async () => {
+    t = await createTestApp({
+      auditSealIntervalMs: 100,
+      auditStreamsPollMs: 100,
+      auditStreamsTimeoutMs: 1000,
+      auditStreamsRetryMinMs: 100,
+      auditStreamsRetryMaxMs: 1000,
+      auditStreamsAllowPrivate: true,
+    });
+  });
+  afterAll(async () => {
+    await Promise.all(open.map((o) => o.close()));
+    await t.close();
+  });
+
+  /** Adds a stream to a new workspace (which has entries) and waits until its first attempt failed. */
+  const failedStream = async (url: string) => {
+    const ws = await createWorkspace(t.app);
+    const created = await t.http
+      .post(`/api/workspaces/${ws.workspaceId}/audit-streams`)
+      .set(ws.admin.auth)
+      .send({ url, secret: 'whsec-0123456789abcdef-stream' })
+      .expect(201);
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const status = await t.http
+        .get(`/api/workspaces/${ws.workspaceId}/audit-streams/${created.body.id}`)
+        .set(ws.admin.auth)
+        .expect(200);
+      if (status.body.lastError) return status.body as { lastError: string; lastDeliveredEntryId: string | null };
+      if (Date.now() > deadline) throw new Error('the stream never reported a failed attempt');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  };
+
+  it('a destination answering 307 to another address — expected: the redirect is not followed (the other address is never contacted), a failed attempt', async () => {
+    const elsewhere = await destination((_request, response) => response.end('ok'));
+    const redirecting = await destination((_request, response) =>
+      response.writeHead(307, { Location: elsewhere.url }).end(),
+    );
+    open.push(elsewhere, redirecting);
+    const status = await failedStream(redirecting.url);
+    expect(status.lastError).toMatch(/^the destination answered 307/);
+    expect(status.lastDeliveredEntryId).toBeNull();
+    expect(elsewhere.hits()).toBe(0);
+  });
+
+  it('a destination sending 200 headers and then its body one byte a second, forever — expected: the timeout bounds the whole exchange, the batch is not counted as delivered', async () => {
+    const trickling = await destination((_request, response) => {
+      response.writeHead(200, { 'Content-Type': 'text/plain' });
+      const timer = setInterval(() => response.write('.'), 1000);
+      response.on('close', () => clearInterval(timer));
+    });
+    open.push(trickling);
+    const status = await failedStream(trickling.url);
+    expect(status.lastError).toMatch(/no answer within 1000 ms/);
+    expect(status.lastDeliveredEntryId).toBeNull();
+  });
+
+  it('a destination answering 500 with an endless body — expected: the attempt ends at the timeout with a short excerpt of the answer', async () => {
+    const chunk = 'x'.repeat(64 * 1024);
+    const flooding = await destination((_request, response) => {
+      response.writeHead(500, { 'Content-Type': 'text/plain' });
+      const pump = () => {
+        while (!response.destroyed && response.write(chunk));
+        if (!response.destroyed) response.once('drain', pump);
+      };
+      pump();
+    });
+    open.push(flooding);
+    const status = await failedStream(flooding.url);
+    expect(status.lastError).toMatch(/no answer within 1000 ms|the destination answered 500/);
+    expect(status.lastError.length).toBeLessThan(400);
   });
 });
