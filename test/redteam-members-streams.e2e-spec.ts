@@ -22,7 +22,7 @@ describe('Red team: members, tokens and log streams', () => {
     await t.close();
   });
 
-  it('app role: UPDATE api_tokens SET revoked_at = NULL on a revoked token — expected: refused (a revocation is final), the token stays refused', async () => {
+  it('app role: UPDATE api_tokens SET revoked_at = NULL on a revoked token, or DELETE it and INSERT its hash again — expected: refused (a revocation is final), the token stays refused', async () => {
     const ws = await createWorkspace(t.app);
     const created = await t.http.post('/api/me/tokens').set(ws.admin.auth).send({ label: 'ci' }).expect(201);
     await t.http.delete(`/api/me/tokens/${created.body.id}`).set(ws.admin.auth).expect(204);
@@ -38,6 +38,17 @@ describe('Red team: members, tokens and log streams', () => {
       ]) {
         await expect(client.query(sql, [created.body.id])).rejects.toThrow(/revoked/);
       }
+      // Nor is the token deleted and put back under a new id with the same hash, revoked_at NULL:
+      // a token is revoked, never deleted, so its hash stays taken.
+      await expect(client.query('DELETE FROM api_tokens WHERE id = $1', [created.body.id])).rejects.toThrow(
+        /permission denied/,
+      );
+      await expect(
+        client.query(
+          'INSERT INTO api_tokens (id, user_id, label, token_hash) SELECT gen_random_uuid(), user_id, label, token_hash FROM api_tokens WHERE id = $1',
+          [created.body.id],
+        ),
+      ).rejects.toThrow(/api_tokens_token_hash_key/);
     } finally {
       await client.end();
       await role.drop();

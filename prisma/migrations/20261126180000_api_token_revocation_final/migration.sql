@@ -13,3 +13,7 @@ END;
 $$;
 CREATE TRIGGER "api_tokens_keep_revocation" BEFORE UPDATE OF "revoked_at" ON "api_tokens"
     FOR EACH ROW EXECUTE FUNCTION "api_tokens_keep_revocation"();
+
+-- Nor is a revoked token deleted and inserted again with revoked_at NULL: the application revokes
+-- tokens and never deletes them, so its role may not; a revoked token's hash stays taken (unique).
+REVOKE DELETE ON "api_tokens" FROM "audit_log_app";
