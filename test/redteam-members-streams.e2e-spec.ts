@@ -163,6 +163,35 @@ describe('Red team: log stream delivery (AUDIT_STREAMS_ALLOW_PRIVATE=true, a 1 s
     }
   };
 
+  it.each([
+    '?api_key=dd0123456789abcdef',
+    '?X-Auth-Token=abc&x=1',
+    '?dsn=https://k@sentry.test/1',
+    '?x=1&client_secret=s3',
+  ])(
+    "POST /audit-streams: a credential in the URL's query (%s) — expected: 400 (it would be recorded in the log for good, exported and streamed), nothing recorded",
+    async (query) => {
+      const ws = await createWorkspace(t.app);
+      const res = await t.http
+        .post(`/api/workspaces/${ws.workspaceId}/audit-streams`)
+        .set(ws.admin.auth)
+        .send({ url: `https://127.0.0.1/in${query}`, secret: 'whsec-0123456789abcdef-stream' });
+      expect(res.status).toBe(400);
+      expect(res.body.message).toMatch(/url must not hold a credential in its query/);
+      const logged = await listAuditEntries(t.http, ws.workspaceId, ws.admin.auth, { resourceType: 'workspace' });
+      expect(JSON.stringify(logged)).not.toContain('/in?');
+    },
+  );
+
+  it('POST /audit-streams: an ordinary query (?source=audit&env=prod) — expected: accepted as it is', async () => {
+    const ws = await createWorkspace(t.app);
+    await t.http
+      .post(`/api/workspaces/${ws.workspaceId}/audit-streams`)
+      .set(ws.admin.auth)
+      .send({ url: 'https://127.0.0.1/in?source=audit&env=prod', secret: 'whsec-0123456789abcdef-stream' })
+      .expect(201);
+  });
+
   it('a destination answering 307 to another address — expected: the redirect is not followed (the other address is never contacted), a failed attempt', async () => {
     const elsewhere = await destination((_request, response) => response.end('ok'));
     const redirecting = await destination((_request, response) =>

@@ -2,6 +2,7 @@ import ipaddr from 'ipaddr.js';
 import type { LookupAddress } from 'node:dns';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
+import { SECRET_KEY } from '../capture/audited-resources';
 
 /** Resolves a host name to every address it has (DNS, /etc/hosts), as the connection would. */
 export type StreamResolver = (host: string) => Promise<{ address: string; family: number }[]>;
@@ -45,6 +46,12 @@ export function parseStreamUrl(raw: string, allowPrivate: boolean): URL {
   if (url.username || url.password) {
     throw new StreamDestinationError(
       'url must not hold credentials (user:password@): the URL is shown to admins; the receiver authenticates a batch by its X-Audit-Signature',
+    );
+  }
+  const credential = [...url.searchParams.keys()].find((name) => SECRET_KEY.test(name));
+  if (credential !== undefined) {
+    throw new StreamDestinationError(
+      `url must not hold a credential in its query (${credential}=…): the URL is shown to admins and recorded in the audit log, which is exported and streamed; the receiver authenticates a batch by its X-Audit-Signature`,
     );
   }
   return url;
