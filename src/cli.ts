@@ -7,6 +7,7 @@ import { verifyExportOffline } from './audit/digests/offline-verify';
 import { AuditRetentionService } from './audit/retention/audit-retention.service';
 import { APP_CONFIG, type AppConfig, ConfigError } from './config/app-config';
 import { MigrationError } from './database/migrator';
+import { EMAIL_INVISIBLE, EMAIL_INVISIBLE_MESSAGE, normalizeEmail } from './members/members.dto';
 import { runAsSystem } from './request-context/run-with-actor';
 import { DemoSeeder } from './workspaces/demo-seeder';
 import { WorkspacesService } from './workspaces/workspaces.service';
@@ -63,7 +64,8 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   const email = (): string => {
-    const value = required(values, 'email').toLowerCase();
+    const value = normalizeEmail(required(values, 'email'));
+    if (EMAIL_INVISIBLE.test(value)) throw new UsageError(`--email: ${EMAIL_INVISIBLE_MESSAGE}.`);
     if (!/^[^\s@]+@[^\s@]+$/.test(value)) throw new UsageError(`--email ${value} is not an email address.`);
     return value;
   };

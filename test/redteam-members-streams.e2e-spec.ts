@@ -86,6 +86,30 @@ describe('Red team: members, tokens and log streams', () => {
   });
 
   it.each([
+    ['a zero-width space in the local part', 'bob\u200b@acme.test'],
+    ['a zero-width space in the domain', 'bob@acme\u200b.test'],
+    ['a soft hyphen', 'bob\u00ad@acme.test'],
+    ['a word joiner', 'b\u2060ob@acme.test'],
+    ['a right-to-left override', 'bob\u202e@acme.test'],
+  ])(
+    "POST /members: an existing member's email with %s — expected: 400 (an invisible character makes a look-alike second user), not a second member who reads as the first",
+    async (_what, email) => {
+      const ws = await createWorkspace(t.app);
+      const first = `bob-${rand()}@acme.test`;
+      const lookAlike = email.replace('bob', first.split('@')[0]);
+      const add = (address: string) =>
+        t.http
+          .post(`/api/workspaces/${ws.workspaceId}/members`)
+          .set(ws.admin.auth)
+          .send({ email: address, name: 'Bob', role: 'member' });
+      expect((await add(first)).status).toBe(201);
+      const res = await add(lookAlike);
+      expect(res.status).toBe(400);
+      expect(JSON.stringify(res.body.message)).toMatch(/email must not contain invisible, control or space characters/);
+    },
+  );
+
+  it.each([
     ['an IPv4-compatible IPv6 address of loopback', 'https://[::127.0.0.1]/audit'],
     ['an IPv4-compatible IPv6 address of a private network', 'https://[::10.0.0.1]/audit'],
     ['a deprecated site-local IPv6 address', 'https://[fec0::1]/audit'],

@@ -1,16 +1,30 @@
 import { ApiProperty } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
-import { IsEmail, IsIn, IsString, Length } from 'class-validator';
+import { IsEmail, IsIn, IsString, Length, Matches } from 'class-validator';
 
 export const ROLES = ['admin', 'member'] as const;
 export type MemberRole = (typeof ROLES)[number];
+
+/**
+ * Control, format (zero-width, soft hyphen, bidi overrides) and space characters: none belongs in
+ * an email address, and each would make a second user who reads as an existing one.
+ */
+const INVISIBLE = '\\p{Cc}\\p{Cf}\\p{Z}';
+export const EMAIL_INVISIBLE = new RegExp(`[${INVISIBLE}]`, 'u');
+export const EMAIL_INVISIBLE_MESSAGE = 'email must not contain invisible, control or space characters';
+
+/** An email as it is stored and looked up: trimmed, composed (NFC), lower case. */
+export function normalizeEmail(value: string): string {
+  return value.trim().normalize('NFC').toLowerCase();
+}
 
 const trimmed = Transform(({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim() : value));
 
 export class AddMemberDto {
   @ApiProperty({ example: 'bob@acme.test', description: 'An existing user with this email is added as they are' })
-  @Transform(({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim().toLowerCase() : value))
+  @Transform(({ value }: { value: unknown }) => (typeof value === 'string' ? normalizeEmail(value) : value))
   @IsString({ message: 'email must be an email address' })
+  @Matches(new RegExp(`^[^${INVISIBLE}]*$`, 'u'), { message: EMAIL_INVISIBLE_MESSAGE })
   @Length(3, 320, { message: 'email must be an email address of at most 320 characters' })
   @IsEmail({}, { message: 'email must be an email address' })
   email!: string;
