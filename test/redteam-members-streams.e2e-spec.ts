@@ -68,9 +68,9 @@ describe('Red team: members, tokens and log streams', () => {
         .send({ email, name: 'Race', role: 'member' });
     const across = await Promise.all(workspaces.map(add));
     expect(across.map((r) => r.status)).toEqual([201, 201, 201, 201]);
-    expect(new Set(across.map((r) => r.body.userId)).size).toBe(1);
+    expect(new Set(across.map((r) => (r.body as { userId: string }).userId)).size).toBe(1);
 
-    const [ws] = await Promise.all([createWorkspace(t.app)]);
+    const ws = await createWorkspace(t.app);
     const again = `again-${rand()}@acme.test`;
     const same = await Promise.all(
       Array.from({ length: 4 }, () =>
