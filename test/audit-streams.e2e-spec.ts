@@ -463,7 +463,7 @@ describe('Log streams', () => {
     const post = (url: string) =>
       t.http.post(`/api/workspaces/${ws.workspaceId}/audit-streams`).set(ws.admin.auth).send({ url, secret: SECRET });
 
-    it('refuses private, loopback, link-local and unspecified addresses in every spelling', async () => {
+    it('refuses private, loopback, link-local, unspecified, multicast, reserved and IPv4-carrying IPv6 addresses in every spelling', async () => {
       const refused = [
         'https://127.0.0.1/in',
         'https://127.1/in',
@@ -482,6 +482,12 @@ describe('Log streams', () => {
         'https://[fd00::1]/in',
         'https://[::]/in',
         'https://100.64.0.1/in',
+        'https://224.0.0.1/in',
+        'https://[ff02::1]/in',
+        'https://240.0.0.1/in',
+        'https://[64:ff9b::7f00:1]/in',
+        'https://[2002:7f00:1::]/in',
+        'https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/in',
         'https://internal.example.com/in',
         'https://mixed.example.com/in',
         'https://v6local.example.com/in',
