@@ -15,13 +15,13 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHmac, randomUUID } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { createServer } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { generateToken } from '../src/auth/token';
 import { createBenchDatabase, percentile } from './bench-database';
+import { freePort } from '../test/free-port';
 
 const ROWS = Number(process.env.BENCH_STREAM_ROWS ?? 1_000_000);
 const WRITERS = Number(process.env.BENCH_STREAM_WRITERS ?? 4);
@@ -29,17 +29,6 @@ const LOAD_SECONDS = Number(process.env.BENCH_STREAM_LOAD_SECONDS ?? 30);
 const BATCH = process.env.BENCH_STREAM_BATCH ?? '500';
 const SECRET = 'bench-stream-secret-0123456789';
 const ROOT = join(__dirname, '..');
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -1,27 +1,15 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { createTestDatabase, type TestDatabase } from './database';
 import { createTestApp, createWorkspace, type TestWorkspace } from './test-app';
+import { freePort } from './free-port';
 
 const ROOT = join(__dirname, '..');
 const INSTANCES = 3;
-
-/** A free port on the loopback interface. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 async function until(ready: () => Promise<boolean>, what: string, ms = 90_000): Promise<void> {
   const deadline = Date.now() + ms;
