@@ -428,6 +428,40 @@ describe('Members and API tokens', () => {
       });
     });
 
+    it("records a user's name or email changed in psql as the member's change, in every workspace of the user", async () => {
+      const ws = await createWorkspace(t.app);
+      const other = await createWorkspace(t.app);
+      const {
+        rows: [before],
+      } = await db.query<{ name: string; email: string }>('SELECT name, email FROM users WHERE id = $1', [
+        ws.member.id,
+      ]);
+      await t.http
+        .post(`/api/workspaces/${other.workspaceId}/members`)
+        .set(other.admin.auth)
+        .send({ email: before.email, name: 'ignored', role: 'member' })
+        .expect(201);
+      await db.query(`UPDATE users SET name = 'Renamed member', email = 'renamed@acme.test' WHERE id = $1`, [
+        ws.member.id,
+      ]);
+      for (const workspace of [ws, other]) {
+        const found = await entries(workspace, { resourceId: ws.member.id, action: 'updated' });
+        expect(found).toHaveLength(1);
+        expect(found[0]).toMatchObject({
+          actionName: 'Member details changed',
+          resourceType: 'member',
+          resourceName: 'Renamed member',
+          actor: { kind: 'database', name: 'postgres' },
+        });
+        expect(found[0].changes).toEqual(
+          expect.arrayContaining([
+            { field: 'email', before: before.email, after: 'renamed@acme.test' },
+            { field: 'name', before: before.name, after: 'Renamed member' },
+          ]),
+        );
+      }
+    });
+
     it('refuses to move a membership or a token to another user', async () => {
       const ws = await createWorkspace(t.app);
       await expect(

@@ -44,7 +44,8 @@ export const AUDITED_TYPE_INFO: Readonly<Record<AuditedType, AuditedTypeInfo>> =
   destination: { label: 'Destination' },
   member: {
     label: 'Member',
-    actionNames: { created: 'Member added', updated: 'Member role changed', deleted: 'Member removed' },
+    actionNames: { created: 'Member added', updated: 'Member details changed', deleted: 'Member removed' },
+    fieldActionNames: [{ action: 'updated', field: 'role', name: 'Member role changed' }],
   },
   api_token: { label: 'API token', actionNames: { deleted: 'API token revoked' } },
   workspace: {
@@ -123,6 +124,20 @@ export const AUDITED_RESOURCES: readonly AuditedResource[] = [
       resourceId: 'r."user_id"',
       resourceName: USER_OF_ROW('name'),
       contextFields: { email: USER_OF_ROW('email') },
+    },
+  },
+  {
+    // A user's name or email is part of who a member is: a change of either is recorded as the
+    // member's change in every workspace the user belongs to (a user in none has no log to show it in).
+    model: 'User',
+    table: 'users',
+    type: 'member',
+    secretFields: [],
+    capture: {
+      stamped: false,
+      fixedColumns: ['id'],
+      workspaces: 'SELECT m."workspace_id" FROM "memberships" m WHERE m."user_id" = r."id"',
+      ignoredColumns: ['created_at'],
     },
   },
   {
