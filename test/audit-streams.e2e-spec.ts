@@ -2,6 +2,7 @@ import { Client } from 'pg';
 import { STREAM_RESOLVER, type StreamResolver } from '../src/audit/streams/stream-destination';
 import { ResourceFactory } from './factories';
 import { createTestApp, createWorkspace, type TestApp, type TestWorkspace } from './test-app';
+import { captureLogLines } from './log-capture';
 import { signatureValid, StreamReceiver } from './stream-receiver';
 
 const SECRET = 'whsec-0123456789abcdef-stream';
@@ -206,36 +207,53 @@ describe('Log streams', () => {
       ).toBe(false);
     }, 60_000);
 
-    it('never returns, logs in the audit log or stores in clear the secret', async () => {
-      const created = await t.http
-        .post(streams(ws))
-        .set(ws.admin.auth)
-        .send({ url: receiver.url('/secret'), secret: SECRET })
-        .expect(201);
-      const listed = await t.http.get(streams(ws)).set(ws.admin.auth).expect(200);
-      const one = await t.http
-        .get(streams(ws, `/${created.body.id}`))
-        .set(ws.admin.auth)
-        .expect(200);
-      for (const text of [created.text, listed.text, one.text]) expect(text).not.toContain(SECRET);
-      expect(listed.body.items.map((s: StreamJson) => s.id)).toContain(created.body.id);
-      expect(Object.keys(one.body).sort()).toEqual(
-        ['createdAt', 'id', 'lagSeconds', 'lastDeliveredAt', 'lastDeliveredEntryId', 'lastError', 'url'].sort(),
-      );
-      const stored = await db.query<{ row: string }>(
-        'SELECT row_to_json(s)::text AS row FROM audit_streams s WHERE id = $1',
-        [created.body.id],
-      );
-      expect(stored.rows[0].row).not.toContain(SECRET);
-      const logged = await db.query<{ n: string }>(
-        `SELECT count(*) AS n FROM audit_logs WHERE changes::text LIKE '%' || $1 || '%' OR resource_name LIKE '%' || $1 || '%'`,
-        [SECRET],
-      );
-      expect(logged.rows[0].n).toBe('0');
-      await t.http
-        .delete(streams(ws, `/${created.body.id}`))
-        .set(ws.admin.auth)
-        .expect(204);
+    it('never returns, stores in clear, or writes into the audit log or the service’s own log lines the secret', async () => {
+      // Every level the service logs at, while the stream is added, fails to deliver and is deleted.
+      const { output, restore } = captureLogLines();
+      receiver.answer = (_n, request) => ({ status: request.path === '/secret' ? 500 : 200 });
+      try {
+        const created = await t.http
+          .post(streams(ws))
+          .set(ws.admin.auth)
+          .send({ url: receiver.url('/secret'), secret: SECRET })
+          .expect(201);
+        const failed = await until('a failed delivery shown in the status', async () => {
+          const now = await status(created.body.id as string);
+          return now.lastError !== null && receiver.requests.some((r) => r.path === '/secret') ? now : undefined;
+        });
+        const listed = await t.http.get(streams(ws)).set(ws.admin.auth).expect(200);
+        const one = await t.http
+          .get(streams(ws, `/${created.body.id}`))
+          .set(ws.admin.auth)
+          .expect(200);
+        for (const text of [created.text, listed.text, one.text, JSON.stringify(failed)]) {
+          expect(text).not.toContain(SECRET);
+        }
+        expect(listed.body.items.map((s: StreamJson) => s.id)).toContain(created.body.id);
+        expect(Object.keys(one.body).sort()).toEqual(
+          ['createdAt', 'id', 'lagSeconds', 'lastDeliveredAt', 'lastDeliveredEntryId', 'lastError', 'url'].sort(),
+        );
+        const stored = await db.query<{ row: string }>(
+          'SELECT row_to_json(s)::text AS row FROM audit_streams s WHERE id = $1',
+          [created.body.id],
+        );
+        expect(stored.rows[0].row).not.toContain(SECRET);
+        const logged = await db.query<{ n: string }>(
+          `SELECT count(*) AS n FROM audit_logs WHERE changes::text LIKE '%' || $1 || '%' OR resource_name LIKE '%' || $1 || '%'`,
+          [SECRET],
+        );
+        expect(logged.rows[0].n).toBe('0');
+        await t.http
+          .delete(streams(ws, `/${created.body.id}`))
+          .set(ws.admin.auth)
+          .expect(204);
+        // The service did log while this ran (the failed deliveries), and never the secret.
+        expect(output.join('')).toContain(created.body.id as string);
+        expect(output.join('')).not.toContain(SECRET);
+      } finally {
+        receiver.answer = () => ({ status: 200 });
+        restore();
+      }
     });
 
     it('records adding and deleting a stream as the workspace’s entries, under streams["<id>"], secret redacted', async () => {

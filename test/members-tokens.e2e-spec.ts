@@ -1,10 +1,10 @@
-import { Logger } from '@nestjs/common';
 import { createHash, randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import { SECRET_KEY, URL_PASSWORD } from '../src/audit/capture/audited-resources';
 import { asUser, createAppRole } from './database';
 import { type ApiAuditEntry, listAuditEntries } from './log-invariant';
 import { createTestApp, createWorkspace, type TestApp, type TestWorkspace } from './test-app';
+import { captureLogLines } from './log-capture';
 
 /**
  * Members and API tokens over HTTP (the contract's "Members and API tokens"), and the entries the
@@ -355,15 +355,8 @@ describe('Members and API tokens', () => {
 
   describe('a token value appears nowhere after its creation', () => {
     it('not in any response, entry, export (CSV, NDJSON) or log line, nor its hash', async () => {
-      const output: string[] = [];
-      const capture = (stream: NodeJS.WriteStream) =>
-        jest.spyOn(stream, 'write').mockImplementation((chunk: string | Uint8Array) => {
-          output.push(String(chunk));
-          return true;
-        });
-      const spies = [capture(process.stdout), capture(process.stderr)];
       // Every level the service logs at, while the token is created, used, refused and revoked.
-      Logger.overrideLogger(['log', 'error', 'warn', 'debug', 'verbose', 'fatal']);
+      const { output, restore } = captureLogLines();
       try {
         const ws = await createWorkspace(t.app);
         const created = await t.http.post('/api/me/tokens').set(ws.admin.auth).send({ label: 'secret' }).expect(201);
@@ -397,8 +390,7 @@ describe('Members and API tokens', () => {
         expect(everything).not.toContain(token.slice(5, 25));
         expect(everything).not.toContain(hash);
       } finally {
-        Logger.overrideLogger(['error']);
-        for (const spy of spies) spy.mockRestore();
+        restore();
       }
     });
   });
