@@ -91,6 +91,8 @@ describe('Red team: members, tokens and log streams', () => {
     ['a soft hyphen', 'bob\u00ad@acme.test'],
     ['a word joiner', 'b\u2060ob@acme.test'],
     ['a right-to-left override', 'bob\u202e@acme.test'],
+    ['a dotted capital I (lower-cased: an i and a combining dot)', 'bobİ@acme.test'],
+    ['a combining dot on a Latin letter that does not compose with it', 'bobq\u0307@acme.test'],
   ])(
     "POST /members: an existing member's email with %s — expected: 400 (an invisible character makes a look-alike second user), not a second member who reads as the first",
     async (_what, email) => {

@@ -10,8 +10,14 @@ export type MemberRole = (typeof ROLES)[number];
  * an email address, and each would make a second user who reads as an existing one.
  */
 const INVISIBLE = '\\p{Cc}\\p{Cf}\\p{Z}';
-export const EMAIL_INVISIBLE = new RegExp(`[${INVISIBLE}]`, 'u');
-export const EMAIL_INVISIBLE_MESSAGE = 'email must not contain invisible, control or space characters';
+/**
+ * Those, or a combining mark left on a Latin letter once composed and lower-cased (`İ` lower-cases to
+ * `i` and a combining dot): it reads as the plain letter.
+ */
+const LOOK_ALIKE = `[${INVISIBLE}]|[A-Za-z]\\p{M}`;
+export const EMAIL_INVISIBLE = new RegExp(LOOK_ALIKE, 'u');
+export const EMAIL_INVISIBLE_MESSAGE =
+  'email must not contain invisible, control or space characters, nor a combining mark on a Latin letter';
 
 /** An email as it is stored and looked up: trimmed, composed (NFC), lower case. */
 export function normalizeEmail(value: string): string {
@@ -24,7 +30,7 @@ export class AddMemberDto {
   @ApiProperty({ example: 'bob@acme.test', description: 'An existing user with this email is added as they are' })
   @Transform(({ value }: { value: unknown }) => (typeof value === 'string' ? normalizeEmail(value) : value))
   @IsString({ message: 'email must be an email address' })
-  @Matches(new RegExp(`^[^${INVISIBLE}]*$`, 'u'), { message: EMAIL_INVISIBLE_MESSAGE })
+  @Matches(new RegExp(`^(?!.*(?:${LOOK_ALIKE}))`, 'su'), { message: EMAIL_INVISIBLE_MESSAGE })
   @Length(3, 320, { message: 'email must be an email address of at most 320 characters' })
   @IsEmail({}, { message: 'email must be an email address' })
   email!: string;
