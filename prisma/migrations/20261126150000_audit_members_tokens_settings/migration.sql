@@ -106,6 +106,16 @@ DECLARE
     update_outer TEXT := CASE WHEN "options" ? 'update_action' THEN 'r."action"' ELSE '''updated''' END;
     update_inner TEXT := CASE WHEN "options" ? 'update_action' THEN ', ' || ("options"->>'update_action') || ' AS "action"' ELSE '' END;
     fixed TEXT[] := ARRAY(SELECT jsonb_array_elements_text(coalesce("options"->'fixed_columns', '["id"]')));
+    -- What every entry statement starts with, its action (but a deletion's), and the actor's columns.
+    entry_head CONSTANT TEXT := $sql$
+                INSERT INTO "audit_log_inbox" ("id", "workspace_id", "occurred_at", "action", "resource_type", "resource_id",
+                    "resource_name", "actor_kind", "actor_id", "actor_name", "actor_email", "request_id", "ip", "user_agent", "changes")
+                SELECT "audit_uuidv7"(exact), r."workspace_id", date_trunc('milliseconds', exact),$sql$;
+    entry_action CONSTANT TEXT := $sql$
+                       CASE WHEN restored THEN 'restored' ELSE %1$s END, %2$L, r."id", r."name",$sql$;
+    entry_actor CONSTANT TEXT := $sql$
+                       actor_kind, actor, left(context->>'name', 500), left(context->>'email', 500),
+                       left(context->>'requestId', 128), left(context->>'ip', 64), left(context->>'userAgent', 512), r."changes"$sql$;
     insert_sql TEXT;
     update_sql TEXT;
     delete_sql TEXT;
@@ -168,25 +178,13 @@ BEGIN
         EXECUTE format('CREATE OR REPLACE TRIGGER "audit_stamp" BEFORE INSERT OR UPDATE ON public.%I FOR EACH ROW EXECUTE FUNCTION "audit_stamp"()', "table_name");
         -- Each row's creator and editor must be the actor the entry records (the BEFORE trigger set
         -- them from the same statement), or the statement fails.
-        insert_sql := format($sql$
-                INSERT INTO "audit_log_inbox" ("id", "workspace_id", "occurred_at", "action", "resource_type", "resource_id",
-                    "resource_name", "actor_kind", "actor_id", "actor_name", "actor_email", "request_id", "ip", "user_agent", "changes")
-                SELECT "audit_uuidv7"(exact), r."workspace_id", date_trunc('milliseconds', exact),
-                       CASE WHEN restored THEN 'restored' ELSE %1$s END, %2$L, r."id", r."name",
-                       actor_kind, actor, left(context->>'name', 500), left(context->>'email', 500),
-                       left(context->>'requestId', 128), left(context->>'ip', 64), left(context->>'userAgent', 512), r."changes"
+        insert_sql := format(entry_head || entry_action || entry_actor || $sql$
                 FROM (SELECT %3$s, %4$s, %5$s%8$s, r."created_by_id", r."updated_by_id", %6$s AS "changes"
                       FROM "new_rows" r%7$s) r
                 WHERE CASE WHEN r."created_by_id" IS DISTINCT FROM actor OR r."updated_by_id" IS DISTINCT FROM actor
                            THEN "audit_refuse_editor"(r."id", actor) ELSE r."changes" <> '[]'::jsonb END;$sql$,
             insert_outer, "resource_type", ws_item, id_item, name_item, array_to_string(created, ' || '), lateral_join, insert_inner);
-        update_sql := format($sql$
-                INSERT INTO "audit_log_inbox" ("id", "workspace_id", "occurred_at", "action", "resource_type", "resource_id",
-                    "resource_name", "actor_kind", "actor_id", "actor_name", "actor_email", "request_id", "ip", "user_agent", "changes")
-                SELECT "audit_uuidv7"(exact), r."workspace_id", date_trunc('milliseconds', exact),
-                       CASE WHEN restored THEN 'restored' ELSE %1$s END, %2$L, r."id", r."name",
-                       actor_kind, actor, left(context->>'name', 500), left(context->>'email', 500),
-                       left(context->>'requestId', 128), left(context->>'ip', 64), left(context->>'userAgent', 512), r."changes"
+        update_sql := format(entry_head || entry_action || entry_actor || $sql$
                 FROM (SELECT %3$s, %4$s, %5$s, r."updated_by_id", o."updated_by_id" AS "old_editor",%8$s
                              %6$s AS "changes"
                       FROM "new_rows" r JOIN "old_rows" o ON o."id" = r."id"%7$s) r
@@ -199,35 +197,18 @@ BEGIN
         EXECUTE format('DROP TRIGGER IF EXISTS "audit_stamp" ON public.%I', "table_name");
         EXECUTE format('CREATE OR REPLACE TRIGGER "audit_keep_identity" BEFORE UPDATE ON public.%I FOR EACH ROW EXECUTE FUNCTION "audit_keep_identity"(%s)',
             "table_name", (SELECT string_agg(quote_literal(c), ', ') FROM unnest(fixed) c));
-        insert_sql := format($sql$
-                INSERT INTO "audit_log_inbox" ("id", "workspace_id", "occurred_at", "action", "resource_type", "resource_id",
-                    "resource_name", "actor_kind", "actor_id", "actor_name", "actor_email", "request_id", "ip", "user_agent", "changes")
-                SELECT "audit_uuidv7"(exact), r."workspace_id", date_trunc('milliseconds', exact),
-                       CASE WHEN restored THEN 'restored' ELSE %1$s END, %2$L, r."id", r."name",
-                       actor_kind, actor, left(context->>'name', 500), left(context->>'email', 500),
-                       left(context->>'requestId', 128), left(context->>'ip', 64), left(context->>'userAgent', 512), r."changes"
+        insert_sql := format(entry_head || entry_action || entry_actor || $sql$
                 FROM (SELECT %3$s, %4$s, %5$s%8$s, %6$s AS "changes"
                       FROM "new_rows" r%7$s) r
                 WHERE r."changes" <> '[]'::jsonb;$sql$,
             insert_outer, "resource_type", ws_item, id_item, name_item, array_to_string(created, ' || '), lateral_join, insert_inner);
-        update_sql := format($sql$
-                INSERT INTO "audit_log_inbox" ("id", "workspace_id", "occurred_at", "action", "resource_type", "resource_id",
-                    "resource_name", "actor_kind", "actor_id", "actor_name", "actor_email", "request_id", "ip", "user_agent", "changes")
-                SELECT "audit_uuidv7"(exact), r."workspace_id", date_trunc('milliseconds', exact),
-                       CASE WHEN restored THEN 'restored' ELSE %1$s END, %2$L, r."id", r."name",
-                       actor_kind, actor, left(context->>'name', 500), left(context->>'email', 500),
-                       left(context->>'requestId', 128), left(context->>'ip', 64), left(context->>'userAgent', 512), r."changes"
+        update_sql := format(entry_head || entry_action || entry_actor || $sql$
                 FROM (SELECT %3$s, %4$s, %5$s%8$s, %6$s AS "changes"
                       FROM "new_rows" r JOIN "old_rows" o ON o."id" = r."id"%7$s) r
                 WHERE r."changes" <> '[]'::jsonb;$sql$,
             update_outer, "resource_type", ws_item, id_item, name_item, array_to_string(updated, ' || '), lateral_join, update_inner);
     END IF;
-    delete_sql := format($sql$
-                INSERT INTO "audit_log_inbox" ("id", "workspace_id", "occurred_at", "action", "resource_type", "resource_id",
-                    "resource_name", "actor_kind", "actor_id", "actor_name", "actor_email", "request_id", "ip", "user_agent", "changes")
-                SELECT "audit_uuidv7"(exact), r."workspace_id", date_trunc('milliseconds', exact), 'deleted', %1$L, r."id", r."name",
-                       actor_kind, actor, left(context->>'name', 500), left(context->>'email', 500),
-                       left(context->>'requestId', 128), left(context->>'ip', 64), left(context->>'userAgent', 512), r."changes"
+    delete_sql := format(entry_head || $sql$ 'deleted', %1$L, r."id", r."name",$sql$ || entry_actor || $sql$
                 FROM (SELECT %2$s, %3$s, %4$s, %5$s AS "changes" FROM "old_rows" r%6$s) r
                 WHERE r."changes" <> '[]'::jsonb;$sql$,
         "resource_type", ws_item, id_item, name_item, array_to_string(deleted, ' || '), lateral_join);
