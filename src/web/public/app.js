@@ -8,6 +8,16 @@ const el = (tag, props = {}, ...children) => {
   node.append(...children);
   return node;
 };
+/** A table row of `[column name, content]` cells; each cell names its column for the phone's cards. */
+const labelledRow = (cells) => {
+  const row = el('tr');
+  for (const [label, content] of cells) {
+    const cell = el('td', {}, content);
+    cell.dataset.label = label;
+    row.append(cell);
+  }
+  return row;
+};
 
 const state = {
   token: null,
@@ -587,22 +597,16 @@ const entryHref = (id) => `${location.pathname}?workspace=${state.workspaceId}&e
 
 function appendRow(entry) {
   state.entries.set(entry.id, entry);
-  const row = el('tr');
-  row.tabIndex = $('rows').children.length === 0 ? 0 : -1;
-  row.dataset.id = entry.id;
   const time = el('time', { dateTime: entry.occurredAt, textContent: dateFormat.format(new Date(entry.occurredAt)) });
   const link = el('a', { href: entryHref(entry.id), tabIndex: -1, className: 'entry-link' }, time);
-  const cells = [
+  const row = labelledRow([
     ['Date and time', link],
     ['Action', entry.actionName],
     ['Resource name', entry.resourceName],
     ['Who', actorText(entry)],
-  ];
-  for (const [label, content] of cells) {
-    const cell = el('td', {}, content);
-    cell.dataset.label = label;
-    row.append(cell);
-  }
+  ]);
+  row.tabIndex = $('rows').children.length === 0 ? 0 : -1;
+  row.dataset.id = entry.id;
   if (entry.user) row.lastChild.title = entry.user.email;
   // Consecutive rows of one request (a bulk change) are drawn as a group.
   row.dataset.request = entry.requestId ?? '';
@@ -1088,20 +1092,15 @@ function appendResource(resource) {
     dateTime: resource.updatedAt,
     textContent: dateFormat.format(new Date(resource.updatedAt)),
   });
-  const cells = [
-    ['Type', capital(resource.resourceType)],
-    ['Name', link],
-    ['Creator', personText(resource.createdBy)],
-    ['Last editor', personText(resource.updatedBy)],
-    ['Last change', time],
-  ];
-  const row = el('tr');
-  for (const [name, content] of cells) {
-    const cell = el('td', {}, content);
-    cell.dataset.label = name;
-    row.append(cell);
-  }
-  $('r-rows').append(row);
+  $('r-rows').append(
+    labelledRow([
+      ['Type', capital(resource.resourceType)],
+      ['Name', link],
+      ['Creator', personText(resource.createdBy)],
+      ['Last editor', personText(resource.updatedBy)],
+      ['Last change', time],
+    ]),
+  );
 }
 
 // ---- confirmation ------------------------------------------------------------------------------
@@ -1146,17 +1145,12 @@ function memberRow(member) {
   const remove = el('button', { type: 'button', className: 'secondary small', textContent: 'Remove…' });
   remove.setAttribute('aria-label', `Remove ${member.name}…`);
   remove.addEventListener('click', () => void removeMember(member));
-  const row = el('tr');
-  for (const [label, content] of [
+  const row = labelledRow([
     ['Name', you ? `${member.name} (you)` : member.name],
     ['Email', member.email],
     ['Role', role],
     ['Actions', remove],
-  ]) {
-    const cell = el('td', {}, content);
-    cell.dataset.label = label;
-    row.append(cell);
-  }
+  ]);
   row.dataset.user = member.userId;
   return row;
 }
@@ -1240,17 +1234,12 @@ function tokenRow(token) {
   const revoke = el('button', { type: 'button', className: 'secondary small', textContent: 'Revoke…' });
   revoke.setAttribute('aria-label', `Revoke ${token.label}…`);
   revoke.addEventListener('click', () => void revokeToken(token));
-  const row = el('tr');
-  for (const [label, content] of [
+  const row = labelledRow([
     ['Label', token.label],
     ['Created', when(token.createdAt)],
     ['Last used', when(token.lastUsedAt)],
     ['Actions', revoke],
-  ]) {
-    const cell = el('td', {}, content);
-    cell.dataset.label = label;
-    row.append(cell);
-  }
+  ]);
   row.dataset.id = token.id;
   return row;
 }
