@@ -1,4 +1,6 @@
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
 import { Client } from 'pg';
 import { migrate } from '../src/database/migrator';
 import { pgExecutor } from '../src/database/sql-executor';
@@ -69,5 +71,33 @@ export async function storageReport(db: Client): Promise<void> {
   for (const r of [...rows, { relation: 'total', bytes: String(total) }]) {
     const bytes = Number(r.bytes);
     console.log(`| ${r.relation} | ${(bytes / 2 ** 20).toFixed(0)} | ${(bytes / entries).toFixed(1)} |`);
+  }
+}
+
+export interface TimedExport {
+  rows: number;
+  seconds: number;
+  /** This process's RSS (the server's, since curl reads in another process) before and at its peak. */
+  before: number;
+  peak: number;
+}
+
+/** One export read to its end by curl in another process, timed, with the server's memory sampled. */
+export async function timeExport(url: string, token: string, format: string): Promise<TimedExport> {
+  global.gc?.();
+  const before = process.memoryUsage().rss;
+  let peak = before;
+  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+  const start = process.hrtime.bigint();
+  try {
+    const { stdout } = await promisify(execFile)('sh', [
+      '-c',
+      `curl -sSf -H "Authorization: Bearer ${token}" "${url}" | wc -l`,
+    ]);
+    const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+    // NDJSON is a line per entry; a CSV has a header line, and no cell of the benches' seeds holds a newline.
+    return { rows: Number(stdout.trim()) - (format === 'csv' ? 1 : 0), seconds, before, peak };
+  } finally {
+    clearInterval(sampler);
   }
 }

@@ -11,10 +11,8 @@
  * (before → peak, sampled every 20 ms). BENCH_DATABASE_URL names the server (default: the local one).
  */
 import { Test } from '@nestjs/testing';
-import { execFile } from 'node:child_process';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { promisify } from 'node:util';
 import { Client } from 'pg';
 import { AppModule } from '../src/app.module';
 import { setupApp } from '../src/app.setup';
@@ -23,9 +21,8 @@ import { Prisma } from '../src/generated/prisma/client';
 import { EXPORT_LINES_BEFORE } from '../test/export-lines-before';
 import { generateToken } from '../src/auth/token';
 import { APP_CONFIG, loadConfig } from '../src/config/app-config';
-import { createBenchDatabase } from './bench-database';
+import { createBenchDatabase, timeExport } from './bench-database';
 
-const run = promisify(execFile);
 const ROWS = Number(process.env.BENCH_EXPORT_ROWS ?? 1_000_000);
 const RUNS = Number(process.env.BENCH_EXPORT_RUNS ?? 2);
 const CHUNK = 250_000;
@@ -125,19 +122,7 @@ async function main(): Promise<void> {
           EXPORT_LINES[format] = Prisma.raw(variant.lines[format]);
           service.exportChunks = (ws, filter, fmt, chain, progress) =>
             exportChunks(ws, filter, fmt, chain, progress, variant.via);
-          global.gc?.();
-          const before = process.memoryUsage().rss;
-          let peak = before;
-          const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
-          const start = process.hrtime.bigint();
-          const { stdout } = await run('sh', [
-            '-c',
-            `curl -sSf -H "Authorization: Bearer ${token}" "${url}?format=${format}" | wc -l`,
-          ]);
-          const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-          clearInterval(sampler);
-          // NDJSON is a line per entry; a CSV has a header line, and no cell of this seed holds a newline.
-          const rows = Number(stdout.trim()) - (format === 'csv' ? 1 : 0);
+          const { rows, seconds, before, peak } = await timeExport(`${url}?format=${format}`, token, format);
           let result = results.find((r) => r.format === format && r.via === via);
           if (!result) results.push((result = { format, via, rowsPerSecond: [], before: [], peak: [] }));
           result.rowsPerSecond.push(rows / seconds);

@@ -26,7 +26,7 @@ import { generateToken } from '../src/auth/token';
 import { APP_CONFIG, loadConfig } from '../src/config/app-config';
 import { migrate } from '../src/database/migrator';
 import { pgExecutor } from '../src/database/sql-executor';
-import { openBenchDatabase, percentile, storageReport, withClient } from './bench-database';
+import { openBenchDatabase, percentile, storageReport, timeExport, withClient } from './bench-database';
 
 const run = promisify(execFile);
 const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
@@ -324,17 +324,11 @@ async function main(): Promise<void> {
         ['last 3 months', `&from=${encodeURIComponent(quarter)}`],
         ['everything', ''],
       ].filter(([label]) => process.env.BENCH_EXPORT !== 'quarter' || label !== 'everything')) {
-        const before = process.memoryUsage().rss;
-        let peak = before;
-        const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
-        const start = process.hrtime.bigint();
-        const { stdout } = await run('sh', [
-          '-c',
-          `curl -sf -H "Authorization: Bearer ${token}" "${base}/export?format=${format}${extra}" | wc -l`,
-        ]);
-        const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-        clearInterval(sampler);
-        const rows = Number(stdout.trim()) - (format === 'csv' ? 1 : 0);
+        const { rows, seconds, before, peak } = await timeExport(
+          `${base}/export?format=${format}${extra}`,
+          token,
+          format,
+        );
         console.log(
           `export ${format}, ${label}: ${rows.toLocaleString('en')} rows in ${seconds.toFixed(1)} s = ` +
             `${Math.round(rows / seconds).toLocaleString('en')} rows/s; server RSS ${(before / 2 ** 20).toFixed(0)} → peak ${(peak / 2 ** 20).toFixed(0)} MiB`,
