@@ -102,14 +102,15 @@ async function seed(db: Client): Promise<{ workspaceId: string; token: string; e
     // The chain trigger is switched off for the seed (it would serialise the inserts one row at a
     // time); seq continues each workspace's numbering and the hashes are random hex as long as real
     // ones (so that the table's size is real), so this database is for timing queries, not for
-    // `verify` (bench:verify times that).
+    // `verify` (bench:verify times that). The service appends its log in time order, so each chunk
+    // holds the next slice of the year, written oldest first, with UUIDv7 ids of its instants: the
+    // table and its time-ordered indexes are laid out as the sealer lays them out.
     await db.query('BEGIN');
     await db.query('SET LOCAL session_replication_role = replica');
     await db.query(`
       INSERT INTO audit_log_sealed (id, workspace_id, occurred_at, action, resource_type, resource_id, resource_name,
                               actor_id, actor_name, actor_email, request_id, changes, seq, prev_hash, hash, actor_kind)
-      SELECT gen_random_uuid(), bench_uuid('ws-' || w),
-             now() - random() * interval '365 days',
+      SELECT audit_uuidv7(at), bench_uuid('ws-' || w), at,
              (ARRAY['created','updated','updated','updated','deleted'])[1 + (random() * 4)::int],
              (ARRAY['source','model','segment','destination'])[1 + r % 4],
              bench_uuid('res-' || w || '-' || r),
@@ -118,12 +119,14 @@ async function seed(db: Client): Promise<{ workspaceId: string; token: string; e
              'User ' || w || '-' || u, 'user' || u || '@ws' || w || '.test',
              md5(random()::text),
              jsonb_build_array(jsonb_build_object('field', 'definition.rules[0].value', 'before', r, 'after', r + 1)),
-             ${done} + row_number() OVER (), md5(random()::text) || md5(random()::text),
+             ${done} + row_number() OVER (ORDER BY at), md5(random()::text) || md5(random()::text),
              md5(random()::text) || md5(random()::text), CASE WHEN sys THEN 'system' ELSE 'user' END
       FROM (SELECT floor(${WORKSPACES} * power(random(), 3))::int AS w,
                    floor(random() * ${RESOURCES_PER_WORKSPACE})::int AS r,
-                   floor(random() * ${USERS_PER_WORKSPACE})::int AS u, random() < 0.05 AS sys
-            FROM generate_series(1, ${n})) g`);
+                   floor(random() * ${USERS_PER_WORKSPACE})::int AS u, random() < 0.05 AS sys,
+                   now() - interval '365 days' * (1 - (${done} + random() * ${n}) / ${ROWS}) AS at
+            FROM generate_series(1, ${n})) g
+      ORDER BY at`);
     await db.query('COMMIT');
     const seconds = (Date.now() - loadStarted) / 1000;
     const eta = ((ROWS - done - n) * seconds) / (done + n);
