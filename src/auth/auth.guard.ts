@@ -12,11 +12,22 @@ import { Reflector } from '@nestjs/core';
 import type { Request } from 'express';
 import { ClsService } from 'nestjs-cls';
 import type { AppPrismaClient } from '../database/prisma-client.factory';
+import { Prisma } from '../generated/prisma/client';
 import type { AppClsStore } from '../request-context/app-cls-store';
 import { isUuid } from '../common/uuid';
 import { IS_PUBLIC } from './public.decorator';
 import { hashToken, looksLikeToken } from './token';
 import { TokenUsageService } from './token-usage.service';
+
+interface TokenRow {
+  id: string;
+  revoked_at: Date | null;
+  last_used_at: Date | null;
+  user_id: string;
+  name: string;
+  email: string;
+  role: 'admin' | 'member' | null;
+}
 
 /**
  * Resolves `Authorization: Bearer <token>` to a user, records them as the actor of the request,
@@ -41,33 +52,21 @@ export class AuthGuard implements CanActivate {
     const prisma = this.txHost.tx;
     const workspaceId = request.params?.workspaceId;
     const workspaceIsValid = workspaceId !== undefined && isUuid(workspaceId);
-    // The caller's membership of the route's workspace comes with the token: one query per request.
-    const found = await prisma.apiToken.findUnique({
-      where: { tokenHash: hashToken(token) },
-      select: {
-        id: true,
-        revokedAt: true,
-        lastUsedAt: true,
-        user: {
-          select: {
-            id: true,
-            name: true,
-            email: true,
-            memberships: workspaceIsValid ? { where: { workspaceId }, select: { role: true } } : false,
-          },
-        },
-      },
-    });
-    if (!found || found.revokedAt) throw new UnauthorizedException('The API token is unknown or revoked.');
-    this.usage.used(found.id, found.lastUsedAt);
-    const { memberships, ...user } = found.user;
-    this.cls.set('actor', { kind: 'user', ...user });
+    // The token, its user and the user's role in the route's workspace in one statement: a nested
+    // Prisma read sends one query per table, three round trips on every request.
+    const [found] = await prisma.$queryRaw<TokenRow[]>`
+      SELECT t."id", t."revoked_at", t."last_used_at", u."id" AS user_id, u."name", u."email",
+             ${workspaceIsValid ? Prisma.sql`(SELECT m."role"::text FROM "memberships" m WHERE m."workspace_id" = ${workspaceId}::uuid AND m."user_id" = u."id")` : Prisma.sql`NULL`} AS role
+      FROM "api_tokens" t JOIN "users" u ON u."id" = t."user_id"
+      WHERE t."token_hash" = ${hashToken(token)}`;
+    if (!found || found.revoked_at) throw new UnauthorizedException('The API token is unknown or revoked.');
+    this.usage.used(found.id, found.last_used_at);
+    this.cls.set('actor', { kind: 'user', id: found.user_id, name: found.name, email: found.email });
 
     if (workspaceId !== undefined) {
       if (!workspaceIsValid) throw new BadRequestException('workspaceId must be a UUID.');
-      const [membership] = memberships ?? [];
-      if (!membership) throw new NotFoundException(`Workspace ${workspaceId} not found.`);
-      this.cls.set('workspaceRole', membership.role);
+      if (!found.role) throw new NotFoundException(`Workspace ${workspaceId} not found.`);
+      this.cls.set('workspaceRole', found.role);
     }
     return true;
   }
