@@ -1,4 +1,11 @@
 import { Client } from 'pg';
+import {
+  actionName,
+  actionNameSql,
+  AUDIT_ACTIONS,
+  AUDITED_TYPE_INFO,
+  AUDITED_TYPES,
+} from '../src/audit/capture/audited-resources';
 import { AuditLogsService, EXPORT_LINES } from '../src/audit/query/audit-logs.service';
 import type { AuditLogFilterDto } from '../src/audit/query/audit-log-query.dto';
 import { EXPORT_LINES_BEFORE } from './export-lines-before';
@@ -165,6 +172,34 @@ describe('GET /audit-logs/export through COPY', () => {
       .map((l) => JSON.parse(l) as { chain: { seq: number | null } });
     expect(lines.every((l) => l.chain.seq !== null)).toBe(true);
     expect(copied.equals(expected)).toBe(true);
+  });
+
+  it('names every action in SQL as actionName() does, for every type, action and field rule', async () => {
+    const changeSets: { field: string }[][] = [[], [{ field: 'name' }], [{ field: 'name' }, { field: 'other[0]' }]];
+    for (const type of AUDITED_TYPES) {
+      for (const rule of AUDITED_TYPE_INFO[type].fieldActionNames ?? []) {
+        changeSets.push(
+          [{ field: rule.field }],
+          [{ field: 'name' }, { field: `${rule.field}.x` }],
+          [{ field: `${rule.field}[2]` }],
+          [{ field: `${rule.field}x` }],
+        );
+      }
+    }
+    const cases = [...AUDITED_TYPES, 'unknown_type'].flatMap((type) =>
+      AUDIT_ACTIONS.flatMap((action) => changeSets.map((changes) => ({ type, action, changes }))),
+    );
+    const { rows } = await db.query<{ name: string }>(
+      `SELECT ${actionNameSql()} AS name
+       FROM (SELECT e->>'resource_type' AS "resource_type", e->>'action' AS "action", e->'changes' AS "changes", i
+             FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS c(e, i)) c
+       ORDER BY i`,
+      [JSON.stringify(cases.map((c) => ({ resource_type: c.type, action: c.action, changes: c.changes })))],
+    );
+    expect(rows.map((r) => r.name)).toEqual(
+      cases.map((c) => actionName(c.type as (typeof AUDITED_TYPES)[number], c.action, c.changes)),
+    );
+    expect(new Set(rows.map((r) => r.name)).size).toBeGreaterThan(20);
   });
 
   it(`with more than 10,000 unsealed entries, exports in batches: the same bytes`, async () => {

@@ -238,20 +238,23 @@ export function actionName(type: AuditedType, action: AuditAction, changes: read
  */
 export function actionNameSql(): string {
   const literal = (text: string) => `'${text.replace(/'/g, "''")}'`;
-  const whens: string[] = [];
-  for (const type of AUDITED_TYPES) {
+  // One CASE on the type, then that type's rules only: the export evaluates this once per line, and
+  // most lines are of the resource types, which have no rules.
+  const types = AUDITED_TYPES.map((type) => {
     const info: AuditedTypeInfo = AUDITED_TYPE_INFO[type];
-    for (const rule of info.fieldActionNames ?? []) {
-      whens.push(
-        `WHEN "resource_type" = ${literal(type)} AND "action" = ${literal(rule.action)} AND EXISTS (SELECT 1 FROM ` +
-          `jsonb_array_elements("changes") c WHERE c->>'field' = ${literal(rule.field)} OR left(c->>'field', ` +
-          `${rule.field.length + 1}) IN (${literal(`${rule.field}.`)}, ${literal(`${rule.field}[`)})) THEN ${literal(rule.name)}`,
-      );
-    }
-    for (const [action, name] of Object.entries(info.actionNames ?? {})) {
-      whens.push(`WHEN "resource_type" = ${literal(type)} AND "action" = ${literal(action)} THEN ${literal(name)}`);
-    }
-  }
-  const labels = AUDITED_TYPES.map((t) => `WHEN ${literal(t)} THEN ${literal(AUDITED_TYPE_INFO[t].label)}`).join(' ');
-  return `(CASE ${whens.join(' ')} ELSE coalesce(CASE "resource_type" ${labels} END, "resource_type") || ' ' || "action" END)`;
+    const whens = [
+      ...(info.fieldActionNames ?? []).map(
+        (rule) =>
+          `WHEN "action" = ${literal(rule.action)} AND EXISTS (SELECT 1 FROM jsonb_array_elements("changes") c ` +
+          `WHERE c->>'field' = ${literal(rule.field)} OR left(c->>'field', ${rule.field.length + 1}) ` +
+          `IN (${literal(`${rule.field}.`)}, ${literal(`${rule.field}[`)})) THEN ${literal(rule.name)}`,
+      ),
+      ...Object.entries(info.actionNames ?? {}).map(
+        ([action, name]) => `WHEN "action" = ${literal(action)} THEN ${literal(name)}`,
+      ),
+    ];
+    const byLabel = `${literal(`${info.label} `)} || "action"`;
+    return `WHEN ${literal(type)} THEN ${whens.length ? `(CASE ${whens.join(' ')} ELSE ${byLabel} END)` : byLabel}`;
+  });
+  return `(CASE "resource_type" ${types.join(' ')} ELSE "resource_type" || ' ' || "action" END)`;
 }
