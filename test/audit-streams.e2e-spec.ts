@@ -122,6 +122,7 @@ describe('Log streams', () => {
       expect(mine.slice(0, 3).map((r) => r.outcome)).toEqual([500, 500, 'aborted']);
       for (const request of mine) {
         expect(request.contentType).toBe('application/x-ndjson');
+        expect(request.userAgent).toBe('audit-log-service');
         expect(signatureValid(request.body, SECRET, request.signature)).toBe(true);
         expect(request.body.endsWith('\n')).toBe(true);
         expect(request.ids.length).toBeGreaterThan(0);

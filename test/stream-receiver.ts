@@ -13,6 +13,7 @@ export interface ReceivedRequest {
   /** The status answered, or 'aborted' when the sender gave up first (a timeout). */
   outcome?: number | 'aborted';
   contentType: string | undefined;
+  userAgent: string | undefined;
   signature: string | undefined;
   body: string;
   /** The `id` of each NDJSON line, in order. */
@@ -95,6 +96,7 @@ export class StreamReceiver {
         path: req.url ?? '',
         startedAt: Date.now(),
         contentType: req.headers['content-type'],
+        userAgent: req.headers['user-agent'],
         signature: req.headers['x-audit-signature'] as string | undefined,
         body,
         ids: lines.map((line) => line.id as string),
