@@ -452,6 +452,79 @@ describe('Log streams', () => {
     });
   });
 
+  describe('batches cut by AUDIT_STREAMS_BATCH_BYTES', () => {
+    /** Room for a few entries per batch; the large entry below is past it in bytes, though not in characters. */
+    const LIMIT = 2048;
+    let t: TestApp;
+    let ws: TestWorkspace;
+    let db: Client;
+    let receiver: StreamReceiver;
+
+    beforeAll(async () => {
+      t = await createTestApp({
+        ...FAST,
+        auditStreamsAllowPrivate: true,
+        auditStreamsBatch: 100,
+        auditStreamsBatchBytes: LIMIT,
+      });
+      ws = await createWorkspace(t.app);
+      db = new Client({ connectionString: t.database.url });
+      await db.connect();
+      receiver = await StreamReceiver.start();
+    });
+    afterAll(async () => {
+      await receiver.close();
+      await db.end();
+      await t.close();
+    });
+
+    it('grows a batch up to the limit and never past it; a larger entry goes alone; nothing lost, in order', async () => {
+      let open = false;
+      receiver.answer = () => (open ? { status: 200 } : { status: 503 });
+      await t.http
+        .post(`/api/workspaces/${ws.workspaceId}/audit-streams`)
+        .set(ws.admin.auth)
+        .send({ url: receiver.url('/bytes'), secret: SECRET })
+        .expect(201);
+      const api = new ResourceFactory(t.http, ws.workspaceId, ws.admin.auth);
+      // '€' is 3 bytes and 1 character: a limit counted in characters would let batches past it.
+      const small = () => api.create('sources', { config: { host: '€'.repeat(100) } });
+      for (let i = 0; i < 6; i++) await small();
+      const large = await api.create('sources', { config: { host: '€'.repeat(600) } });
+      for (let i = 0; i < 6; i++) await small();
+      // The whole log is sealed before any batch is accepted: every batch but the last is cut by size alone.
+      const log = await until('every entry sealed', async () => {
+        const rows = (
+          await db.query<{ id: string; seq: string | null; resource_id: string }>(
+            `SELECT id, seq::text, resource_id FROM audit_logs WHERE workspace_id = $1 ORDER BY audit_logs.seq NULLS LAST`,
+            [ws.workspaceId],
+          )
+        ).rows;
+        return rows.every((r) => r.seq !== null) ? rows : undefined;
+      });
+      open = true;
+      await until('every entry delivered', () => (receiver.accepted().length >= log.length ? true : undefined), 20_000);
+
+      expect(receiver.accepted()).toEqual(log.map((r) => r.id));
+      const batches = receiver.requests
+        .filter((r) => r.outcome === 200)
+        .sort((a, b) => (a.endedAt ?? 0) - (b.endedAt ?? 0));
+      const bytes = (text: string) => Buffer.byteLength(text, 'utf8');
+      const largeId = log.find((r) => r.resource_id === large.id)!.id;
+      const alone = batches.find((b) => b.ids.includes(largeId))!;
+      expect(alone.ids).toEqual([largeId]);
+      expect(bytes(alone.body)).toBeGreaterThan(LIMIT);
+      batches.forEach((batch, i) => {
+        if (batch === alone) return;
+        expect(bytes(batch.body)).toBeLessThanOrEqual(LIMIT);
+        // It stopped growing only because the next entry would have taken it past the limit.
+        const next = batches[i + 1];
+        if (next)
+          expect(bytes(batch.body) + bytes(next.body.slice(0, next.body.indexOf('\n') + 1))).toBeGreaterThan(LIMIT);
+      });
+    }, 40_000);
+  });
+
   describe('without AUDIT_STREAMS_ALLOW_PRIVATE', () => {
     let t: TestApp;
     let ws: TestWorkspace;
