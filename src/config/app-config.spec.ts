@@ -2,7 +2,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, loadConfig } from './app-config';
+import { type AppConfig, ConfigError, loadConfig } from './app-config';
 
 describe('loadConfig', () => {
   it('defaults to port 3000 on the embedded database', () => {
@@ -144,5 +144,69 @@ describe('log stream settings', () => {
   ])('rejects %j naming the variable and what it accepts', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);
+  });
+
+  /** The README's configuration table: each variable's lowest and highest accepted value, and the field set. */
+  const ranges: [name: string, lowest: number, highest: number, field: keyof AppConfig][] = [
+    ['AUDIT_STREAMS_BATCH', 1, 10_000, 'auditStreamsBatch'],
+    ['AUDIT_STREAMS_BATCH_BYTES', 1024, 104_857_600, 'auditStreamsBatchBytes'],
+    ['AUDIT_STREAMS_TIMEOUT_MS', 100, 300_000, 'auditStreamsTimeoutMs'],
+    ['AUDIT_STREAMS_RETRY_MIN_MS', 10, 3_600_000, 'auditStreamsRetryMinMs'],
+    ['AUDIT_STREAMS_RETRY_MAX_MS', 10, 3_600_000, 'auditStreamsRetryMaxMs'],
+    ['AUDIT_STREAMS_POLL_MS', 50, 60_000, 'auditStreamsPollMs'],
+    ['AUDIT_STREAMS_PER_PROCESS', 1, 1000, 'auditStreamsPerProcess'],
+  ];
+
+  it.each([
+    ['lowest', 1],
+    ['highest', 2],
+  ] as const)('accepts every range’s %s value', (_, column) => {
+    const env = Object.fromEntries(ranges.map((range) => [range[0], String(range[column])]));
+    const config = loadConfig(env);
+    for (const range of ranges) expect({ [range[0]]: config[range[3]] }).toEqual({ [range[0]]: range[column] });
+  });
+
+  it.each(
+    ranges.flatMap(([name, lowest, highest]) =>
+      [lowest - 1, highest + 1].map((value) => [name, String(value), lowest, highest] as const),
+    ),
+  )('refuses %s=%s in one line naming the range %i to %i', (name, value, lowest, highest) => {
+    let message = '';
+    try {
+      loadConfig({ [name]: value });
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError);
+      message = (error as Error).message;
+    }
+    expect(message).toBe(`${name}="${value}" is invalid: expected a whole number from ${lowest} to ${highest}.`);
+  });
+
+  it('accepts a retry cap equal to the first delay, and refuses one a millisecond below it', () => {
+    expect(loadConfig({ AUDIT_STREAMS_RETRY_MIN_MS: '2000', AUDIT_STREAMS_RETRY_MAX_MS: '2000' })).toMatchObject({
+      auditStreamsRetryMinMs: 2000,
+      auditStreamsRetryMaxMs: 2000,
+    });
+    expect(() => loadConfig({ AUDIT_STREAMS_RETRY_MIN_MS: '2000', AUDIT_STREAMS_RETRY_MAX_MS: '1999' })).toThrow(
+      new ConfigError(
+        'AUDIT_STREAMS_RETRY_MAX_MS (1999) is below AUDIT_STREAMS_RETRY_MIN_MS (2000): expected the cap to be at least the first delay.',
+      ),
+    );
+  });
+
+  it('accepts an AUDIT_STREAMS_KEY of exactly 64 hex characters, and refuses 63, 65 or a non-hex one without echoing it', () => {
+    const key = '0123456789abcdefABCDEF'.repeat(3).slice(0, 64);
+    expect(loadConfig({ AUDIT_STREAMS_KEY: key }).auditStreamsKey).toBe(key.toLowerCase());
+    for (const value of [key.slice(1), `${key}0`, `${key.slice(1)}g`]) {
+      let message = '';
+      try {
+        loadConfig({ AUDIT_STREAMS_KEY: value });
+      } catch (error) {
+        expect(error).toBeInstanceOf(ConfigError);
+        message = (error as Error).message;
+      }
+      expect(message).toMatch(/^AUDIT_STREAMS_KEY is invalid: expected 64 hexadecimal characters/);
+      expect(message).not.toContain('\n');
+      expect(message).not.toContain(value.slice(0, 16));
+    }
   });
 });
