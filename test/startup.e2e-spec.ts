@@ -35,6 +35,20 @@ describe('Start-up failures', () => {
     );
   });
 
+  it('a setting out of its range: one line naming the variable and the range, exit 1', async () => {
+    // An unreachable database, so that a value wrongly accepted ends in a different line, not a running server.
+    const result = await start({
+      DATABASE_URL: 'postgresql://postgres@127.0.0.1:1/audit',
+      PORT: '65000',
+      AUDIT_STREAMS_BATCH_BYTES: '1023',
+    });
+    expect(result.code).toBe(1);
+    expectOneLine(
+      result.stderr,
+      /^Cannot start: AUDIT_STREAMS_BATCH_BYTES="1023" is invalid: expected a whole number from 1024 to 104857600\.$/,
+    );
+  });
+
   it('database missing: one line, exit 1', async () => {
     const result = await start({ DATABASE_URL: databaseUrl('audit_no_such_database'), PORT: '65000' });
     expect(result.code).toBe(1);
