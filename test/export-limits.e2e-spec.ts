@@ -4,6 +4,7 @@ import { get, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from 'pg';
+import { EXPORT_ACCESS_RECHECK_MS } from '../src/audit/query/audit-logs.controller';
 import { APP_CONFIG, type AppConfig } from '../src/config/app-config';
 import { withAdminClient } from './database';
 import { addSegmentUpdates } from './fixtures';
@@ -114,6 +115,81 @@ describe('Export failures and limits', () => {
     await allowConnections();
     expect(code).toBe(18);
   });
+
+  /** A curl download of the big workspace at 4 MB/s (about 10 s in all) with a token of its own. */
+  const slowDownload = async () => {
+    const created = await t.http.post('/api/me/tokens').set(big.admin.auth).send({ label: 'slow export' }).expect(201);
+    const { id, token } = created.body as { id: string; token: string };
+    const curl = spawn('curl', [
+      '-sS',
+      '-o',
+      '/dev/null',
+      '--limit-rate',
+      '4M',
+      '-H',
+      `Authorization: Bearer ${token}`,
+      `http://127.0.0.1:${port}${path(big)}`,
+    ]);
+    const exited = once(curl, 'exit').then(([code]) => code as number);
+    return { id, token, exited };
+  };
+  const lastExport = async () => {
+    const db = new Client({ connectionString: t.database.url });
+    await db.connect();
+    try {
+      const { rows } = await db.query<{ completed: boolean; row_count: number }>(
+        `SELECT completed, row_count FROM audit_log_reads WHERE workspace_id = $1 AND action = 'exported'
+         ORDER BY created_at DESC LIMIT 1`,
+        [big.workspaceId],
+      );
+      return rows[0];
+    } finally {
+      await db.end();
+    }
+  };
+
+  // The stall cut-off is lifted for these two: a curl limited to 4 MB/s keeps the socket full for
+  // longer than this app's 2 s, and would be cut off for that alone.
+  it(`an export whose token is revoked mid-way is cut off (checked every ${EXPORT_ACCESS_RECHECK_MS} ms), recorded as not completed`, () =>
+    withStallSeconds(120, async () => {
+      const { id, exited } = await slowDownload();
+      await sleep(500);
+      await t.http.delete(`/api/me/tokens/${id}`).set(big.admin.auth).expect(204);
+      // curl still reads what the sockets hold, then sees the transfer end short of its end
+      expect(await exited).toBe(18);
+      await sleep(200);
+      const record = await lastExport();
+      expect(record.completed).toBe(false);
+      expect(record.row_count).toBeGreaterThan(0);
+      expect(record.row_count).toBeLessThan(ROWS);
+    }));
+
+  it('an export whose user stops being an admin mid-way is cut off too', () =>
+    withStallSeconds(120, async () => {
+      const { exited } = await slowDownload();
+      await sleep(500);
+      const setRole = async (role: string) => {
+        const db = new Client({ connectionString: t.database.url });
+        await db.connect();
+        await db
+          .query(`UPDATE memberships SET role = $1 WHERE workspace_id = $2 AND user_id = $3`, [
+            role,
+            big.workspaceId,
+            big.admin.id,
+          ])
+          .finally(() => db.end());
+      };
+      await setRole('member');
+      try {
+        expect(await exited).toBe(18);
+      } finally {
+        await setRole('admin');
+      }
+      await sleep(200);
+      const record = await lastExport();
+      expect(record.completed).toBe(false);
+      expect(record.row_count).toBeLessThan(ROWS);
+    }));
 
   it('a database that is already gone fails the CSV export before any header: 503, not a 200 with a header line', async () => {
     await refuseConnections();

@@ -62,6 +62,7 @@ export class AuthGuard implements CanActivate {
     if (!found || found.revoked_at) throw new UnauthorizedException('The API token is unknown or revoked.');
     this.usage.used(found.id, found.last_used_at);
     this.cls.set('actor', { kind: 'user', id: found.user_id, name: found.name, email: found.email });
+    this.cls.set('tokenId', found.id);
 
     if (workspaceId !== undefined) {
       if (!workspaceIsValid) throw new BadRequestException('workspaceId must be a UUID.');

@@ -10,6 +10,8 @@ export interface AppClsStore extends ClsStore {
   userAgent?: string;
   /** Set around the writes of a restore, so that their entries say `restored` (see the capture). */
   auditAction?: 'restored';
+  /** The API token of the request, once the AuthGuard has accepted it. */
+  tokenId?: string;
   /** The caller's role in the workspace named by the route, once the AuthGuard has checked it. */
   workspaceRole?: 'admin' | 'member';
 }

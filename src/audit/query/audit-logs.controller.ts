@@ -15,6 +15,7 @@ import { ApiBearerAuth, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ClsService } from 'nestjs-cls';
 import { APP_CONFIG, type AppConfig } from '../../config/app-config';
 import { AdminGuard } from '../../auth/admin.guard';
 import { ApiErrors, ApiRoute, AUDIT_ROUTE_ERRORS } from '../../common/api-errors';
@@ -26,7 +27,14 @@ import { EXPORT_RETRY_AFTER_SECONDS, ExportSlots, TooManyExportsException } from
 import { TokenThrottlerGuard } from './token-throttler.guard';
 import { AuditLogExportDto, AuditLogQueryDto } from './audit-log-query.dto';
 import { AuditReadsService } from './audit-reads.service';
+import type { AppClsStore } from '../../request-context/app-cls-store';
 import { type AuditLogPage, AuditLogsService, type ChainVerification, type FilterChoices } from './audit-logs.service';
+
+/**
+ * How often a running export asks whether its token may still read the log: a token revoked, or an
+ * admin demoted or removed, during a long download stops it at the next chunk after this.
+ */
+export const EXPORT_ACCESS_RECHECK_MS = 2000;
 
 @ApiTags('audit-logs')
 @ApiBearerAuth()
@@ -42,6 +50,7 @@ export class AuditLogsController {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly restorer: AuditRestoreService,
     private readonly reads: AuditReadsService,
+    private readonly cls: ClsService<AppClsStore>,
   ) {}
 
   @Get()
@@ -69,7 +78,8 @@ export class AuditLogsController {
    * destroys the connection, so that the client sees an incomplete transfer, never a clean end.
    * Once its first byte is out, the export is recorded in the log (`exported`) when it ends: with
    * the entries sent and `completed` false when it was cut off. One refused before that sent nothing
-   * and records nothing.
+   * and records nothing. Every EXPORT_ACCESS_RECHECK_MS the export checks that its token is not
+   * revoked and its user still an admin of the workspace, and is cut off otherwise.
    */
   @Get('export')
   @ApiProduces('text/csv', 'application/x-ndjson')
@@ -100,10 +110,20 @@ export class AuditLogsController {
       );
       res.setHeader('Content-Disposition', `attachment; filename="${filename}"`);
       const stallMs = this.config.exportStallSeconds * 1000;
+      const tokenId = this.cls.get('tokenId');
+      let checked = Date.now();
       let completed = false;
       try {
         if (!first.done && !(await this.write(res, first.value, stallMs))) return;
         for await (const chunk of chunks) {
+          if (tokenId && Date.now() - checked >= EXPORT_ACCESS_RECHECK_MS) {
+            checked = Date.now();
+            if (!(await this.reads.mayStillRead(tokenId, workspaceId))) {
+              this.logger.warn(`Export of workspace ${workspaceId} cut off: its token was revoked or lost admin access.`);
+              res.destroy();
+              return;
+            }
+          }
           if (!(await this.write(res, chunk, stallMs))) return; // leaving the loop ends the generator
         }
         res.end();

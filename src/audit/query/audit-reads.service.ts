@@ -51,6 +51,20 @@ export class AuditReadsService {
     }
   }
 
+  /**
+   * Whether the token of a running export may still read the workspace's log: not revoked, and its
+   * user still an admin there. Read on the primary, where revocations and role changes are written.
+   */
+  async mayStillRead(tokenId: string, workspaceId: string): Promise<boolean> {
+    const [row] = await this.prisma.$queryRaw<{ allowed: boolean }[]>`
+      SELECT EXISTS (
+        SELECT 1 FROM "api_tokens" t JOIN "memberships" m ON m."user_id" = t."user_id"
+        WHERE t."id" = ${tokenId}::uuid AND t."revoked_at" IS NULL
+          AND m."workspace_id" = ${workspaceId}::uuid AND m."role" = 'admin'
+      ) AS allowed`;
+    return row.allowed;
+  }
+
   /** A verification's outcome: intact, entries checked, the first entry that breaks the chain. */
   async verified(workspaceId: string, outcome: ChainVerification & { extendsDigest?: boolean }): Promise<void> {
     const result: Record<string, unknown> = { intact: outcome.intact, entries: outcome.entries };
