@@ -119,7 +119,9 @@ export class AuditLogsController {
           if (tokenId && Date.now() - checked >= EXPORT_ACCESS_RECHECK_MS) {
             checked = Date.now();
             if (!(await this.reads.mayStillRead(tokenId, workspaceId))) {
-              this.logger.warn(`Export of workspace ${workspaceId} cut off: its token was revoked or lost admin access.`);
+              this.logger.warn(
+                `Export of workspace ${workspaceId} cut off: its token was revoked or lost admin access.`,
+              );
               res.destroy();
               return;
             }
