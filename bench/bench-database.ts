@@ -2,12 +2,33 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { Client } from 'pg';
+import { generateToken } from '../src/auth/token';
 import { migrate } from '../src/database/migrator';
 import { pgExecutor } from '../src/database/sql-executor';
 
 /** The server benchmarks use: BENCH_DATABASE_URL, TEST_DATABASE_URL, or the local PostgreSQL. */
 export const BENCH_SERVER =
   process.env.BENCH_DATABASE_URL || process.env.TEST_DATABASE_URL || 'postgresql://postgres@127.0.0.1:5432/postgres';
+
+/** A new user, admin of the workspace, with an API token (returned), written in SQL as the seeds are. */
+export async function addBenchAdmin(db: Client, workspaceId: string, email: string, name: string): Promise<string> {
+  const { token, hash } = generateToken();
+  const {
+    rows: [{ id: userId }],
+  } = await db.query<{ id: string }>(
+    `INSERT INTO users (id, email, name) VALUES (gen_random_uuid(), $1, $2) RETURNING id`,
+    [email, name],
+  );
+  await db.query(
+    `INSERT INTO memberships (id, workspace_id, user_id, role) VALUES (gen_random_uuid(), $1, $2, 'admin')`,
+    [workspaceId, userId],
+  );
+  await db.query(
+    `INSERT INTO api_tokens (id, user_id, label, token_hash) VALUES (gen_random_uuid(), $1, 'bench', $2)`,
+    [userId, hash],
+  );
+  return token;
+}
 
 export async function withClient<T>(url: string, fn: (client: Client) => Promise<T>): Promise<T> {
   const client = new Client({ connectionString: url });

@@ -29,8 +29,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { generateToken } from '../src/auth/token';
-import { createBenchDatabase, withClient } from './bench-database';
+import { addBenchAdmin, createBenchDatabase, withClient } from './bench-database';
 
 const ENTRIES = Number(process.env.BENCH_ENTRIES ?? 200_000);
 const WORKSPACES = Number(process.env.BENCH_WORKSPACES ?? 10);
@@ -285,27 +284,13 @@ async function main(): Promise<void> {
     const targets: Target[] = [];
     await withClient(database.url, async (db) => {
       for (let w = 0; w < WORKSPACES; w++) {
-        const { token, hash } = generateToken();
         const {
           rows: [{ id: workspaceId }],
         } = await db.query<{ id: string }>(
           `INSERT INTO workspaces (id, name) VALUES (gen_random_uuid(), $1) RETURNING id`,
           [`Bench ${w + 1}`],
         );
-        const {
-          rows: [{ id: userId }],
-        } = await db.query<{ id: string }>(
-          `INSERT INTO users (id, email, name) VALUES (gen_random_uuid(), $1, $2) RETURNING id`,
-          [`bench-${w + 1}@acme.test`, `Bench ${w + 1}`],
-        );
-        await db.query(
-          `INSERT INTO memberships (id, workspace_id, user_id, role) VALUES (gen_random_uuid(), $1, $2, 'admin')`,
-          [workspaceId, userId],
-        );
-        await db.query(
-          `INSERT INTO api_tokens (id, user_id, label, token_hash) VALUES (gen_random_uuid(), $1, 'bench', $2)`,
-          [userId, hash],
-        );
+        const token = await addBenchAdmin(db, workspaceId, `bench-${w + 1}@acme.test`, `Bench ${w + 1}`);
         targets.push({ workspaceId, token });
       }
       // The entries where the capture writes them, then sealed as the owner (see test/fixtures.ts).

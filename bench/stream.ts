@@ -19,8 +19,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
-import { generateToken } from '../src/auth/token';
-import { createBenchDatabase, percentile } from './bench-database';
+import { addBenchAdmin, createBenchDatabase, percentile } from './bench-database';
 import { freePort } from '../test/free-port';
 
 const ROWS = Number(process.env.BENCH_STREAM_ROWS ?? 1_000_000);
@@ -101,18 +100,8 @@ async function main(): Promise<void> {
   const receiver = new Receiver();
   try {
     const workspaceId = randomUUID();
-    const userId = randomUUID();
-    const { token, hash } = generateToken();
     await db.query(`INSERT INTO workspaces (id, name) VALUES ($1, 'Stream bench')`, [workspaceId]);
-    await db.query(`INSERT INTO users (id, email, name) VALUES ($1, 'bench@acme.test', 'Bench')`, [userId]);
-    await db.query(
-      `INSERT INTO memberships (id, workspace_id, user_id, role) VALUES (gen_random_uuid(), $1, $2, 'admin')`,
-      [workspaceId, userId],
-    );
-    await db.query(
-      `INSERT INTO api_tokens (id, user_id, label, token_hash) VALUES (gen_random_uuid(), $1, 'bench', $2)`,
-      [userId, hash],
-    );
+    const token = await addBenchAdmin(db, workspaceId, 'bench@acme.test', 'Bench');
 
     const seedStart = Date.now();
     for (let done = 0; done < ROWS;) {
