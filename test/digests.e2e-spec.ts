@@ -26,6 +26,7 @@ import {
   parseJson,
 } from '../src/audit/digests/chain-hash';
 import { verifyExportOffline } from '../src/audit/digests/offline-verify';
+import { AuditLogsService } from '../src/audit/query/audit-logs.service';
 import { AuditSealerService } from '../src/audit/seal/audit-sealer.service';
 import { ResourceFactory } from './factories';
 import { withAdminClient } from './database';
@@ -68,6 +69,8 @@ describe('Signed digests and verification from a digest', () => {
     keyDir = mkdtempSync(join(tmpdir(), 'audit-digests-'));
     const log = jest.spyOn(Logger.prototype, 'log');
     t = await createTestApp({ auditSigningKeyFile: join(keyDir, 'signing-key.pem') });
+    // Three chain positions per statement, so that every verification here links entries across statements.
+    t.app.get(AuditLogsService).verifyBatch = 3;
     startupLog = log.mock.calls.map((call) => String(call[0]));
     log.mockRestore();
     superuser = new Client({ connectionString: t.database.url });

@@ -1,4 +1,5 @@
 import { Client } from 'pg';
+import { AuditLogsService } from '../src/audit/query/audit-logs.service';
 import { AuditSealerService } from '../src/audit/seal/audit-sealer.service';
 import { AuditRetentionService, partitionEnd } from '../src/audit/retention/audit-retention.service';
 import { APP_CONFIG, type AppConfig } from '../src/config/app-config';
@@ -172,6 +173,8 @@ describe('Retention of the audit log', () => {
 
   beforeAll(async () => {
     t = await createTestApp({ auditRetentionBatch: 100 });
+    // Three chain positions per statement, so that every verification here links entries across statements.
+    t.app.get(AuditLogsService).verifyBatch = 3;
     retention = t.app.get(AuditRetentionService);
     db = new Client({ connectionString: t.database.url });
     await db.connect();

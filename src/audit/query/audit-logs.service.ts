@@ -44,6 +44,19 @@ const COLUMNS = Prisma.raw(AUDIT_LOG_ROW_COLUMNS);
 const EXPORT_BATCH = 5000;
 /** Unsealed entries an export holds in memory to merge them into the sealed log it streams. */
 const INBOX_IN_MEMORY = 10_000;
+/** Chain positions `verify` checks per statement: about a second of hashing on one core. */
+export const VERIFY_BATCH = 100_000;
+/** How long `verify` waits for a connection, and how long its snapshot may stay open. */
+const VERIFY_MAX_WAIT_MS = 30_000;
+const VERIFY_TIMEOUT_MS = 60 * 60_000;
+/** What `verify` can find wrong with an entry, in the order it is checked. */
+const FAULT = { duplicate: 0, missingBefore: 1, altered: 2, unlinked: 3 } as const;
+const FAULT_REASONS = [
+  'another entry has the same position in the chain',
+  'an entry before this one is missing',
+  'the entry was altered after it was written',
+  'the entry does not link to the one before it',
+];
 /** A name search first looks for its page among this many times `take` newest entries. */
 const NAME_WINDOW = 20;
 /** Past this many resources with a matching name, a search reads the trigram index instead. */
@@ -400,9 +413,9 @@ export class AuditLogsService {
   }
 
   /**
-   * Recomputes every hash of the workspace's chain in one pass in the database and reports the
-   * first entry whose content, link or position does not match, or a head that no entry ends.
-   * Entries removed by retention are accounted for by the anchors it recorded where it cut.
+   * Recomputes every hash of the workspace's chain in the database and reports the first entry whose
+   * content, link or position does not match, or a head that no entry ends. Entries removed by
+   * retention are accounted for by the anchors it recorded where it cut.
    */
   async verifyChain(workspaceId: string): Promise<ChainVerification> {
     const { anchor: _anchor, ...result } = await this.verifyChainFrom(workspaceId, 0);
@@ -415,89 +428,135 @@ export class AuditLogsService {
    * seq) index): the entry at `fromSeq` is the anchor, trusted for its hash (the caller compares it
    * with a signed one) and reported with whether its content still hashes to it; every later entry
    * is checked as `verifyChain` checks them. `fromSeq` 0 checks the whole chain.
+   *
+   * The entries are read `verifyBatch` positions at a time, each batch one streaming statement (an
+   * index scan in seq order, a window for the link to the entry before, an aggregate), so a chain
+   * of any length is checked in bounded memory and no temporary file. The batches share one
+   * REPEATABLE READ snapshot: a seal or a retention run committed meanwhile cannot make the head
+   * disagree with the chain.
    */
   async verifyChainFrom(
     workspaceId: string,
     fromSeq: number,
   ): Promise<ChainVerification & { anchor?: { id: string; hash: string; contentOk: boolean } }> {
     await this.sealer.seal();
-    // On a replica: once it has replayed the seal above, or else on the primary. One statement, so
-    // one snapshot: a seal committed meanwhile cannot make the head disagree with the chain.
-    const [result] = await this.reads.readCaughtUp(
-      (db) =>
-        db.$queryRaw<
-          {
-            entries: bigint;
-            last_seq: bigint | null;
-            last_hash: string | null;
-            anchor: { id: string; hash: string; contentOk: boolean } | null;
-            broken_id: string | null;
-            broken_seq: bigint | null;
-            reason: string | null;
-            head_seq: bigint | null;
-            head_hash: string | null;
-            unsealed: bigint;
-          }[]
-        >`
-      WITH chain AS (
-        SELECT a."id", a."seq", a."hash", a."prev_hash",
-               a."hash" = "audit_log_digest"(a."prev_hash", a) AS content_ok,
-               lag(a."seq") OVER w AS prev_seq, lag(a."hash") OVER w AS prev_hash_kept
-        FROM "audit_log_sealed" a WHERE a."workspace_id" = ${workspaceId}::uuid AND a."seq" >= ${fromSeq}::bigint
-        WINDOW w AS (ORDER BY a."seq")
+    // On a replica: once it has replayed the seal above, or else on the primary.
+    return this.reads.readCaughtUp((db) =>
+      db.$transaction(
+        async (tx) => {
+          // The entries come in seq order from the (workspace_id, seq) index. A sort instead (the
+          // planner may prefer a bitmap scan for a range) would hold whole entries, on disk past work_mem.
+          await tx.$executeRaw`SET LOCAL enable_sort = off`;
+          return this.checkChain(tx as unknown as AppPrismaClient, workspaceId, fromSeq);
+        },
+        {
+          isolationLevel: Prisma.TransactionIsolationLevel.RepeatableRead,
+          maxWait: VERIFY_MAX_WAIT_MS,
+          timeout: VERIFY_TIMEOUT_MS,
+        },
       ),
-      -- The hash this entry must link to: the entry before it, or, where retention removed that
-      -- one, the anchor retention recorded for it; '' for the first entry of the chain.
-      linked AS (
-        SELECT c.*, CASE WHEN c.prev_seq = c."seq" - 1 THEN c.prev_hash_kept
-                         WHEN x."seq" IS NOT NULL THEN x."hash"
-                         WHEN c."seq" = 1 AND c.prev_seq IS NULL THEN '' END AS expected_prev
-        FROM chain c LEFT JOIN "audit_chain_anchors" x
-          ON x."workspace_id" = ${workspaceId}::uuid AND x."seq" = c."seq" - 1
-      ),
-      first_broken AS (
-        SELECT "id", "seq",
-               CASE WHEN prev_seq = "seq" THEN 'another entry has the same position in the chain'
-                    WHEN expected_prev IS NULL THEN 'an entry before this one is missing'
-                    WHEN NOT content_ok THEN 'the entry was altered after it was written'
-                    ELSE 'the entry does not link to the one before it' END AS reason
-        FROM linked
-        WHERE "seq" > ${fromSeq}::bigint AND (prev_seq = "seq" OR expected_prev IS NULL OR NOT content_ok OR "prev_hash" <> expected_prev)
-        ORDER BY "seq" LIMIT 1
-      ),
-      last AS (
-        SELECT "seq", "hash" FROM (
-          SELECT "seq", "hash" FROM chain
-          UNION ALL
-          SELECT "seq", "hash" FROM "audit_chain_anchors" WHERE "workspace_id" = ${workspaceId}::uuid
-            AND "seq" >= ${fromSeq}::bigint
-        ) ends ORDER BY "seq" DESC LIMIT 1
-      )
-      SELECT (SELECT count(*) FROM chain) AS entries,
-             (SELECT json_build_object('id', "id", 'hash', "hash", 'contentOk', content_ok) FROM chain
-              WHERE "seq" = ${fromSeq}::bigint AND ${fromSeq}::bigint > 0 LIMIT 1) AS anchor,
-             (SELECT "seq" FROM last) AS last_seq, (SELECT "hash" FROM last) AS last_hash,
-             b."id" AS broken_id, b."seq" AS broken_seq, b.reason,
+    );
+  }
+
+  /** Entries read by one statement of `verifyChainFrom`. */
+  verifyBatch = VERIFY_BATCH;
+
+  private async checkChain(
+    db: AppPrismaClient,
+    workspaceId: string,
+    fromSeq: number,
+  ): Promise<ChainVerification & { anchor?: { id: string; hash: string; contentOk: boolean } }> {
+    const [ends] = await db.$queryRaw<
+      {
+        first_seq: bigint | null;
+        last_seq: bigint | null;
+        last_hash: string | null;
+        anchor: { id: string; hash: string; contentOk: boolean } | null;
+        head_seq: bigint | null;
+        head_hash: string | null;
+        unsealed: bigint;
+      }[]
+    >`
+      SELECT (SELECT min("seq") FROM "audit_log_sealed" WHERE "workspace_id" = ${workspaceId}::uuid
+                AND "seq" >= ${fromSeq}::bigint) AS first_seq,
+             last."seq" AS last_seq, last."hash" AS last_hash,
+             (SELECT json_build_object('id', a."id", 'hash', a."hash", 'contentOk', a."hash" = "audit_log_digest"(a."prev_hash", a))
+              FROM "audit_log_sealed" a WHERE a."workspace_id" = ${workspaceId}::uuid AND a."seq" = ${fromSeq}::bigint
+                AND ${fromSeq}::bigint > 0 LIMIT 1) AS anchor,
              h."seq" AS head_seq, h."hash" AS head_hash,
              (SELECT count(*) FROM "audit_log_inbox" WHERE "workspace_id" = ${workspaceId}::uuid) AS unsealed
-      FROM (SELECT 1) one LEFT JOIN first_broken b ON true
-      LEFT JOIN "audit_chain_heads" h ON h."workspace_id" = ${workspaceId}::uuid`,
-    );
-    const head = result.head_seq === null ? undefined : { seq: result.head_seq, hash: result.head_hash! };
-    const entries = Number(result.entries);
-    const unsealed = Number(result.unsealed);
-    const anchor = result.anchor ? { anchor: result.anchor } : {};
-    if (result.broken_seq !== null) {
-      return {
-        intact: false,
-        entries,
-        headHash: head?.hash ?? null,
-        unsealed,
-        firstBroken: { id: result.broken_id, seq: Number(result.broken_seq), reason: result.reason! },
-        ...anchor,
-      };
+      FROM (SELECT 1) one
+      -- Where the chain ends: its last entry, or the anchor retention recorded when it removed that one.
+      LEFT JOIN LATERAL (
+        SELECT "seq", "hash" FROM (
+          (SELECT "seq", "hash" FROM "audit_log_sealed" WHERE "workspace_id" = ${workspaceId}::uuid
+             AND "seq" >= ${fromSeq}::bigint ORDER BY "seq" DESC LIMIT 1)
+          UNION ALL
+          (SELECT "seq", "hash" FROM "audit_chain_anchors" WHERE "workspace_id" = ${workspaceId}::uuid
+             AND "seq" >= ${fromSeq}::bigint ORDER BY "seq" DESC LIMIT 1)
+        ) ends ORDER BY "seq" DESC LIMIT 1
+      ) last ON true
+      LEFT JOIN "audit_chain_heads" h ON h."workspace_id" = ${workspaceId}::uuid`;
+    const head = ends.head_seq === null ? undefined : { seq: ends.head_seq, hash: ends.head_hash! };
+    const unsealed = Number(ends.unsealed);
+    const anchor = ends.anchor ? { anchor: ends.anchor } : {};
+    let entries = 0;
+    // Each batch checks the positions [lo, lo + verifyBatch) and reads, for the link of its first
+    // entry, the entries at `linkFrom`, the last position read before it.
+    let lo = ends.first_seq;
+    let linkFrom = lo;
+    while (lo !== null) {
+      const hi = lo + BigInt(this.verifyBatch);
+      const [batch] = await db.$queryRaw<
+        { entries: bigint; broken: string[] | null; last_read: bigint | null; next_seq: bigint | null }[]
+      >`
+        SELECT count(*) FILTER (WHERE "seq" >= ${lo}::bigint) AS entries,
+               -- [seq, fault] of the first fault: the lowest position, then the lowest fault code.
+               min(ARRAY["seq", fault]) FILTER (WHERE fault IS NOT NULL)::text[] AS broken,
+               max("seq") AS last_read,
+               (SELECT min("seq") FROM "audit_log_sealed" WHERE "workspace_id" = ${workspaceId}::uuid
+                  AND "seq" >= ${hi}::bigint) AS next_seq
+        FROM (
+          SELECT c."seq",
+                 CASE WHEN c."seq" < ${lo}::bigint OR c."seq" <= ${fromSeq}::bigint THEN NULL
+                      WHEN c.prev_seq = c."seq" THEN ${FAULT.duplicate}::bigint
+                      -- The hash this entry must link to: the entry before it, or, where retention
+                      -- removed that one, the anchor retention recorded for it; '' for the first entry.
+                      WHEN expected_prev IS NULL THEN ${FAULT.missingBefore}::bigint
+                      WHEN NOT c.content_ok THEN ${FAULT.altered}::bigint
+                      WHEN c."prev_hash" <> expected_prev THEN ${FAULT.unlinked}::bigint END AS fault
+          FROM (
+            SELECT c.*, CASE WHEN c.prev_seq = c."seq" - 1 THEN c.prev_hash_kept
+                             WHEN x."seq" IS NOT NULL THEN x."hash"
+                             WHEN c."seq" = 1 AND c.prev_seq IS NULL THEN '' END AS expected_prev
+            FROM (
+              SELECT a."seq", a."prev_hash", a."hash" = "audit_log_digest"(a."prev_hash", a) AS content_ok,
+                     lag(a."seq") OVER w AS prev_seq, lag(a."hash") OVER w AS prev_hash_kept
+              FROM "audit_log_sealed" a
+              WHERE a."workspace_id" = ${workspaceId}::uuid AND a."seq" >= ${linkFrom}::bigint AND a."seq" < ${hi}::bigint
+              WINDOW w AS (ORDER BY a."seq")
+            ) c LEFT JOIN "audit_chain_anchors" x ON x."workspace_id" = ${workspaceId}::uuid AND x."seq" = c."seq" - 1
+          ) c
+        ) checked`;
+      entries += Number(batch.entries);
+      if (batch.broken) {
+        const seq = BigInt(batch.broken[0]);
+        const [entry] = await db.$queryRaw<{ id: string }[]>`
+          SELECT "id" FROM "audit_log_sealed" WHERE "workspace_id" = ${workspaceId}::uuid AND "seq" = ${seq}::bigint
+          ORDER BY "id" LIMIT 1`;
+        return {
+          intact: false,
+          entries,
+          headHash: head?.hash ?? null,
+          unsealed,
+          firstBroken: { id: entry?.id ?? null, seq: Number(seq), reason: FAULT_REASONS[Number(batch.broken[1])] },
+          ...anchor,
+        };
+      }
+      if (batch.last_read !== null) linkFrom = batch.last_read;
+      lo = batch.next_seq;
     }
-    if ((head?.seq ?? 0n) !== (result.last_seq ?? 0n) || (head && head.hash !== result.last_hash)) {
+    if ((head?.seq ?? 0n) !== (ends.last_seq ?? 0n) || (head && head.hash !== ends.last_hash)) {
       return {
         intact: false,
         entries,
@@ -505,7 +564,7 @@ export class AuditLogsService {
         unsealed,
         firstBroken: {
           id: null,
-          seq: Number(result.last_seq ?? 0n) + 1,
+          seq: Number(ends.last_seq ?? 0n) + 1,
           reason: 'entries at the end of the chain are missing',
         },
         ...anchor,
