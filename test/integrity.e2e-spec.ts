@@ -231,6 +231,24 @@ describe('Audit log integrity', () => {
       });
     });
 
+    it.each([
+      ['below the first (-5)', '-5', 'the entry is outside the chain (its positions start at 1)'],
+      ['at the smallest bigint', '-9223372036854775808', 'the entry is outside the chain (its positions start at 1)'],
+      ['at the largest bigint', '9223372036854775807', 'an entry before this one is missing'],
+    ])('reports a copied entry given a position %s', async (_label, seq, reason) => {
+      const isolated = await createWorkspace(t.app, `Position ${seq}`);
+      await new ResourceFactory(t.http, isolated.workspaceId, isolated.admin.auth).create('segments');
+      await seal();
+      await tamper(
+        `INSERT INTO audit_log_sealed SELECT (jsonb_populate_record(a, jsonb_build_object('id', gen_random_uuid(), 'seq', $2::bigint))).*
+         FROM audit_log_sealed a WHERE id = $1`,
+        [await at(2, isolated), seq],
+      );
+      const result = await verify(isolated);
+      expect(result).toMatchObject({ intact: false, firstBroken: { reason } });
+      expect(result.firstBroken!.seq).toBe(Number(seq)); // a JSON number: the nearest double past 2^53
+    });
+
     it('reports an entry that a forger re-hashed, at the next link', async () => {
       const isolated = await createWorkspace(t.app, 'Forged');
       const forged = new ResourceFactory(t.http, isolated.workspaceId, isolated.admin.auth);

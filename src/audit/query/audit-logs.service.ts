@@ -46,12 +46,15 @@ const EXPORT_BATCH = 5000;
 const INBOX_IN_MEMORY = 10_000;
 /** Chain positions `verify` checks per statement: about a second of hashing on one core. */
 export const VERIFY_BATCH = 100_000;
+const MIN_BIGINT = -(2n ** 63n);
+const MAX_BIGINT = 2n ** 63n - 1n;
 /** How long `verify` waits for a connection, and how long its snapshot may stay open. */
 const VERIFY_MAX_WAIT_MS = 30_000;
 const VERIFY_TIMEOUT_MS = 60 * 60_000;
 /** What `verify` can find wrong with an entry, in the order it is checked. */
-const FAULT = { duplicate: 0, missingBefore: 1, altered: 2, unlinked: 3 } as const;
+const FAULT = { outside: 0, duplicate: 1, missingBefore: 2, altered: 3, unlinked: 4 } as const;
 const FAULT_REASONS = [
+  'the entry is outside the chain (its positions start at 1)',
   'another entry has the same position in the chain',
   'an entry before this one is missing',
   'the entry was altered after it was written',
@@ -466,6 +469,9 @@ export class AuditLogsService {
     workspaceId: string,
     fromSeq: number,
   ): Promise<ChainVerification & { anchor?: { id: string; hash: string; contentOk: boolean } }> {
+    // The whole chain is every entry of the workspace, whatever position a forger gave it; from a
+    // digest, the entries from its position on, the one at that position trusted (the anchor).
+    const floor = fromSeq > 0 ? BigInt(fromSeq) : MIN_BIGINT;
     const [ends] = await db.$queryRaw<
       {
         first_seq: bigint | null;
@@ -478,7 +484,7 @@ export class AuditLogsService {
       }[]
     >`
       SELECT (SELECT min("seq") FROM "audit_log_sealed" WHERE "workspace_id" = ${workspaceId}::uuid
-                AND "seq" >= ${fromSeq}::bigint) AS first_seq,
+                AND "seq" >= ${floor}::bigint) AS first_seq,
              last."seq" AS last_seq, last."hash" AS last_hash,
              (SELECT json_build_object('id', a."id", 'hash', a."hash", 'contentOk', a."hash" = "audit_log_digest"(a."prev_hash", a))
               FROM "audit_log_sealed" a WHERE a."workspace_id" = ${workspaceId}::uuid AND a."seq" = ${fromSeq}::bigint
@@ -490,7 +496,7 @@ export class AuditLogsService {
       LEFT JOIN LATERAL (
         SELECT "seq", "hash" FROM (
           (SELECT "seq", "hash" FROM "audit_log_sealed" WHERE "workspace_id" = ${workspaceId}::uuid
-             AND "seq" >= ${fromSeq}::bigint ORDER BY "seq" DESC LIMIT 1)
+             AND "seq" >= ${floor}::bigint ORDER BY "seq" DESC LIMIT 1)
           UNION ALL
           (SELECT "seq", "hash" FROM "audit_chain_anchors" WHERE "workspace_id" = ${workspaceId}::uuid
              AND "seq" >= ${fromSeq}::bigint ORDER BY "seq" DESC LIMIT 1)
@@ -501,12 +507,12 @@ export class AuditLogsService {
     const unsealed = Number(ends.unsealed);
     const anchor = ends.anchor ? { anchor: ends.anchor } : {};
     let entries = 0;
-    // Each batch checks the positions [lo, lo + verifyBatch) and reads, for the link of its first
-    // entry, the entries at `linkFrom`, the last position read before it.
+    // Each batch checks the positions [lo, hi] and reads, for the link of its first entry, the
+    // entries at `linkFrom`, the last position read before it.
     let lo = ends.first_seq;
     let linkFrom = lo;
     while (lo !== null) {
-      const hi = lo + BigInt(this.verifyBatch);
+      const hi = lo <= MAX_BIGINT - BigInt(this.verifyBatch) ? lo + BigInt(this.verifyBatch) - 1n : MAX_BIGINT;
       const [batch] = await db.$queryRaw<
         { entries: bigint; broken: string[] | null; last_read: bigint | null; next_seq: bigint | null }[]
       >`
@@ -515,10 +521,11 @@ export class AuditLogsService {
                min(ARRAY["seq", fault]) FILTER (WHERE fault IS NOT NULL)::text[] AS broken,
                max("seq") AS last_read,
                (SELECT min("seq") FROM "audit_log_sealed" WHERE "workspace_id" = ${workspaceId}::uuid
-                  AND "seq" >= ${hi}::bigint) AS next_seq
+                  AND "seq" > ${hi}::bigint) AS next_seq
         FROM (
           SELECT c."seq",
-                 CASE WHEN c."seq" < ${lo}::bigint OR c."seq" <= ${fromSeq}::bigint THEN NULL
+                 CASE WHEN c."seq" < ${lo}::bigint OR (${fromSeq}::bigint > 0 AND c."seq" <= ${fromSeq}::bigint) THEN NULL
+                      WHEN c."seq" < 1 THEN ${FAULT.outside}::bigint
                       WHEN c.prev_seq = c."seq" THEN ${FAULT.duplicate}::bigint
                       -- The hash this entry must link to: the entry before it, or, where retention
                       -- removed that one, the anchor retention recorded for it; '' for the first entry.
@@ -526,16 +533,19 @@ export class AuditLogsService {
                       WHEN NOT c.content_ok THEN ${FAULT.altered}::bigint
                       WHEN c."prev_hash" <> expected_prev THEN ${FAULT.unlinked}::bigint END AS fault
           FROM (
-            SELECT c.*, CASE WHEN c.prev_seq = c."seq" - 1 THEN c.prev_hash_kept
+            -- (Positions below 1 are faults of their own, and never have 1 subtracted: no overflow.)
+            SELECT c.*, CASE WHEN c."seq" < 1 THEN NULL
+                             WHEN c.prev_seq = c."seq" - 1 THEN c.prev_hash_kept
                              WHEN x."seq" IS NOT NULL THEN x."hash"
                              WHEN c."seq" = 1 AND c.prev_seq IS NULL THEN '' END AS expected_prev
             FROM (
               SELECT a."seq", a."prev_hash", a."hash" = "audit_log_digest"(a."prev_hash", a) AS content_ok,
                      lag(a."seq") OVER w AS prev_seq, lag(a."hash") OVER w AS prev_hash_kept
               FROM "audit_log_sealed" a
-              WHERE a."workspace_id" = ${workspaceId}::uuid AND a."seq" >= ${linkFrom}::bigint AND a."seq" < ${hi}::bigint
+              WHERE a."workspace_id" = ${workspaceId}::uuid AND a."seq" >= ${linkFrom}::bigint AND a."seq" <= ${hi}::bigint
               WINDOW w AS (ORDER BY a."seq")
-            ) c LEFT JOIN "audit_chain_anchors" x ON x."workspace_id" = ${workspaceId}::uuid AND x."seq" = c."seq" - 1
+            ) c LEFT JOIN "audit_chain_anchors" x ON x."workspace_id" = ${workspaceId}::uuid
+              AND x."seq" = greatest(c."seq", 1) - 1
           ) c
         ) checked`;
       entries += Number(batch.entries);
