@@ -29,17 +29,10 @@ import { verifyExportOffline } from '../src/audit/digests/offline-verify';
 import { AuditLogsService } from '../src/audit/query/audit-logs.service';
 import { AuditSealerService } from '../src/audit/seal/audit-sealer.service';
 import { ResourceFactory } from './factories';
-import { withAdminClient } from './database';
+import { createAppRole } from './database';
 import { createTestApp, createWorkspace, type TestApp, type TestWorkspace } from './test-app';
 
 const run = promisify(execFile);
-
-/** A login role with exactly the application's rights (as in integrity.e2e-spec.ts, without running that suite). */
-async function createAppRole(): Promise<{ name: string; drop(): Promise<void> }> {
-  const name = `audit_app_test_${randomUUID().slice(0, 8)}`;
-  await withAdminClient((c) => c.query(`CREATE ROLE "${name}" LOGIN IN ROLE audit_log_app`));
-  return { name, drop: () => withAdminClient((c) => c.query(`DROP ROLE IF EXISTS "${name}"`)).then(() => undefined) };
-}
 
 function asUser(url: string, user: string): string {
   const parsed = new URL(url);
