@@ -51,6 +51,8 @@ const MAX_BIGINT = 2n ** 63n - 1n;
 /** How long `verify` waits for a connection, and how long its snapshot may stay open. */
 const VERIFY_MAX_WAIT_MS = 30_000;
 const VERIFY_TIMEOUT_MS = 60 * 60_000;
+/** A verification from a position: the chain's outcome, and the entry at that position (the anchor). */
+type ChainCheck = ChainVerification & { anchor?: { id: string; hash: string; contentOk: boolean } };
 /** What `verify` can find wrong with an entry, in the order it is checked. */
 const FAULT = { outside: 0, duplicate: 1, missingBefore: 2, altered: 3, unlinked: 4 } as const;
 const FAULT_REASONS = [
@@ -438,10 +440,38 @@ export class AuditLogsService {
    * REPEATABLE READ snapshot: a seal or a retention run committed meanwhile cannot make the head
    * disagree with the chain.
    */
-  async verifyChainFrom(
-    workspaceId: string,
-    fromSeq: number,
-  ): Promise<ChainVerification & { anchor?: { id: string; hash: string; contentOk: boolean } }> {
+  verifyChainFrom(workspaceId: string, fromSeq: number): Promise<ChainCheck> {
+    // One check of a workspace's chain at a time in this process, and at most one waiting per
+    // starting position, which every request for it that arrives meanwhile shares: it has not sealed
+    // yet, so its answer covers everything committed before each of them. A long chain takes minutes
+    // and a database connection; repeated requests cost neither.
+    let lane = this.chainChecks.get(workspaceId);
+    if (!lane) {
+      lane = { tail: Promise.resolve(), waiting: new Map() };
+      this.chainChecks.set(workspaceId, lane);
+    }
+    const current = lane;
+    const waiting = current.waiting.get(fromSeq);
+    if (waiting) return waiting;
+    const check = current.tail.then(() => {
+      current.waiting.delete(fromSeq);
+      return this.checkChainNow(workspaceId, fromSeq);
+    });
+    current.waiting.set(fromSeq, check);
+    const settled = check.then(
+      () => undefined,
+      () => undefined,
+    );
+    current.tail = settled;
+    void settled.then(() => {
+      if (current.tail === settled) this.chainChecks.delete(workspaceId);
+    });
+    return check;
+  }
+
+  private readonly chainChecks = new Map<string, { tail: Promise<void>; waiting: Map<number, Promise<ChainCheck>> }>();
+
+  private async checkChainNow(workspaceId: string, fromSeq: number): Promise<ChainCheck> {
     await this.sealer.seal();
     // On a replica: once it has replayed the seal above, or else on the primary.
     return this.reads.readCaughtUp((db) =>
@@ -464,11 +494,7 @@ export class AuditLogsService {
   /** Entries read by one statement of `verifyChainFrom`. */
   verifyBatch = VERIFY_BATCH;
 
-  private async checkChain(
-    db: AppPrismaClient,
-    workspaceId: string,
-    fromSeq: number,
-  ): Promise<ChainVerification & { anchor?: { id: string; hash: string; contentOk: boolean } }> {
+  private async checkChain(db: AppPrismaClient, workspaceId: string, fromSeq: number): Promise<ChainCheck> {
     // The whole chain is every entry of the workspace, whatever position a forger gave it; from a
     // digest, the entries from its position on, the one at that position trusted (the anchor).
     const floor = fromSeq > 0 ? BigInt(fromSeq) : MIN_BIGINT;
