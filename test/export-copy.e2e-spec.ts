@@ -136,6 +136,9 @@ describe('GET /audit-logs/export through COPY', () => {
     ['csv', { resourceName: 'back\\slash' }],
     ['csv', { action: 'created,deleted' }],
     ['ndjson', { from: '2026-11-20T09:59:58.000Z', to: '2026-11-20T10:00:03.000Z' }],
+    // Older than every unsealed entry: nothing to merge.
+    ['csv', { to: '2026-11-20T10:00:00.000Z' }],
+    ['ndjson', { to: '2026-11-20T10:00:00.000Z' }],
   ] as const)('%s %j: the same bytes as the batches, unsealed entries in their place', async (format, filter) => {
     const { rows } = await db.query<{ n: string }>('SELECT count(*) AS n FROM audit_log_inbox');
     expect(Number(rows[0].n)).toBeGreaterThanOrEqual(6);

@@ -22,7 +22,8 @@ function entryOf(line: Json): { entry: ChainedEntryFields; hash: string } | stri
   }
   const c = chain;
   const seq = integer(c.seq);
-  if (c.seq === null) return null; // not sealed yet
+  // Not sealed yet: no position and no hash. A hash with no position is an entry taken out of the chain.
+  if (c.seq === null) return c.hash === null ? null : 'it has a chain hash but no position in the chain (seq is null)';
   const fields = {
     id: text(line.id),
     occurredAt: text(line.occurredAt),
@@ -165,7 +166,10 @@ export function verifyExportOffline(exportText: string, digestText: string, publ
     broken++;
     fail(`chain links: entry ${chain[0].entry.id} (seq 1) does not start the chain`);
   } else if (first > 1) {
-    note(`chain links: the export starts at seq ${first}; earlier entries are not in it`);
+    note(
+      `chain links: the export starts at seq ${first}; earlier entries are not in it (removed by retention, or ` +
+        `deleted: GET …/audit-logs/verify checks that against the anchors retention recorded)`,
+    );
   }
   for (let i = 1; i < chain.length && broken < 10; i++) {
     const [before, entry] = [chain[i - 1], chain[i]];

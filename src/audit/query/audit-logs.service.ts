@@ -480,6 +480,9 @@ export class AuditLogsService {
           // The entries come in seq order from the (workspace_id, seq) index. A sort instead (the
           // planner may prefer a bitmap scan for a range) would hold whole entries, on disk past work_mem.
           await tx.$executeRaw`SET LOCAL enable_sort = off`;
+          // The locks before the snapshot (which the first read takes): a retention run that is dropping
+          // a month is waited for, and then seen whole, the month gone and the anchor it left.
+          await tx.$executeRaw`LOCK TABLE "audit_log_sealed", "audit_chain_anchors" IN ACCESS SHARE MODE`;
           return this.checkChain(tx as unknown as AppPrismaClient, workspaceId, fromSeq);
         },
         {
@@ -507,16 +510,21 @@ export class AuditLogsService {
         head_seq: bigint | null;
         head_hash: string | null;
         unsealed: bigint;
+        unplaced: string | null;
       }[]
     >`
       SELECT (SELECT min("seq") FROM "audit_log_sealed" WHERE "workspace_id" = ${workspaceId}::uuid
                 AND "seq" >= ${floor}::bigint) AS first_seq,
              last."seq" AS last_seq, last."hash" AS last_hash,
-             (SELECT json_build_object('id', a."id", 'hash', a."hash", 'contentOk', a."hash" = "audit_log_digest"(a."prev_hash", a))
+             (SELECT json_build_object('id', a."id", 'hash', a."hash",
+                                       'contentOk', a."hash" IS NOT DISTINCT FROM "audit_log_digest"(a."prev_hash", a))
               FROM "audit_log_sealed" a WHERE a."workspace_id" = ${workspaceId}::uuid AND a."seq" = ${fromSeq}::bigint
                 AND ${fromSeq}::bigint > 0 LIMIT 1) AS anchor,
              h."seq" AS head_seq, h."hash" AS head_hash,
-             (SELECT count(*) FROM "audit_log_inbox" WHERE "workspace_id" = ${workspaceId}::uuid) AS unsealed
+             (SELECT count(*) FROM "audit_log_inbox" WHERE "workspace_id" = ${workspaceId}::uuid) AS unsealed,
+             -- An entry with no position at all (only if someone dropped the column's NOT NULL).
+             (SELECT "id" FROM "audit_log_sealed" WHERE "workspace_id" = ${workspaceId}::uuid AND "seq" IS NULL
+              LIMIT 1) AS unplaced
       FROM (SELECT 1) one
       -- Where the chain ends: its last entry, or the anchor retention recorded when it removed that one.
       LEFT JOIN LATERAL (
@@ -532,6 +540,25 @@ export class AuditLogsService {
     const head = ends.head_seq === null ? undefined : { seq: ends.head_seq, hash: ends.head_hash! };
     const unsealed = Number(ends.unsealed);
     const anchor = ends.anchor ? { anchor: ends.anchor } : {};
+    /** Every entry the check covers, for a chain found broken before its end. */
+    const covered = async () => {
+      const [{ n }] = await db.$queryRaw<{ n: bigint }[]>`
+        SELECT (SELECT count(*) FROM "audit_log_sealed" WHERE "workspace_id" = ${workspaceId}::uuid
+                  AND "seq" >= ${floor}::bigint)
+             + (SELECT count(*) FROM "audit_log_sealed" WHERE "workspace_id" = ${workspaceId}::uuid
+                  AND "seq" IS NULL) AS n`;
+      return Number(n);
+    };
+    if (ends.unplaced !== null) {
+      return {
+        intact: false,
+        entries: await covered(),
+        headHash: head?.hash ?? null,
+        unsealed,
+        firstBroken: { id: ends.unplaced, seq: 0, reason: 'the entry has no position in the chain' },
+        ...anchor,
+      };
+    }
     let entries = 0;
     // Each batch checks the positions [lo, hi] and reads, for the link of its first entry, the
     // entries at `linkFrom`, the last position read before it.
@@ -550,14 +577,16 @@ export class AuditLogsService {
                   AND "seq" > ${hi}::bigint) AS next_seq
         FROM (
           SELECT c."seq",
-                 CASE WHEN c."seq" < ${lo}::bigint OR (${fromSeq}::bigint > 0 AND c."seq" <= ${fromSeq}::bigint) THEN NULL
+                 CASE WHEN c."seq" < ${lo}::bigint THEN NULL
                       WHEN c."seq" < 1 THEN ${FAULT.outside}::bigint
                       WHEN c.prev_seq = c."seq" THEN ${FAULT.duplicate}::bigint
+                      -- The anchor is trusted for its content and link, not for being alone at its position.
+                      WHEN c."seq" <= ${fromSeq}::bigint THEN NULL
                       -- The hash this entry must link to: the entry before it, or, where retention
                       -- removed that one, the anchor retention recorded for it; '' for the first entry.
                       WHEN expected_prev IS NULL THEN ${FAULT.missingBefore}::bigint
                       WHEN NOT c.content_ok THEN ${FAULT.altered}::bigint
-                      WHEN c."prev_hash" <> expected_prev THEN ${FAULT.unlinked}::bigint END AS fault
+                      WHEN c."prev_hash" IS DISTINCT FROM expected_prev THEN ${FAULT.unlinked}::bigint END AS fault
           FROM (
             -- (Positions below 1 are faults of their own, and never have 1 subtracted: no overflow.)
             SELECT c.*, CASE WHEN c."seq" < 1 THEN NULL
@@ -565,7 +594,7 @@ export class AuditLogsService {
                              WHEN x."seq" IS NOT NULL THEN x."hash"
                              WHEN c."seq" = 1 AND c.prev_seq IS NULL THEN '' END AS expected_prev
             FROM (
-              SELECT a."seq", a."prev_hash", a."hash" = "audit_log_digest"(a."prev_hash", a) AS content_ok,
+              SELECT a."seq", a."prev_hash", a."hash" IS NOT DISTINCT FROM "audit_log_digest"(a."prev_hash", a) AS content_ok,
                      lag(a."seq") OVER w AS prev_seq, lag(a."hash") OVER w AS prev_hash_kept
               FROM "audit_log_sealed" a
               WHERE a."workspace_id" = ${workspaceId}::uuid AND a."seq" >= ${linkFrom}::bigint AND a."seq" <= ${hi}::bigint
@@ -582,7 +611,7 @@ export class AuditLogsService {
           ORDER BY "id" LIMIT 1`;
         return {
           intact: false,
-          entries,
+          entries: await covered(),
           headHash: head?.hash ?? null,
           unsealed,
           firstBroken: { id: entry?.id ?? null, seq: Number(seq), reason: FAULT_REASONS[Number(batch.broken[1])] },
@@ -600,7 +629,8 @@ export class AuditLogsService {
         unsealed,
         firstBroken: {
           id: null,
-          seq: Number(ends.last_seq ?? 0n) + 1,
+          // Past the last entry left, or, when none is left from the digest on, at the digest's own.
+          seq: Number(ends.last_seq ?? BigInt(Math.max(fromSeq - 1, 0))) + 1,
           reason: 'entries at the end of the chain are missing',
         },
         ...anchor,
