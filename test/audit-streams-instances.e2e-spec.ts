@@ -8,19 +8,14 @@ import { createTestDatabase, type TestDatabase } from './database';
 import { signatureValid, StreamReceiver } from './stream-receiver';
 import { createTestApp, createWorkspace, type TestWorkspace } from './test-app';
 import { freePort } from './free-port';
+import { until } from './until';
 
 const ROOT = join(__dirname, '..');
 const SECRET = 'stream-secret-for-the-instances-test';
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 120_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${ms / 1000} s`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
+/** `until` for probes of processes that may not answer yet: a failed probe counts as not yet. */
+const untilAnswered = <T>(what: string, probe: () => Promise<T | undefined>, ms = 120_000) =>
+  until(what, () => probe().catch(() => undefined), ms, 200);
 
 /** The service as its own process (src/main.ts), as it runs in production, with fast stream timers. */
 class ServiceProcess {
@@ -49,7 +44,7 @@ class ServiceProcess {
       stdio: ['ignore', 'pipe', 'ignore'],
     });
     this.child.stdout!.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
-    await until(`${this.base} answering`, async () =>
+    await untilAnswered(`${this.base} answering`, async () =>
       (await fetch(`${this.base}/api/health`)).status === 200 ? true : undefined,
     );
   }
@@ -151,7 +146,7 @@ describe('Log streams across restarts and instances', () => {
     expect(created.status).toBe(201);
     const { id } = (await created.json()) as { id: string };
 
-    await until('the first entries delivered', async () => {
+    await untilAnswered('the first entries delivered', async () => {
       const rows = await logOf(ws.workspaceId);
       const accepted = new Set(receiver.accepted());
       return rows.filter((r) => r.resource_type === 'source').length === 25 && rows.every((r) => accepted.has(r.id))
@@ -163,7 +158,7 @@ describe('Log streams across restarts and instances', () => {
     await service.stop();
     await writeSources(ws.workspaceId, 30, 'while-down-');
     await service.start();
-    const failing = await until('the refused connection in the status', async () => {
+    const failing = await untilAnswered('the refused connection in the status', async () => {
       const res = await call(service, ws, `/${id}`);
       const body = (await res.json()) as { lastError: string | null; lagSeconds: number };
       return body.lastError ? body : undefined;
@@ -173,7 +168,7 @@ describe('Log streams across restarts and instances', () => {
     await receiver.open(); // the same port
     await writeSources(ws.workspaceId, 15, 'after-');
 
-    const log = await until('every entry sealed and delivered', async () => {
+    const log = await untilAnswered('every entry sealed and delivered', async () => {
       const rows = await logOf(ws.workspaceId);
       const accepted = new Set(receiver.accepted());
       const sources = rows.filter((r) => r.resource_type === 'source').length;
@@ -213,7 +208,7 @@ describe('Log streams across restarts and instances', () => {
       expect(res.status).toBe(201);
     }
     // One instance dies mid-delivery, without handing back what it holds: its leases run out (14 s here).
-    const holder = await until('every stream under way, one instance holding a stream', async () => {
+    const holder = await untilAnswered('every stream under way, one instance holding a stream', async () => {
       if (!paths.every((p) => receiver.accepted(p).length > 0)) return undefined;
       const { rows } = await db.query<{ owner: string }>(
         'SELECT lease_owner::text AS owner FROM audit_stream_deliveries WHERE lease_owner IS NOT NULL LIMIT 1',
@@ -222,7 +217,7 @@ describe('Log streams across restarts and instances', () => {
     });
     await holder.stop('SIGKILL');
     await writeSources(ws.workspaceId, 100, 'more-');
-    const log = await until('every entry delivered to the three streams', async () => {
+    const log = await untilAnswered('every entry delivered to the three streams', async () => {
       const rows = await logOf(ws.workspaceId);
       const sources = rows.filter((r) => r.resource_type === 'source').length;
       return sources === 300 &&

@@ -3,6 +3,7 @@ import { STREAM_RESOLVER, type StreamResolver } from '../src/audit/streams/strea
 import { ResourceFactory } from './factories';
 import { createTestApp, createWorkspace, type TestApp, type TestWorkspace } from './test-app';
 import { captureLogLines } from './log-capture';
+import { until } from './until';
 import { signatureValid, StreamReceiver } from './stream-receiver';
 
 const SECRET = 'whsec-0123456789abcdef-stream';
@@ -15,16 +16,6 @@ interface StreamJson {
   lastDeliveredAt: string | null;
   lagSeconds: number;
   lastError: string | null;
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, ms = 60_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${ms / 1000} s`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 /** Fast timers: a poll every 100 ms, sealing every 100 ms, a 1 s timeout, retries from 100 ms to 1 s. */

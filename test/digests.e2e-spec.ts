@@ -30,7 +30,7 @@ import { AuditLogsService } from '../src/audit/query/audit-logs.service';
 import { AuditSealerService } from '../src/audit/seal/audit-sealer.service';
 import { ResourceFactory } from './factories';
 import { createAppRole } from './database';
-import { createTestApp, createWorkspace, type TestApp, type TestWorkspace } from './test-app';
+import { createTestApp, createWorkspace, exportText, type TestApp, type TestWorkspace } from './test-app';
 
 const run = promisify(execFile);
 
@@ -624,20 +624,7 @@ describe('Signed digests and verification from a digest', () => {
   });
 
   describe('offline verification', () => {
-    const exportOf = async (ws: TestWorkspace, query = 'format=ndjson&chain=true') =>
-      (
-        await t.http
-          .get(`${base(ws)}/export?${query}`)
-          .set(ws.admin.auth)
-          .buffer(true)
-          .parse((res, cb) => {
-            let data = '';
-            res.setEncoding('utf8');
-            res.on('data', (c: string) => (data += c));
-            res.on('end', () => cb(null, data));
-          })
-          .expect(200)
-      ).body as string;
+    const exportOf = (ws: TestWorkspace, query?: string) => exportText(t, ws, query);
     const publicPem = async (keyId: string) =>
       (
         (await t.http.get('/api/audit-logs/public-keys').expect(200)).body as {

@@ -7,6 +7,7 @@ import { Client } from 'pg';
 import { AuditSealerService, INBOX_NOT_VACUUMED } from '../src/audit/seal/audit-sealer.service';
 import { createTestDatabase, type TestDatabase } from './database';
 import { freePort } from './free-port';
+import { until } from './until';
 import { createTestApp } from './test-app';
 
 const ROOT = join(__dirname, '..');
@@ -47,10 +48,9 @@ describe('Autovacuum of the inbox', () => {
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
     try {
-      const deadline = Date.now() + 60_000;
-      while (!output.includes(INBOX_NOT_VACUUMED) && child.exitCode === null && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
+      await until('the warning or an exit', () =>
+        output.includes(INBOX_NOT_VACUUMED) || child.exitCode !== null ? true : undefined,
+      );
       const warnings = output.split('\n').filter((line) => line.includes(INBOX_NOT_VACUUMED));
       expect(warnings).toHaveLength(1);
       expect(warnings[0]).toMatch(/WARN/);

@@ -4,6 +4,7 @@ import { AuditLogsService, VERIFY_BATCH } from '../src/audit/query/audit-logs.se
 import { AuditSealerService } from '../src/audit/seal/audit-sealer.service';
 import { runWithActor } from '../src/request-context/run-with-actor';
 import { ResourceFactory } from './factories';
+import { addSegmentUpdates } from './fixtures';
 import { createTestApp, createWorkspace, type TestApp, type TestWorkspace } from './test-app';
 import { asUser, createAppRole } from './database';
 
@@ -321,14 +322,7 @@ describe('Audit log integrity', () => {
 
   it('checks a workspace one verification at a time: requests that come meanwhile share the next check, which covers what they saw committed', async () => {
     const busy = await createWorkspace(t.app, 'Busy');
-    await superuser.query(
-      `SELECT audit_log_append(jsonb_agg(jsonb_build_object('id', gen_random_uuid(), 'workspace_id', $1::uuid,
-         'occurred_at', now() - make_interval(secs => 3000 - g), 'action', 'updated', 'resource_type', 'segment',
-         'resource_id', md5('busy-' || g % 20)::uuid, 'resource_name', 'Segment ' || g % 20, 'actor_name', 'Load',
-         'changes', '[]'::jsonb)))
-       FROM generate_series(1, 3000) g`,
-      [busy.workspaceId],
-    );
+    await addSegmentUpdates(superuser, busy.workspaceId, 3000, 10);
     await seal();
     const logs = t.app.get(AuditLogsService);
     logs.verifyBatch = 10; // 300 statements: the first check is still running while the others arrive

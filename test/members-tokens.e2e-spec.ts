@@ -5,6 +5,7 @@ import { asUser, createAppRole } from './database';
 import { type ApiAuditEntry, listAuditEntries } from './log-invariant';
 import { createTestApp, createWorkspace, type TestApp, type TestWorkspace } from './test-app';
 import { captureLogLines } from './log-capture';
+import { until } from './until';
 
 /**
  * Members and API tokens over HTTP (the contract's "Members and API tokens"), and the entries the
@@ -502,7 +503,11 @@ describe('Members and API tokens', () => {
         .expect(200);
       const lines = res.text.trim().split('\n');
       expect(lines.length).toBeGreaterThan(0);
-      const [entry] = await entries(ws, { resourceType: 'audit_log', action: 'exported' });
+      // Recorded once the download has ended, which can be a moment after the client has it all.
+      const entry = await until('the export recorded', async () => {
+        const [recorded] = await entries(ws, { resourceType: 'audit_log', action: 'exported' });
+        return recorded;
+      });
       expect(entry).toMatchObject({
         actionName: 'Audit log exported',
         resourceType: 'audit_log',

@@ -18,7 +18,8 @@ import { verifyExportOffline } from '../src/audit/digests/offline-verify';
 import { AuditLogsService, type ChainVerification, VERIFY_BATCH } from '../src/audit/query/audit-logs.service';
 import { AuditSealerService } from '../src/audit/seal/audit-sealer.service';
 import { ResourceFactory } from './factories';
-import { createTestApp, createWorkspace, type TestApp, type TestWorkspace } from './test-app';
+import { addSegmentUpdates } from './fixtures';
+import { createTestApp, createWorkspace, exportText, type TestApp, type TestWorkspace } from './test-app';
 
 const BATCHES = [VERIFY_BATCH, 3, 2, 1];
 
@@ -72,16 +73,7 @@ describe('Red team: hash-chain verification', () => {
     await append(ws, n);
     return ws;
   };
-  const append = async (ws: TestWorkspace, n: number) => {
-    await su.query(
-      `SELECT audit_log_append(jsonb_agg(jsonb_build_object('id', gen_random_uuid(), 'workspace_id', $1::uuid,
-         'occurred_at', now() - make_interval(secs => $2 - g), 'action', 'updated', 'resource_type', 'segment',
-         'resource_id', gen_random_uuid(), 'resource_name', 'Entry ' || g, 'changes', '[]'::jsonb)))
-       FROM generate_series(1, $2::int) g`,
-      [ws.workspaceId, n],
-    );
-    await seal();
-  };
+  const append = (ws: TestWorkspace, n: number) => addSegmentUpdates(su, ws.workspaceId, n, 10);
   const head = async (ws: TestWorkspace) =>
     Number(
       (await su.query<{ seq: string }>('SELECT seq FROM audit_chain_heads WHERE workspace_id = $1', [ws.workspaceId]))
@@ -113,23 +105,9 @@ describe('Red team: hash-chain verification', () => {
   const rehash = (where: string) =>
     `UPDATE audit_log_sealed SET hash = audit_log_digest(prev_hash, audit_log_sealed.*) WHERE ${where}`;
 
-  const exportOf = async (ws: TestWorkspace) =>
-    (
-      await t.http
-        .get(`/api/workspaces/${ws.workspaceId}/audit-logs/export?format=ndjson&chain=true`)
-        .set(ws.admin.auth)
-        .buffer(true)
-        .parse((res, cb) => {
-          let data = '';
-          res.setEncoding('utf8');
-          res.on('data', (c: string) => (data += c));
-          res.on('end', () => cb(null, data));
-        })
-        .expect(200)
-    ).body as string;
   const offline = async (ws: TestWorkspace, digest: Digest) =>
     verifyExportOffline(
-      await exportOf(ws),
+      await exportText(t, ws),
       JSON.stringify(digest),
       t.app.get(AuditSigningKeyService).current().publicKey,
     );

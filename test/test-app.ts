@@ -125,3 +125,19 @@ export async function createWorkspaceWithActors(t: TestApp): Promise<WorkspaceWi
     member: await actor(ws.member.id),
   };
 }
+
+/** The text of `GET …/audit-logs/export?{query}` of a workspace, as its admin downloads it. */
+export async function exportText(t: TestApp, ws: TestWorkspace, query = 'format=ndjson&chain=true'): Promise<string> {
+  const res = await t.http
+    .get(`/api/workspaces/${ws.workspaceId}/audit-logs/export?${query}`)
+    .set(ws.admin.auth)
+    .buffer(true)
+    .parse((response, done) => {
+      let data = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (data += chunk));
+      response.on('end', () => done(null, data));
+    })
+    .expect(200);
+  return res.body as string;
+}

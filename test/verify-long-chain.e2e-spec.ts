@@ -1,6 +1,6 @@
 import { Client } from 'pg';
 import { AuditLogsService } from '../src/audit/query/audit-logs.service';
-import { AuditSealerService } from '../src/audit/seal/audit-sealer.service';
+import { addSegmentUpdates } from './fixtures';
 import { createTestApp, createWorkspace, type TestApp } from './test-app';
 
 /**
@@ -25,15 +25,7 @@ describe('Verification of a long chain', () => {
   it('verifies a long chain in statements that write no temporary file', async () => {
     const long = await createWorkspace(t.app, 'Long');
     // 30,000 entries through the inbox, as the capture triggers add them, then sealed into the chain.
-    await superuser.query(
-      `SELECT audit_log_append(jsonb_agg(jsonb_build_object('id', gen_random_uuid(), 'workspace_id', $1::uuid,
-         'occurred_at', now() - make_interval(secs => 30000 - g), 'action', 'updated', 'resource_type', 'segment',
-         'resource_id', md5('long-' || g % 50)::uuid, 'resource_name', 'Segment ' || g % 50, 'actor_name', 'Load',
-         'changes', jsonb_build_array(jsonb_build_object('field', 'name', 'before', g, 'after', g + 1)))))
-       FROM generate_series(1, 30000) g`,
-      [long.workspaceId],
-    );
-    await t.app.get(AuditSealerService).seal();
+    await addSegmentUpdates(superuser, long.workspaceId, 30_000, 40);
     await superuser.query('ANALYZE audit_log_sealed'); // as autovacuum would: the planner knows the chain's size
     // A second instance of the service whose sessions may not write a single temporary file.
     const url = new URL(t.database.url);
