@@ -331,6 +331,17 @@ describe('Red team: hash-chain verification', () => {
         online: BATCHES.map(() => false),
         offline: false,
       });
+      const ghost = (
+        await su.query<{ id: string }>('SELECT id FROM audit_log_sealed WHERE workspace_id = $1 AND seq IS NULL', [
+          ws.workspaceId,
+        ])
+      ).rows[0].id;
+      for (const [, r] of results) {
+        expect(r.firstBroken).toEqual({ id: ghost, seq: 0, reason: 'the entry has no position in the chain' });
+      }
+      expect(report.lines.some((line) => line.startsWith('FAIL') && line.includes('no position in the chain'))).toBe(
+        true,
+      );
     });
 
     it('(fixed) an entry whose prev_hash is NULL (re-hashed) is not reported; the next one is, as unlinked', async () => {
