@@ -320,32 +320,47 @@ describe('Audit log integrity', () => {
     });
   });
 
-  it('checks a workspace one verification at a time: requests that come meanwhile share the next check, which covers what they saw committed', async () => {
-    const busy = await createWorkspace(t.app, 'Busy');
-    await addSegmentUpdates(superuser, busy.workspaceId, 3000, 10);
-    await seal();
-    const logs = t.app.get(AuditLogsService);
-    logs.verifyBatch = 10; // 300 statements: the first check is still running while the others arrive
-    const checks = jest.spyOn(logs as unknown as { checkChainNow: () => Promise<unknown> }, 'checkChainNow');
-    try {
-      let firstDone = false;
-      const first = verify(busy).finally(() => (firstDone = true));
-      while (checks.mock.calls.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
-      await new ResourceFactory(t.http, busy.workspaceId, busy.admin.auth).create('sources');
-      const later = Promise.all(Array.from({ length: 5 }, () => verify(busy)));
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      expect(firstDone).toBe(false); // otherwise this test shows nothing about requests that overlap
-      const [before, after] = [await first, await later];
-      expect(checks).toHaveBeenCalledTimes(2);
-      expect(before.intact).toBe(true);
-      for (const result of after) expect(result).toEqual(after[0]);
-      expect(after[0].intact).toBe(true);
-      expect(after[0].entries).toBeGreaterThan(before.entries); // the source created after the first began
-    } finally {
-      checks.mockRestore();
-      logs.verifyBatch = VERIFY_BATCH;
-    }
-  });
+  it.each(['GET …/verify', 'POST …/verify with one digest'])(
+    'checks a workspace one verification at a time: %s requests that come meanwhile share the next check, which covers what they saw committed',
+    async (kind) => {
+      const busy = await createWorkspace(t.app, `Busy ${kind}`);
+      // A digest before the 3,000 entries, so that the check from it reads them all too.
+      const digest = await t.app.get(AuditDigestsService).issue(busy.workspaceId);
+      await addSegmentUpdates(superuser, busy.workspaceId, 3000, 10);
+      await seal();
+      const check = async () =>
+        kind.startsWith('GET')
+          ? verify(busy)
+          : ((
+              await t.http
+                .post(`/api/workspaces/${busy.workspaceId}/audit-logs/verify`)
+                .set(busy.admin.auth)
+                .send({ digest })
+                .expect(200)
+            ).body as Awaited<ReturnType<typeof verify>>);
+      const logs = t.app.get(AuditLogsService);
+      logs.verifyBatch = 10; // 300 statements: the first check is still running while the others arrive
+      const checks = jest.spyOn(logs as unknown as { checkChainNow: () => Promise<unknown> }, 'checkChainNow');
+      try {
+        let firstDone = false;
+        const first = check().finally(() => (firstDone = true));
+        while (checks.mock.calls.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+        await new ResourceFactory(t.http, busy.workspaceId, busy.admin.auth).create('sources');
+        const later = Promise.all(Array.from({ length: 5 }, check));
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        expect(firstDone).toBe(false); // otherwise this test shows nothing about requests that overlap
+        const [before, after] = [await first, await later];
+        expect(checks).toHaveBeenCalledTimes(2);
+        expect(before.intact).toBe(true);
+        for (const result of after) expect(result).toEqual(after[0]);
+        expect(after[0].intact).toBe(true);
+        expect(after[0].entries).toBeGreaterThan(before.entries); // the source created after the first began
+      } finally {
+        checks.mockRestore();
+        logs.verifyBatch = VERIFY_BATCH;
+      }
+    },
+  );
 
   it('verification is for admins only', async () => {
     await t.http.get(`/api/workspaces/${ws.workspaceId}/audit-logs/verify`).set(ws.member.auth).expect(403);
