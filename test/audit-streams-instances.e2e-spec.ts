@@ -1,4 +1,3 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,61 +7,17 @@ import { createTestDatabase, type TestDatabase } from './database';
 import { signatureValid, StreamReceiver } from './stream-receiver';
 import { createTestApp, createWorkspace, type TestWorkspace } from './test-app';
 import { freePort } from './free-port';
+import { ServiceProcess } from './service-process';
 import { until } from './until';
 
-const ROOT = join(__dirname, '..');
 const SECRET = 'stream-secret-for-the-instances-test';
 
 /** `until` for probes of processes that may not answer yet: a failed probe counts as not yet. */
 const untilAnswered = <T>(what: string, probe: () => Promise<T | undefined>, ms = 120_000) =>
   until(what, () => probe().catch(() => undefined), ms, 200);
 
-/** The service as its own process (src/main.ts), as it runs in production, with fast stream timers. */
-class ServiceProcess {
-  private child?: ChildProcess;
-  private output = '';
-  base = '';
-
-  constructor(
-    private readonly env: Record<string, string>,
-    private readonly port: number,
-  ) {
-    this.base = `http://127.0.0.1:${port}`;
-  }
-
-  async start(): Promise<void> {
-    this.child = spawn(join(ROOT, 'node_modules', '.bin', 'ts-node'), ['--transpile-only', 'src/main.ts'], {
-      cwd: ROOT,
-      env: {
-        ...process.env,
-        NODE_OPTIONS: '',
-        NODE_ENV: 'production',
-        LOG_LEVEL: 'log',
-        PORT: String(this.port),
-        ...this.env,
-      },
-      stdio: ['ignore', 'pipe', 'ignore'],
-    });
-    this.child.stdout!.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
-    await untilAnswered(`${this.base} answering`, async () =>
-      (await fetch(`${this.base}/api/health`)).status === 200 ? true : undefined,
-    );
-  }
-
-  /** The id this process holds stream leases under, from its start-up log. */
-  leaseOwner(): string | undefined {
-    return /leases are held as ([0-9a-f-]{36})/.exec(this.output)?.[1];
-  }
-
-  /** SIGTERM, as an orchestrator stops it (or SIGKILL, as a crash), and wait for the exit. */
-  async stop(signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
-    const child = this.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.kill(signal);
-    await exited;
-  }
-}
+/** The id a service process holds stream leases under, from its start-up log. */
+const leaseOwner = (service: ServiceProcess) => /leases are held as ([0-9a-f-]{36})/.exec(service.output)?.[1];
 
 /**
  * Streams delivered by the service running as separate processes on one database: across a restart
@@ -213,7 +168,7 @@ describe('Log streams across restarts and instances', () => {
       const { rows } = await db.query<{ owner: string }>(
         'SELECT lease_owner::text AS owner FROM audit_stream_deliveries WHERE lease_owner IS NOT NULL LIMIT 1',
       );
-      return instances.find((s) => rows.length > 0 && s.leaseOwner() === rows[0].owner);
+      return instances.find((s) => rows.length > 0 && leaseOwner(s) === rows[0].owner);
     });
     await holder.stop('SIGKILL');
     await writeSources(ws.workspaceId, 100, 'more-');

@@ -1,4 +1,3 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,18 +6,9 @@ import { Client } from 'pg';
 import { createTestDatabase, type TestDatabase } from './database';
 import { createTestApp, createWorkspace, type TestWorkspace } from './test-app';
 import { freePort } from './free-port';
+import { ServiceProcess } from './service-process';
 
-const ROOT = join(__dirname, '..');
 const INSTANCES = 3;
-
-async function until(ready: () => Promise<boolean>, what: string, ms = 90_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await ready().catch(() => false)) return;
-    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${ms / 1000} s`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}
 
 /**
  * Three instances of the service, each its own process, on one PostgreSQL database: writes through
@@ -28,7 +18,7 @@ async function until(ready: () => Promise<boolean>, what: string, ms = 90_000): 
 describe('Several instances on one database', () => {
   let database: TestDatabase;
   let ws: TestWorkspace;
-  const servers: { child: ChildProcess; base: string }[] = [];
+  const servers: ServiceProcess[] = [];
   const keyFile = join(tmpdir(), `audit-instances-${process.pid}.pem`);
 
   beforeAll(async () => {
@@ -38,39 +28,23 @@ describe('Several instances on one database', () => {
     await setup.app.close();
     const secret = randomBytes(32).toString('hex');
     for (let i = 0; i < INSTANCES; i++) {
-      const port = await freePort();
-      const child = spawn(join(ROOT, 'node_modules', '.bin', 'ts-node'), ['--transpile-only', 'src/main.ts'], {
-        cwd: ROOT,
-        env: {
-          ...process.env,
-          NODE_OPTIONS: '',
-          NODE_ENV: 'production',
+      const service = new ServiceProcess(
+        {
           DATABASE_URL: database.url,
-          PORT: String(port),
           AUDIT_CURSOR_SECRET: secret,
           AUDIT_SEAL_INTERVAL_MS: '200',
           AUDIT_RATE_LIMIT: '100000',
           AUDIT_SIGNING_KEY_FILE: keyFile,
         },
-        stdio: 'ignore',
-      });
-      servers.push({ child, base: `http://127.0.0.1:${port}` });
+        await freePort(),
+      );
+      servers.push(service);
     }
-    for (const { base } of servers) {
-      await until(async () => (await fetch(`${base}/api/health`)).status === 200, `${base} answering`);
-    }
+    await Promise.all(servers.map((service) => service.start()));
   }, 120_000);
 
   afterAll(async () => {
-    const exits = servers.map(
-      ({ child }) =>
-        new Promise<void>((resolve) => {
-          if (child.exitCode !== null || child.signalCode !== null) resolve();
-          else child.once('exit', () => resolve());
-        }),
-    );
-    for (const { child } of servers) child.kill('SIGTERM');
-    await Promise.all(exits);
+    await Promise.all(servers.map((service) => service.stop()));
     rmSync(keyFile, { force: true });
     await database.drop();
   });
