@@ -238,6 +238,26 @@ export class AuditLogsService {
     private readonly sealer: AuditSealerService,
   ) {
     this.cursors = new AuditCursorCodec(config.cursorSecret);
+    this.checkSlots = Math.max(1, Math.floor(config.databasePoolSize / 4));
+  }
+
+  /** Chain checks this process runs at once, across workspaces: a quarter of the pool, at least one. */
+  private readonly checkSlots: number;
+  private checksRunning = 0;
+  private readonly checksWaiting: (() => void)[] = [];
+
+  /** Runs `fn` once fewer than `checkSlots` checks run, first come first served. */
+  private async inCheckSlot<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.checksRunning >= this.checkSlots) await new Promise<void>((resolve) => this.checksWaiting.push(resolve));
+    else this.checksRunning++;
+    try {
+      return await fn();
+    } finally {
+      const next = this.checksWaiting.shift();
+      if (next)
+        next(); // the slot passes to it
+      else this.checksRunning--;
+    }
   }
 
   async list(workspaceId: string, filter: AuditLogFilterDto, limit = 50, cursor?: string): Promise<AuditLogPage> {
@@ -471,7 +491,13 @@ export class AuditLogsService {
 
   private readonly chainChecks = new Map<string, { tail: Promise<void>; waiting: Map<number, Promise<ChainCheck>> }>();
 
-  private async checkChainNow(workspaceId: string, fromSeq: number): Promise<ChainCheck> {
+  private checkChainNow(workspaceId: string, fromSeq: number): Promise<ChainCheck> {
+    // A long chain holds a pool connection for minutes: checks of several workspaces take a share of
+    // the pool, and wait for one another beyond it, so that the rest of the API keeps its connections.
+    return this.inCheckSlot(() => this.sealAndCheck(workspaceId, fromSeq));
+  }
+
+  private async sealAndCheck(workspaceId: string, fromSeq: number): Promise<ChainCheck> {
     await this.sealer.seal();
     // On a replica: once it has replayed the seal above, or else on the primary.
     return this.reads.readCaughtUp((db) =>
