@@ -5,6 +5,7 @@ import { AuditSealerService } from '../src/audit/seal/audit-sealer.service';
 import { runWithActor } from '../src/request-context/run-with-actor';
 import { ResourceFactory } from './factories';
 import { addSegmentUpdates } from './fixtures';
+import { until } from './until';
 import { createTestApp, createWorkspace, type TestApp, type TestWorkspace } from './test-app';
 import { asUser, createAppRole } from './database';
 
@@ -344,7 +345,7 @@ describe('Audit log integrity', () => {
       try {
         let firstDone = false;
         const first = check().finally(() => (firstDone = true));
-        while (checks.mock.calls.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+        await until('the first check started', () => (checks.mock.calls.length > 0 ? true : undefined), 60_000, 5);
         await new ResourceFactory(t.http, busy.workspaceId, busy.admin.auth).create('sources');
         const later = Promise.all(Array.from({ length: 5 }, check));
         await new Promise((resolve) => setTimeout(resolve, 50));

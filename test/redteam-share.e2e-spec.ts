@@ -8,6 +8,7 @@ import { AuditSealerService } from '../src/audit/seal/audit-sealer.service';
 import { withAdminClient } from './database';
 import { ResourceFactory } from './factories';
 import { addSegmentUpdates } from './fixtures';
+import { until } from './until';
 import { createTestApp, createWorkspace, type TestApp, type TestWorkspace } from './test-app';
 
 /**
@@ -33,9 +34,8 @@ describe('Red team: shared chain checks', () => {
   const lanes = () => (logs() as unknown as { chainChecks: Map<string, Lane> }).chainChecks;
   const seal = () => t.app.get(AuditSealerService).seal();
   const spyChecks = () => jest.spyOn(logs() as unknown as { checkChainNow: () => Promise<unknown> }, 'checkChainNow');
-  const waitForCalls = async (spy: jest.SpyInstance, n: number) => {
-    while (spy.mock.calls.length < n) await sleep(5);
-  };
+  const waitForCalls = (spy: jest.SpyInstance, n: number) =>
+    until(`${n} checks started`, () => (spy.mock.calls.length >= n ? true : undefined), 60_000, 5);
 
   beforeAll(async () => {
     t = await createTestApp();

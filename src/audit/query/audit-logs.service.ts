@@ -5,6 +5,7 @@ import { type CopySession, inlineSql, withCopySession } from '../../database/cop
 import type { AppPrismaClient } from '../../database/prisma-client.factory';
 import { ReadDatabase } from '../../database/read-database';
 import { Prisma } from '../../generated/prisma/client';
+import pLimit from 'p-limit';
 import {
   actionNameSql,
   AUDIT_ACTIONS,
@@ -53,6 +54,8 @@ const VERIFY_MAX_WAIT_MS = 30_000;
 const VERIFY_TIMEOUT_MS = 60 * 60_000;
 /** A verification from a position: the chain's outcome, and the entry at that position (the anchor). */
 type ChainCheck = ChainVerification & { anchor?: { id: string; hash: string; contentOk: boolean } };
+/** One workspace's chain checks in this process: the last one queued, and the one waiting per starting position. */
+type ChainLane = { tail: Promise<void>; waiting: Map<number, Promise<ChainCheck>> };
 /** What `verify` can find wrong with an entry, in the order it is checked. */
 const FAULT = { outside: 0, duplicate: 1, missingBefore: 2, altered: 3, unlinked: 4 } as const;
 const FAULT_REASONS = [
@@ -238,27 +241,14 @@ export class AuditLogsService {
     private readonly sealer: AuditSealerService,
   ) {
     this.cursors = new AuditCursorCodec(config.cursorSecret);
-    this.checkSlots = Math.max(1, Math.floor(config.databasePoolSize / 4));
+    this.checkSlot = pLimit(Math.max(1, Math.floor(config.databasePoolSize / 4)));
   }
 
+  /** Entries read by one statement of `verifyChainFrom`. */
+  verifyBatch = VERIFY_BATCH;
   /** Chain checks this process runs at once, across workspaces: a quarter of the pool, at least one. */
-  private readonly checkSlots: number;
-  private checksRunning = 0;
-  private readonly checksWaiting: (() => void)[] = [];
-
-  /** Runs `fn` once fewer than `checkSlots` checks run, first come first served. */
-  private async inCheckSlot<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.checksRunning >= this.checkSlots) await new Promise<void>((resolve) => this.checksWaiting.push(resolve));
-    else this.checksRunning++;
-    try {
-      return await fn();
-    } finally {
-      const next = this.checksWaiting.shift();
-      if (next)
-        next(); // the slot passes to it
-      else this.checksRunning--;
-    }
-  }
+  private readonly checkSlot: pLimit.Limit;
+  private readonly chainChecks = new Map<string, ChainLane>();
 
   async list(workspaceId: string, filter: AuditLogFilterDto, limit = 50, cursor?: string): Promise<AuditLogPage> {
     const after = cursor ? this.cursors.decode(workspaceId, cursor) : undefined;
@@ -465,36 +455,30 @@ export class AuditLogsService {
     // starting position, which every request for it that arrives meanwhile shares: it has not sealed
     // yet, so its answer covers everything committed before each of them. A long chain takes minutes
     // and a database connection; repeated requests cost neither.
-    let lane = this.chainChecks.get(workspaceId);
-    if (!lane) {
-      lane = { tail: Promise.resolve(), waiting: new Map() };
-      this.chainChecks.set(workspaceId, lane);
-    }
-    const current = lane;
-    const waiting = current.waiting.get(fromSeq);
+    const lane: ChainLane = this.chainChecks.get(workspaceId) ?? { tail: Promise.resolve(), waiting: new Map() };
+    this.chainChecks.set(workspaceId, lane);
+    const waiting = lane.waiting.get(fromSeq);
     if (waiting) return waiting;
-    const check = current.tail.then(() => {
-      current.waiting.delete(fromSeq);
+    const check = lane.tail.then(() => {
+      lane.waiting.delete(fromSeq);
       return this.checkChainNow(workspaceId, fromSeq);
     });
-    current.waiting.set(fromSeq, check);
+    lane.waiting.set(fromSeq, check);
     const settled = check.then(
       () => undefined,
       () => undefined,
     );
-    current.tail = settled;
+    lane.tail = settled;
     void settled.then(() => {
-      if (current.tail === settled) this.chainChecks.delete(workspaceId);
+      if (lane.tail === settled) this.chainChecks.delete(workspaceId);
     });
     return check;
   }
 
-  private readonly chainChecks = new Map<string, { tail: Promise<void>; waiting: Map<number, Promise<ChainCheck>> }>();
-
   private checkChainNow(workspaceId: string, fromSeq: number): Promise<ChainCheck> {
     // A long chain holds a pool connection for minutes: checks of several workspaces take a share of
     // the pool, and wait for one another beyond it, so that the rest of the API keeps its connections.
-    return this.inCheckSlot(() => this.sealAndCheck(workspaceId, fromSeq));
+    return this.checkSlot(() => this.sealAndCheck(workspaceId, fromSeq));
   }
 
   private async sealAndCheck(workspaceId: string, fromSeq: number): Promise<ChainCheck> {
@@ -519,9 +503,6 @@ export class AuditLogsService {
       ),
     );
   }
-
-  /** Entries read by one statement of `verifyChainFrom`. */
-  verifyBatch = VERIFY_BATCH;
 
   private async checkChain(db: AppPrismaClient, workspaceId: string, fromSeq: number): Promise<ChainCheck> {
     // The whole chain is every entry of the workspace, whatever position a forger gave it; from a
