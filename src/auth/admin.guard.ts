@@ -9,8 +9,13 @@ export class AdminGuard implements CanActivate {
 
   canActivate(): boolean {
     if (this.cls.get('workspaceRole') !== 'admin') {
-      throw new ForbiddenException('This route is for workspace admins only.');
+      throw adminsOnly();
     }
     return true;
   }
+}
+
+/** The refusal of a caller who is not (or no longer) an admin of the workspace. */
+export function adminsOnly(): ForbiddenException {
+  return new ForbiddenException('This route is for workspace admins only.');
 }

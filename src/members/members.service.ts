@@ -1,7 +1,10 @@
 import { Transactional, TransactionHost } from '@nestjs-cls/transactional';
 import type { TransactionalAdapterPrisma } from '@nestjs-cls/transactional-adapter-prisma';
 import { ConflictException, Injectable, NotFoundException } from '@nestjs/common';
+import { ClsService } from 'nestjs-cls';
+import { adminsOnly } from '../auth/admin.guard';
 import type { AppPrismaClient } from '../database/prisma-client.factory';
+import type { AppClsStore } from '../request-context/app-cls-store';
 import type { MemberRole } from './members.dto';
 
 export interface Member {
@@ -17,7 +20,10 @@ export interface Member {
  */
 @Injectable()
 export class MembersService {
-  constructor(private readonly txHost: TransactionHost<TransactionalAdapterPrisma<AppPrismaClient>>) {}
+  constructor(
+    private readonly txHost: TransactionHost<TransactionalAdapterPrisma<AppPrismaClient>>,
+    private readonly cls: ClsService<AppClsStore>,
+  ) {}
 
   private get prisma() {
     return this.txHost.tx;
@@ -71,7 +77,9 @@ export class MembersService {
   /**
    * Locks the member and the workspace's admins, in one order for every caller, so that two admins
    * demoting or removing each other at once cannot both succeed (nor deadlock): the second waits for
-   * the first and then counts the admins it left.
+   * the first and then counts the admins it left. The caller must still be among those admins once
+   * the lock is held: the AdminGuard read their role before the wait, and an admin demoted or
+   * removed meanwhile no longer changes anyone's membership.
    */
   private async lock(workspaceId: string, userId: string): Promise<{ member: Member; otherAdmins: number }> {
     const rows = await this.prisma.$queryRaw<Member[]>`
@@ -79,6 +87,9 @@ export class MembersService {
       FROM "memberships" m JOIN "users" u ON u."id" = m."user_id"
       WHERE m."workspace_id" = ${workspaceId}::uuid AND (m."role" = 'admin' OR m."user_id" = ${userId}::uuid)
       ORDER BY m."user_id" FOR UPDATE OF m`;
+    const actor = this.cls.get('actor');
+    const callerIsAdmin = actor?.kind !== 'user' || rows.some((r) => r.userId === actor.id && r.role === 'admin');
+    if (!callerIsAdmin) throw adminsOnly();
     const member = rows.find((r) => r.userId === userId);
     if (!member) throw new NotFoundException(`User ${userId} is not a member of this workspace.`);
     return { member, otherAdmins: rows.filter((r) => r.role === 'admin' && r.userId !== userId).length };
