@@ -9,14 +9,17 @@
  * `BENCH_ON_DATABASE=<its url> npm run bench:write`, or for BENCH_SEEDED_DATABASE=<its url>, which
  * migrates it and times the queries again without seeding); BENCH_EXPORT=quarter exports only the
  * last three months (a full export of a 20-million-entry workspace takes minutes); BENCH_STORAGE_ONLY=1
- * stops after the bytes per entry of the table and of each index. The seeding backend runs at the
- * lowest CPU priority (renice 19) where the server is on this machine and that is allowed.
+ * stops after the bytes per entry of the table and of each index; BENCH_COLD=1 empties the operating
+ * system's page cache before every timed request (as root, with the server on this machine), so that
+ * a log smaller than memory is read from the disk as a much larger one is: only what PostgreSQL's
+ * own buffers hold stays in memory. The seeding backend runs at the lowest CPU priority (renice 19)
+ * where the server is on this machine and that is allowed.
  */
 import type { INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { execFile } from 'node:child_process';
 import type { Server } from 'node:http';
-import { statfsSync } from 'node:fs';
+import { statfsSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import type { AddressInfo } from 'node:net';
 import { Client } from 'pg';
@@ -220,7 +223,7 @@ async function main(): Promise<void> {
   try {
     console.log(
       seeded
-        ? `bench:query — on ${new URL(seeded).pathname.slice(1)}, as seeded before, ${RUNS} runs per query`
+        ? `bench:query — on ${new URL(seeded).pathname.slice(1)}, as seeded before, ${RUNS} runs per query${process.env.BENCH_COLD === '1' ? ', page cache emptied before each' : ''}`
         : `bench:query — ${ROWS.toLocaleString('en')} entries, ${WORKSPACES} workspaces, ${RUNS} runs per query`,
     );
     const { workspaceId, token, entries } = seeded ? await reuse(seeded) : await withClient(database.url, seed);
@@ -241,9 +244,14 @@ async function main(): Promise<void> {
     await app.listen(0, '127.0.0.1');
     const base = `http://127.0.0.1:${((app.getHttpServer() as Server).address() as AddressInfo).port}/api/workspaces/${workspaceId}/audit-logs`;
     const headers = { Authorization: `Bearer ${token}` };
+    const cold = process.env.BENCH_COLD === '1';
     const get = async (
       query: Record<string, string>,
     ): Promise<{ ms: number; body: { items: { id: string }[]; nextCursor: string | null } }> => {
+      if (cold) {
+        await run('sync');
+        writeFileSync('/proc/sys/vm/drop_caches', '3');
+      }
       const start = process.hrtime.bigint();
       const res = await fetch(`${base}?${new URLSearchParams(query).toString()}`, { headers });
       const body = (await res.json()) as { items: { id: string }[]; nextCursor: string | null };

@@ -73,6 +73,8 @@ export async function schemaDrift(schemaText: string, client: Client): Promise<s
            array(SELECT a.attname || CASE WHEN (ix.indoption[k] & 1) = 1 THEN ' desc' ELSE '' END
                  FROM generate_subscripts(ix.indkey, 1) AS k
                  JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = ix.indkey[k]
+                 -- Key columns only: Prisma's schema has no words for an index's INCLUDE columns.
+                 WHERE k < ix.indnkeyatts
                  ORDER BY k) AS columns
     FROM pg_index ix
     JOIN pg_class t ON t.oid = ix.indrelid

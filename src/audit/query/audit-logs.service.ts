@@ -707,10 +707,28 @@ export class AuditLogsService {
     // rare one, where the walk reads the whole workspace). Try the newest entries first; if they do
     // not fill the page, look the name up among the resources (below).
     const nameMatch = Prisma.sql`"resource_name" ILIKE ${likePattern(name)}`;
+    // The window: the newest take × NAME_WINDOW entries that pass the other filters, as keys. Those of
+    // a resource that ever had a matching name are read whole and tested on the name they had. With
+    // a user filter the keys come from the (workspace, actor, time) index alone, which carries the
+    // type and the resource id: the table is read for the candidates only, not for every entry of
+    // the window. OFFSET 0 keeps each candidate's read a lookup rather than a join over the window.
     const recent = await db.$queryRaw<Row[]>`
       SELECT ${columns} FROM (
-        SELECT * FROM "audit_logs" WHERE ${predicate} ORDER BY "occurred_at" DESC, "id" DESC LIMIT ${take * NAME_WINDOW}
-      ) recent WHERE ${nameMatch} ORDER BY "occurred_at" DESC, "id" DESC LIMIT ${take}`;
+        SELECT "window_at", "window_id" FROM (
+          SELECT "occurred_at" AS "window_at", "id" AS "window_id", "resource_id" AS "window_resource"
+          FROM "audit_logs" WHERE ${predicate}
+          ORDER BY "occurred_at" DESC, "id" DESC LIMIT ${take * NAME_WINDOW}
+        ) walked
+        WHERE "window_resource" = ANY(ARRAY(
+          SELECT "resource_id" FROM "audit_resource_names" WHERE "workspace_id" = ${workspaceId}::uuid AND ${nameMatch}
+          UNION ALL
+          SELECT "resource_id" FROM "audit_log_inbox" WHERE "workspace_id" = ${workspaceId}::uuid AND ${nameMatch}
+        ))
+      ) recent CROSS JOIN LATERAL (
+        SELECT * FROM "audit_logs"
+        WHERE ${predicate} AND "occurred_at" = recent."window_at" AND "id" = recent."window_id" OFFSET 0
+      ) entry
+      WHERE ${nameMatch} ORDER BY recent."window_at" DESC, recent."window_id" DESC LIMIT ${take}`;
     if (recent.length === take) return recent;
     // A rare name: find the resources that ever had a matching name, then read each one's entries
     // newest first through its (workspace, resource, time) index, and merge.
