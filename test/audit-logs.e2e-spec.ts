@@ -1,6 +1,7 @@
 import { stringify } from 'csv-stringify/sync';
 import { randomUUID } from 'node:crypto';
 import { Client } from 'pg';
+import { AuditSealerService } from '../src/audit/seal/audit-sealer.service';
 import { runWithActor } from '../src/request-context/run-with-actor';
 import { ResourceFactory } from './factories';
 import { addEntries } from './fixtures';
@@ -199,6 +200,34 @@ describe('Audit log API', () => {
         expect(page.items.map((e) => e.id)).toEqual(await oracle(name, limit));
       }
       expect((await list({ resourceName: 'zephyr north', limit: '50' }, workspace)).items).toHaveLength(30);
+    });
+
+    it('finds a match past the 512 characters of a name the resource names keep, unsealed and sealed, on every path', async () => {
+      const workspace = await createWorkspace(t.app, 'Long names');
+      const append = (names: string[], minutesAgo: number) =>
+        pg.query(
+          `SELECT audit_log_append(jsonb_agg(jsonb_build_object('id', gen_random_uuid(), 'workspace_id', $1::uuid,
+             'occurred_at', now() - make_interval(mins => $3::int + (n.i)::int), 'action', 'updated',
+             'resource_type', 'segment', 'resource_id', gen_random_uuid(), 'resource_name', n.name, 'changes', '[]'::jsonb)))
+           FROM unnest($2::text[]) WITH ORDINALITY AS n(name, i)`,
+          [workspace.workspaceId, names, minutesAgo],
+        );
+      const long = (tail: string) => `${'Long '.repeat(110)}${tail}`; // the tail starts at character 551
+      // Osprey: three old entries, behind 1,500 newer ones (the by-resource path); Harrier: the newest.
+      await append([long('Osprey 1'), long('Osprey 2'), long('Osprey 3')], 5000);
+      await append(
+        Array.from({ length: 1500 }, (_, i) => `Common ${i % 7}`),
+        10,
+      );
+      await append([long('Harrier')], 0);
+      const names = async (term: string) =>
+        (await list({ resourceName: term, limit: '10' }, workspace)).items.map((e) => e.resourceName.slice(550));
+      expect(await names('osprey')).toEqual(['Osprey 1', 'Osprey 2', 'Osprey 3']);
+      expect(await names('harrier')).toEqual(['Harrier']);
+      await t.app.get(AuditSealerService).seal();
+      expect(await names('osprey')).toEqual(['Osprey 1', 'Osprey 2', 'Osprey 3']);
+      expect(await names('harrier')).toEqual(['Harrier']);
+      expect(await names('long long osprey 2')).toEqual(['Osprey 2']);
     });
 
     it('matches %, _ and \\ literally in a name search', async () => {

@@ -36,6 +36,15 @@ describe('The service as the least-privilege role', () => {
     await t.http.delete(api.url('destinations', destination.id)).set(ws.admin.auth).expect(204);
     const log = await t.http.get(audit()).query({ resourceId: destination.id }).set(ws.admin.auth).expect(200);
     expect(log.body.items.map((e: { action: string }) => e.action)).toEqual(['deleted', 'created']);
+    // A name search reads the resources' names and the cut ones (audit_resource_names_cut) as that role.
+    for (const userId of [undefined, ws.admin.id]) {
+      const named = await t.http
+        .get(audit())
+        .query({ resourceName: destination.name, ...(userId ? { userId } : {}) })
+        .set(ws.admin.auth)
+        .expect(200);
+      expect(named.body.items.map((e: { action: string }) => e.action)).toEqual(['deleted', 'created']);
+    }
     const verified = await t.http.get(audit('/verify')).set(ws.admin.auth).expect(200);
     // The workspace, its two members and their two tokens; source, model, segment, destination; one deletion.
     expect(verified.body).toMatchObject({ intact: true, entries: 10 });

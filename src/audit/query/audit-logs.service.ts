@@ -70,6 +70,20 @@ const NAME_WINDOW = 20;
 /** Past this many resources with a matching name, a search reads the trigram index instead. */
 const MAX_NAMED_RESOURCES = 200;
 
+/**
+ * The resources of a workspace that may have an entry whose name `nameMatch` finds: those that ever
+ * had a matching name, sealed or not, and those whose name is longer than `audit_resource_names`
+ * keeps (a match may lie past the cut). The entries are then tested on the names they hold.
+ */
+function namedResources(workspaceId: string, nameMatch: Prisma.Sql, typeMatch = Prisma.empty): Prisma.Sql {
+  return Prisma.sql`
+    SELECT "resource_id" FROM "audit_resource_names" WHERE "workspace_id" = ${workspaceId}::uuid AND ${nameMatch}${typeMatch}
+    UNION ALL
+    SELECT "audit_resource_names_cut" FROM "audit_resource_names_cut"(${workspaceId}::uuid)
+    UNION ALL
+    SELECT "resource_id" FROM "audit_log_inbox" WHERE "workspace_id" = ${workspaceId}::uuid AND ${nameMatch}${typeMatch}`;
+}
+
 /** "Segment updated", computed by PostgreSQL from the same registry as `actionName()`. */
 const ACTION_NAME = Prisma.raw(actionNameSql());
 const ISO_TIME = Prisma.raw(`to_char("occurred_at" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`);
@@ -719,11 +733,7 @@ export class AuditLogsService {
           FROM "audit_logs" WHERE ${predicate}
           ORDER BY "occurred_at" DESC, "id" DESC LIMIT ${take * NAME_WINDOW}
         ) walked
-        WHERE "window_resource" = ANY(ARRAY(
-          SELECT "resource_id" FROM "audit_resource_names" WHERE "workspace_id" = ${workspaceId}::uuid AND ${nameMatch}
-          UNION ALL
-          SELECT "resource_id" FROM "audit_log_inbox" WHERE "workspace_id" = ${workspaceId}::uuid AND ${nameMatch}
-        ))
+        WHERE "window_resource" = ANY(ARRAY(${namedResources(workspaceId, nameMatch)}))
       ) recent CROSS JOIN LATERAL (
         SELECT * FROM "audit_logs"
         WHERE ${predicate} AND "occurred_at" = recent."window_at" AND "id" = recent."window_id" OFFSET 0
@@ -736,11 +746,7 @@ export class AuditLogsService {
       ? Prisma.sql` AND ${oneOf('resource_type', filter.resourceType, 'text')}`
       : Prisma.empty;
     const resources = await db.$queryRaw<{ resource_id: string }[]>`
-      SELECT "resource_id" FROM "audit_resource_names"
-      WHERE "workspace_id" = ${workspaceId}::uuid AND ${nameMatch}${typeMatch}
-      UNION
-      SELECT "resource_id" FROM "audit_log_inbox"
-      WHERE "workspace_id" = ${workspaceId}::uuid AND ${nameMatch}${typeMatch}
+      SELECT DISTINCT "resource_id" FROM (${namedResources(workspaceId, nameMatch, typeMatch)}) named
       LIMIT ${MAX_NAMED_RESOURCES + 1}`;
     if (resources.length === 0) return [];
     if (resources.length <= MAX_NAMED_RESOURCES) {
