@@ -307,6 +307,7 @@ describe('Audit log API', () => {
       [{ from: '2026-11-25T10:00:00' }, /from must be an ISO-8601 instant with an offset or Z/],
       [{ to: '2026-02-30T10:00:00Z' }, /to is not a valid date/],
       [{ from: '2026-11-26T00:00:00Z', to: '2026-11-25T00:00:00Z' }, /from .* must not be after to/],
+      [{ from: '2026-11-26T00:00:00.000002Z', to: '2026-11-26T00:00:00.000001Z' }, /from .* must not be after to/],
       [{ resourceName: 'x'.repeat(201) }, /resourceName must be 1 to 200 characters/],
       [{ resourceId: '42' }, /resourceId must be a UUID/],
       [{ cursor: 'garbage' }, /cursor is not valid/],

@@ -318,6 +318,10 @@ describe('Signed digests and verification from a digest', () => {
       ['from=yesterday', /from must be an ISO-8601 instant/],
       ['to=2026-13-45T00:00:00Z', /to is not a valid date/],
       ['from=2026-11-27T00:00:00Z&to=2026-11-26T00:00:00Z', /from \(2026-11-27T00:00:00Z\) must not be after to/],
+      [
+        'from=2026-11-26T00:00:00.0002Z&to=2026-11-26T00:00:00.0001Z',
+        /from \(2026-11-26T00:00:00.0002Z\) must not be after to/,
+      ],
       ['limit=5', /property limit should not exist/],
     ])('answers 400 to ?%s', async (query, message) => {
       const res = await t.http

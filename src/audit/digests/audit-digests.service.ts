@@ -1,3 +1,4 @@
+import { instantMicros } from '../query/audit-log-query.dto';
 import {
   BadRequestException,
   Inject,
@@ -166,7 +167,7 @@ export class AuditDigestsService implements OnApplicationBootstrap, OnApplicatio
 
   /** The workspace's digests issued in [from, to), newest first, at most MAX_DIGESTS. */
   async list(workspaceId: string, from?: string, to?: string): Promise<Digest[]> {
-    if (from && to && new Date(from) > new Date(to)) {
+    if (from && to && instantMicros(from) > instantMicros(to)) {
       throw new BadRequestException(`from (${from}) must not be after to (${to})`);
     }
     const rows = await this.prisma.$queryRaw<DigestRow[]>`

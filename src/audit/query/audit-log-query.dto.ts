@@ -29,6 +29,12 @@ export const toList = ({ value }: { value: unknown }): unknown => {
 /** An ISO-8601 instant with milliseconds optional and an explicit offset or Z. */
 export const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})$/;
 
+/** An INSTANT in microseconds since 1970, to compare two of them: Date.parse keeps only milliseconds. */
+export function instantMicros(instant: string): number {
+  const fraction = /\.(\d+)/.exec(instant)?.[1] ?? '';
+  return Date.parse(instant) * 1000 + Number(fraction.padEnd(6, '0').slice(3, 6));
+}
+
 export class AuditLogFilterDto {
   @ApiPropertyOptional({ description: 'User ids, repeated or comma-separated; at most 50', type: [String] })
   @IsOptional()

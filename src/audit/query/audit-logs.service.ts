@@ -16,7 +16,7 @@ import {
 import { AuditSealerService } from '../seal/audit-sealer.service';
 import { AuditCursorCodec, type CursorPosition } from './audit-cursor';
 import { AUDIT_LOG_ROW_COLUMNS, type AuditEntry, type AuditLogRow, CSV_COLUMNS, toAuditEntry } from './audit-entry';
-import type { AuditLogFilterDto } from './audit-log-query.dto';
+import { type AuditLogFilterDto, instantMicros } from './audit-log-query.dto';
 
 export interface AuditLogPage {
   items: AuditEntry[];
@@ -75,13 +75,15 @@ const MAX_NAMED_RESOURCES = 200;
  * had a matching name, sealed or not, and those whose name is longer than `audit_resource_names`
  * keeps (a match may lie past the cut). The entries are then tested on the names they hold.
  */
-function namedResources(workspaceId: string, nameMatch: Prisma.Sql, typeMatch = Prisma.empty): Prisma.Sql {
+function namedResources(workspaceId: string, nameMatch: Prisma.Sql): Prisma.Sql {
+  // Not filtered by type: a name is kept once per resource, with the type of the entry that first
+  // had it, and one resource's entries may carry several types (a workspace and its log's reads).
   return Prisma.sql`
-    SELECT "resource_id" FROM "audit_resource_names" WHERE "workspace_id" = ${workspaceId}::uuid AND ${nameMatch}${typeMatch}
+    SELECT "resource_id" FROM "audit_resource_names" WHERE "workspace_id" = ${workspaceId}::uuid AND ${nameMatch}
     UNION ALL
     SELECT "audit_resource_names_cut" FROM "audit_resource_names_cut"(${workspaceId}::uuid)
     UNION ALL
-    SELECT "resource_id" FROM "audit_log_inbox" WHERE "workspace_id" = ${workspaceId}::uuid AND ${nameMatch}${typeMatch}`;
+    SELECT "resource_id" FROM "audit_log_inbox" WHERE "workspace_id" = ${workspaceId}::uuid AND ${nameMatch}`;
 }
 
 /** "Segment updated", computed by PostgreSQL from the same registry as `actionName()`. */
@@ -742,11 +744,8 @@ export class AuditLogsService {
     if (recent.length === take) return recent;
     // A rare name: find the resources that ever had a matching name, then read each one's entries
     // newest first through its (workspace, resource, time) index, and merge.
-    const typeMatch = filter.resourceType?.length
-      ? Prisma.sql` AND ${oneOf('resource_type', filter.resourceType, 'text')}`
-      : Prisma.empty;
     const resources = await db.$queryRaw<{ resource_id: string }[]>`
-      SELECT DISTINCT "resource_id" FROM (${namedResources(workspaceId, nameMatch, typeMatch)}) named
+      SELECT DISTINCT "resource_id" FROM (${namedResources(workspaceId, nameMatch)}) named
       LIMIT ${MAX_NAMED_RESOURCES + 1}`;
     if (resources.length === 0) return [];
     if (resources.length <= MAX_NAMED_RESOURCES) {
@@ -771,10 +770,10 @@ export class AuditLogsService {
 
   /** One predicate per filter that is set, except the name (see `page`). */
   private where(workspaceId: string, filter: AuditLogFilterDto): Prisma.Sql[] {
-    const from = filter.from ? new Date(filter.from) : undefined;
-    const to = filter.to ? new Date(filter.to) : undefined;
-    if (from && to && from > to) {
-      throw new BadRequestException(`from (${filter.from}) must not be after to (${filter.to})`);
+    // As given, not as JavaScript dates: those keep milliseconds, and an instant may carry microseconds.
+    const { from, to } = filter;
+    if (from && to && instantMicros(from) > instantMicros(to)) {
+      throw new BadRequestException(`from (${from}) must not be after to (${to})`);
     }
     const where = [Prisma.sql`"workspace_id" = ${workspaceId}::uuid`];
     if (filter.userId?.length) where.push(oneOf('actor_id', filter.userId, 'uuid'));
