@@ -72,8 +72,8 @@ const MAX_NAMED_RESOURCES = 200;
 
 /**
  * The resources of a workspace that may have an entry whose name `nameMatch` finds: those that ever
- * had a matching name, sealed or not, and those whose name is longer than `audit_resource_names`
- * keeps (a match may lie past the cut). The entries are then tested on the names they hold.
+ * had a matching name as `audit_resource_names` keeps it (sealed entries), and the others.
+ * The entries are then tested on the names they hold.
  */
 function namedResources(workspaceId: string, nameMatch: Prisma.Sql): Prisma.Sql {
   // Not filtered by type: a name is kept once per resource, with the type of the entry that first
@@ -81,6 +81,15 @@ function namedResources(workspaceId: string, nameMatch: Prisma.Sql): Prisma.Sql 
   return Prisma.sql`
     SELECT "resource_id" FROM "audit_resource_names" WHERE "workspace_id" = ${workspaceId}::uuid AND ${nameMatch}
     UNION ALL
+    ${unkeptNamedResources(workspaceId, nameMatch)}`;
+}
+
+/**
+ * The candidates `audit_resource_names` cannot show by its kept names: resources whose name is longer
+ * than it keeps (a match may lie past the cut), and those of entries not sealed yet. Both are few.
+ */
+function unkeptNamedResources(workspaceId: string, nameMatch: Prisma.Sql): Prisma.Sql {
+  return Prisma.sql`
     SELECT "audit_resource_names_cut" FROM "audit_resource_names_cut"(${workspaceId}::uuid)
     UNION ALL
     SELECT "resource_id" FROM "audit_log_inbox" WHERE "workspace_id" = ${workspaceId}::uuid AND ${nameMatch}`;
@@ -723,24 +732,35 @@ export class AuditLogsService {
     // rare one, where the walk reads the whole workspace). Try the newest entries first; if they do
     // not fill the page, look the name up among the resources (below).
     const nameMatch = Prisma.sql`"resource_name" ILIKE ${likePattern(name)}`;
-    // The window: the newest take × NAME_WINDOW entries that pass the other filters, as keys. Those of
-    // a resource that ever had a matching name are read whole and tested on the name they had. With
-    // a user filter the keys come from the (workspace, actor, time) index alone, which carries the
-    // type and the resource id: the table is read for the candidates only, not for every entry of
-    // the window. OFFSET 0 keeps each candidate's read a lookup rather than a join over the window.
-    const recent = await db.$queryRaw<Row[]>`
+    const window = take * NAME_WINDOW;
+    // The window: the newest take × NAME_WINDOW entries that pass the other filters. Without a user
+    // filter they are read from the table in time order (the log is written in that order, so they
+    // sit on few pages) and tested on their names.
+    // With one, a user's entries are spread over their months between everyone else's: the window
+    // is read as keys from the (workspace, actor, time) index alone, which carries the type and the
+    // resource id, and only the entries of a resource that ever had a matching name (see
+    // namedResources) are read from the table, by key, and tested on the name they had. OFFSET 0
+    // keeps each of those reads a lookup rather than a join over the window.
+    const recent = filter.userId?.length
+      ? await db.$queryRaw<Row[]>`
       SELECT ${columns} FROM (
         SELECT "window_at", "window_id" FROM (
           SELECT "occurred_at" AS "window_at", "id" AS "window_id", "resource_id" AS "window_resource"
           FROM "audit_logs" WHERE ${predicate}
-          ORDER BY "occurred_at" DESC, "id" DESC LIMIT ${take * NAME_WINDOW}
+          ORDER BY "occurred_at" DESC, "id" DESC LIMIT ${window}
         ) walked
-        WHERE "window_resource" = ANY(ARRAY(${namedResources(workspaceId, nameMatch)}))
+        WHERE EXISTS (SELECT FROM "audit_resource_names" WHERE "workspace_id" = ${workspaceId}::uuid
+                        AND "resource_id" = walked."window_resource" AND ${nameMatch})
+           OR "window_resource" = ANY(ARRAY(${unkeptNamedResources(workspaceId, nameMatch)}))
       ) recent CROSS JOIN LATERAL (
         SELECT * FROM "audit_logs"
         WHERE ${predicate} AND "occurred_at" = recent."window_at" AND "id" = recent."window_id" OFFSET 0
       ) entry
-      WHERE ${nameMatch} ORDER BY recent."window_at" DESC, recent."window_id" DESC LIMIT ${take}`;
+      WHERE ${nameMatch} ORDER BY recent."window_at" DESC, recent."window_id" DESC LIMIT ${take}`
+      : await db.$queryRaw<Row[]>`
+      SELECT ${columns} FROM (
+        SELECT * FROM "audit_logs" WHERE ${predicate} ORDER BY "occurred_at" DESC, "id" DESC LIMIT ${window}
+      ) recent WHERE ${nameMatch} ORDER BY "occurred_at" DESC, "id" DESC LIMIT ${take}`;
     if (recent.length === take) return recent;
     // A rare name: find the resources that ever had a matching name, then read each one's entries
     // newest first through its (workspace, resource, time) index, and merge.
