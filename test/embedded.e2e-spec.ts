@@ -58,6 +58,15 @@ describe('the app on the embedded database', () => {
       ['created', 'user'],
     ]);
     expect(JSON.stringify(log.body.items)).not.toContain('embedded-secret');
+    // Name search, by its table window and, with a user filter, by the user's index and the names.
+    const userId = (log.body.items[0] as { user: { id: string } }).user.id;
+    for (const query of [{ resourceName: 'embedd' }, { resourceName: 'embedd', userId }]) {
+      const named = await http.get(`${base}/audit-logs`).query(query).set(auth).expect(200);
+      expect(named.body.items.map((e: { resourceId: string }) => e.resourceId)).toEqual([
+        created.body.id,
+        created.body.id,
+      ]);
+    }
     expect((await http.get(`${base}/audit-logs/verify`).set(auth).expect(200)).body).toMatchObject({
       intact: true,
       unsealed: 0,
