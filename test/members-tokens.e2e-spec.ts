@@ -41,6 +41,17 @@ describe('Members and API tokens', () => {
     return { userId: res.body.userId as string, email, name: `New ${email}` };
   };
 
+  /** A workspace whose member has been made an admin beside its admin. */
+  const twoAdmins = async () => {
+    const ws = await createWorkspace(t.app);
+    await t.http
+      .patch(members(ws.workspaceId, `/${ws.member.id}`))
+      .set(ws.admin.auth)
+      .send({ role: 'admin' })
+      .expect(200);
+    return ws;
+  };
+
   describe('GET /workspaces/:id/members', () => {
     it('lists the members with their roles for any member, 404 across workspaces, 401 without a token', async () => {
       const ws = await createWorkspace(t.app);
@@ -196,12 +207,7 @@ describe('Members and API tokens', () => {
     });
 
     it('keeps one admin when two admins demote each other at the same time', async () => {
-      const ws = await createWorkspace(t.app);
-      await t.http
-        .patch(members(ws.workspaceId, `/${ws.member.id}`))
-        .set(ws.admin.auth)
-        .send({ role: 'admin' })
-        .expect(200);
+      const ws = await twoAdmins();
       const results = await Promise.all([
         t.http
           .patch(members(ws.workspaceId, `/${ws.admin.id}`))
@@ -229,12 +235,7 @@ describe('Members and API tokens', () => {
     ])(
       '%s: an admin demoted while their request waits for the lock can no longer %s anyone (403, nothing changed)',
       async (method) => {
-        const ws = await createWorkspace(t.app);
-        await t.http
-          .patch(members(ws.workspaceId, `/${ws.member.id}`))
-          .set(ws.admin.auth)
-          .send({ role: 'admin' })
-          .expect(200);
+        const ws = await twoAdmins();
         const third = await addMember(ws, 'admin');
         const holder = new Client({ connectionString: t.database.url });
         holder.on('error', () => undefined);

@@ -171,6 +171,23 @@ describe('Red team: name search answers as the oracle does', () => {
     expect({ filter, limit, all: pages.flat() }).toEqual({ filter, limit, all: await oracle(ws, filter) });
   };
 
+  /**
+   * Each term agrees with the oracle while its entries (2 minutes old or more) wait in the inbox, once
+   * sealed, and once 1,500 newer entries have pushed them out of the newest-entries window (the
+   * by-resource path; pages of `limit`).
+   */
+  const expectOnEveryPath = async (ws: TestWorkspace, terms: string[], limit: number) => {
+    for (const resourceName of terms) await expectOracle(ws, { resourceName });
+    await seal();
+    for (const resourceName of terms) await expectOracle(ws, { resourceName });
+    await append(
+      ws,
+      Array.from({ length: 1500 }, (_, i) => ({ name: `Filler ${i % 5}`, minutesAgo: 1 - i / 2000 })),
+    );
+    await seal();
+    for (const resourceName of terms) await expectOracle(ws, { resourceName }, limit);
+  };
+
   describe('differences from the oracle the red team found (each failed before its fix)', () => {
     it('finds, with a resourceType filter, the entries of a resource first recorded under another type (sealed)', async () => {
       // One resource, two entries of the same name under two types. audit_resource_names keys a name
@@ -319,16 +336,7 @@ describe('Red team: name search answers as the oracle does', () => {
       ]);
       const terms = ['istanbul', 'İstanbul', 'ISTANBUL', 'große', 'GROSSE', 'straße', 'ΣΕΥΣ', 'σευς', 'σευσ', 'kelvin'];
       const more = ['\u212Aelvin', 'café', 'cafe\u0301', 'e\u0301 n', 'É NOIR'];
-      for (const resourceName of [...terms, ...more]) await expectOracle(ws, { resourceName });
-      await seal();
-      for (const resourceName of [...terms, ...more]) await expectOracle(ws, { resourceName });
-      // Past the window: the by-resource path answers.
-      await append(
-        ws,
-        Array.from({ length: 1200 }, (_, i) => ({ name: `Filler ${i % 5}`, minutesAgo: 1 - i / 2000 })),
-      );
-      await seal();
-      for (const resourceName of [...terms, ...more]) await expectOracle(ws, { resourceName }, 5);
+      await expectOnEveryPath(ws, [...terms, ...more], 5);
     });
 
     it('agrees on names of 511, 512 and 513 characters, multibyte characters at the cut, and terms across it', async () => {
@@ -348,15 +356,7 @@ describe('Red team: name search answers as the oracle does', () => {
         names.map((name, i) => ({ name, minutesAgo: 5000 - i })),
       );
       const terms = ['rook', 'xrook', 'ook', '😀ωmega', 'ωme', 'égret', 'xégr', '😀é', 'äbloon', 'bäb', 'xxx'];
-      for (const resourceName of terms) await expectOracle(ws, { resourceName });
-      await seal();
-      for (const resourceName of terms) await expectOracle(ws, { resourceName });
-      await append(
-        ws,
-        Array.from({ length: 1500 }, (_, i) => ({ name: `Filler ${i % 5}`, minutesAgo: 10 - i / 1000 })),
-      );
-      await seal();
-      for (const resourceName of terms) await expectOracle(ws, { resourceName }, 3);
+      await expectOnEveryPath(ws, terms, 3);
     });
 
     it('matches %, _ and \\ literally on every path, and terms of exactly 3 characters', async () => {
@@ -371,14 +371,7 @@ describe('Red team: name search answers as the oracle does', () => {
         { name: 'abc', minutesAgo: 2994 },
       ]);
       const terms = ['0% ', '% r', 'l_d', 'a\\x', '\\\\', 'a\\b', '%%%', '___', '_', '%', '\\', 'ABC', 'bc', 'a\\\\b'];
-      for (const resourceName of terms) await expectOracle(ws, { resourceName });
-      await seal();
-      await append(
-        ws,
-        Array.from({ length: 1500 }, (_, i) => ({ name: `Filler ${i % 5}`, minutesAgo: 10 - i / 1000 })),
-      );
-      await seal();
-      for (const resourceName of terms) await expectOracle(ws, { resourceName }, 4);
+      await expectOnEveryPath(ws, terms, 4);
     });
 
     it('pages across the window boundary with renames and every filter, each entry once and in order', async () => {
