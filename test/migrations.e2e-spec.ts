@@ -10,6 +10,7 @@ import { openDatabase } from '../src/database/database-connection';
 import { migrate, MigrationError, migrationStatus, MIGRATIONS_DIR, readMigrations } from '../src/database/migrator';
 import { pgExecutor, pgliteExecutor } from '../src/database/sql-executor';
 import { createTestDatabase, type TestDatabase } from './database';
+import { until } from './until';
 
 describe('migration runner', () => {
   let database: TestDatabase;
@@ -80,6 +81,38 @@ describe('migration runner', () => {
     await client.query('SELECT audit_log_seal(100)');
     const last = (await client.query(`SELECT seq, prev_hash FROM audit_logs WHERE resource_name = 'new'`)).rows[0];
     expect(last).toEqual({ seq: '4', prev_hash: before[2].hash });
+  });
+
+  it('builds the covering actor index with the log readable and audited writes going on, waiting for a sealer without blocking them', async () => {
+    const client = await connect();
+    const all = readMigrations();
+    const at = all.findIndex((m) => m.name.endsWith('_audit_log_actor_index_covers_type_and_resource'));
+    await migrate(pgExecutor(client), all.slice(0, at));
+    // A sealer in the middle of its transaction holds the log against a concurrent index build.
+    const sealer = await connect();
+    await sealer.query('BEGIN');
+    await sealer.query('LOCK TABLE audit_log_sealed IN ROW EXCLUSIVE MODE');
+    const migrating = migrate(pgExecutor(client), all.slice(0, at + 1));
+    const reader = await connect();
+    await until('the migration waiting for the sealer', async () => {
+      const { rows } = await reader.query(
+        `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+      );
+      return rows.length ? true : undefined;
+    });
+    // Dropping the old index first would queue an exclusive lock that every read then waits behind.
+    await reader.query(`SET statement_timeout = '2s'`);
+    const { rows } = await reader.query('SELECT count(*)::int AS n FROM audit_logs');
+    expect(rows).toEqual([{ n: 0 }]);
+    // The capture goes on too: it appends to the inbox, which the build does not touch.
+    await reader.query(`INSERT INTO workspaces (id, name) VALUES ('6f1c1f0e-8a4b-4c1e-9d7a-2b3c4d5e6f71', 'During')`);
+    expect((await reader.query('SELECT count(*)::int AS n FROM audit_log_inbox')).rows).toEqual([{ n: 1 }]);
+    await sealer.query('COMMIT');
+    expect(await migrating).toEqual([all[at].name]);
+    const { rows: index } = await reader.query<{ definition: string }>(
+      `SELECT pg_get_indexdef('audit_logs_workspace_id_actor_id_occurred_at_id_idx'::regclass) AS definition`,
+    );
+    expect(index[0].definition).toContain('INCLUDE (resource_type, resource_id)');
   });
 
   it('lets two runners start at once without interleaving', async () => {
