@@ -176,16 +176,22 @@ describe('Red team: name search answers as the oracle does', () => {
    * sealed, and once 1,500 newer entries have pushed them out of the newest-entries window (the
    * by-resource path; pages of `limit`).
    */
-  const expectOnEveryPath = async (ws: TestWorkspace, terms: string[], limit: number) => {
-    for (const resourceName of terms) await expectOracle(ws, { resourceName });
+  const expectOnEveryPath = async (
+    ws: TestWorkspace,
+    terms: string[],
+    limit: number,
+    others: Omit<Filter, 'resourceName'>[] = [{}],
+  ) => {
+    const searches = terms.flatMap((resourceName) => others.map((other) => ({ ...other, resourceName })));
+    for (const search of searches) await expectOracle(ws, search);
     await seal();
-    for (const resourceName of terms) await expectOracle(ws, { resourceName });
+    for (const search of searches) await expectOracle(ws, search);
     await append(
       ws,
       Array.from({ length: 1500 }, (_, i) => ({ name: `Filler ${i % 5}`, minutesAgo: 1 - i / 2000 })),
     );
     await seal();
-    for (const resourceName of terms) await expectOracle(ws, { resourceName }, limit);
+    for (const search of searches) await expectOracle(ws, search, limit);
   };
 
   describe('differences from the oracle the red team found (each failed before its fix)', () => {
@@ -353,10 +359,26 @@ describe('Red team: name search answers as the oracle does', () => {
       ];
       await append(
         ws,
-        names.map((name, i) => ({ name, minutesAgo: 5000 - i })),
+        names.map((name, i) => ({ name, minutesAgo: 5000 - i, actorId: ws.admin.id })),
       );
       const terms = ['rook', 'xrook', 'ook', '😀ωmega', 'ωme', 'égret', 'xégr', '😀é', 'äbloon', 'bäb', 'xxx'];
-      await expectOnEveryPath(ws, terms, 3);
+      // With a user filter the window reads keys from the user's index, and the long names by their own list.
+      await expectOnEveryPath(ws, terms, 3, [{}, { userId: [ws.admin.id] }]);
+    });
+
+    it('puts a match past the cut, and an unsealed one, in its place among the newest entries, with a user filter', async () => {
+      // The newest match is a 600-character name matching past the 512 the names keep; older short
+      // names fill the window's page, so leaving the long one out would still fill it, wrongly.
+      const ws = await createWorkspace(t.app, 'Cut window');
+      await append(ws, [
+        { name: `${'x'.repeat(596)} Rook`, minutesAgo: 1, actorId: ws.admin.id },
+        ...Array.from({ length: 6 }, (_, i) => ({ name: `Rook ${i}`, minutesAgo: 10 + i, actorId: ws.admin.id })),
+      ]);
+      await seal();
+      for (const userId of [undefined, [ws.admin.id]]) await expectOracle(ws, { resourceName: 'rook', userId }, 2);
+      // A newer match not sealed yet is in no names table: the inbox names it.
+      await append(ws, [{ name: 'Rook unsealed', minutesAgo: 0, actorId: ws.admin.id }]);
+      for (const userId of [undefined, [ws.admin.id]]) await expectOracle(ws, { resourceName: 'rook', userId }, 2);
     });
 
     it('matches %, _ and \\ literally on every path, and terms of exactly 3 characters', async () => {
