@@ -20,7 +20,11 @@ export class ServiceProcess {
     this.base = `http://127.0.0.1:${port}`;
   }
 
-  /** Starts it and waits until its health check answers (or throws naming what it printed). */
+  /**
+   * Starts it and waits until it says it listens and its health check answers (or throws naming what
+   * it printed). The line matters on a busy machine: the port was free when chosen, and another
+   * server taking it meanwhile would answer the health check for a service that failed to bind.
+   */
   async start(): Promise<void> {
     const child = spawn(join(ROOT, 'node_modules', '.bin', 'ts-node'), ['--transpile-only', 'src/main.ts'], {
       cwd: ROOT,
@@ -41,6 +45,7 @@ export class ServiceProcess {
       `${this.base} answering`,
       async () => {
         if (child.exitCode !== null) throw new Error(`the service exited (${child.exitCode}): ${this.output}`);
+        if (!this.output.includes(`listening on http://localhost:${this.port} `)) return undefined;
         return (await fetch(`${this.base}/api/health`).catch(() => undefined))?.status === 200 ? true : undefined;
       },
       120_000,
