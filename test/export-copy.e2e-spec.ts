@@ -10,8 +10,7 @@ import { AuditLogsService, EXPORT_LINES } from '../src/audit/query/audit-logs.se
 import type { AuditLogFilterDto } from '../src/audit/query/audit-log-query.dto';
 import { EXPORT_LINES_BEFORE } from './export-lines-before';
 import { addEntries } from './fixtures';
-import { createTestApp, createWorkspace, type TestApp, type TestWorkspace } from './test-app';
-import { until } from './until';
+import { createTestApp, createWorkspace, recordedExport, type TestApp, type TestWorkspace } from './test-app';
 
 const COLUMNS =
   'id, workspace_id, occurred_at, action, resource_type, resource_id, resource_name, actor_kind, actor_id, actor_name, actor_email, request_id, changes';
@@ -94,19 +93,9 @@ describe('GET /audit-logs/export through COPY', () => {
     return Buffer.concat(parts);
   };
 
-  // A download records itself in the log once it has ended, which may be after the client has the
-  // last byte: wait for that entry, so that the next case's log does not change under it.
-  const exportsRecorded = async () =>
-    Number(
-      (
-        await db.query<{ n: string }>(
-          `SELECT count(*) AS n FROM audit_logs WHERE workspace_id = $1 AND action = 'exported'`,
-          [ws.workspaceId],
-        )
-      ).rows[0].n,
-    );
-  const download = async (query: Record<string, string>) => {
-    const recorded = await exportsRecorded();
+  // Each download waits for the entry that records it, so that the next case's log does not change under it.
+  const download = (query: Record<string, string>) => recordedExport(t, ws.workspaceId, () => fetchExport(query));
+  const fetchExport = async (query: Record<string, string>) => {
     const res = await t.http
       .get(`/api/workspaces/${ws.workspaceId}/audit-logs/export`)
       .query(query)
@@ -118,9 +107,6 @@ describe('GET /audit-logs/export through COPY', () => {
         response.on('end', () => done(null, Buffer.concat(parts)));
       })
       .expect(200);
-    await until('the export recorded in the log', async () =>
-      (await exportsRecorded()) > recorded ? true : undefined,
-    );
     return res.body as Buffer;
   };
 

@@ -16,6 +16,7 @@ import { runAsSystem } from '../src/request-context/run-with-actor';
 import { WorkspacesService } from '../src/workspaces/workspaces.service';
 import { createTestDatabase, type TestDatabase } from './database';
 import { ResourceFactory } from './factories';
+import { until } from './until';
 
 export interface TestApp {
   app: INestApplication;
@@ -127,7 +128,31 @@ export async function createWorkspaceWithActors(t: TestApp): Promise<WorkspaceWi
 }
 
 /** The text of `GET …/audit-logs/export?{query}` of a workspace, as its admin downloads it. */
+/** The export entries of a workspace's log. */
+async function exportsRecorded(t: TestApp, workspaceId: string): Promise<number> {
+  const [{ n }] = await t.prisma.$queryRaw<{ n: bigint }[]>`
+    SELECT count(*) AS n FROM "audit_logs" WHERE "workspace_id" = ${workspaceId}::uuid AND "action" = 'exported'`;
+  return Number(n);
+}
+
+/**
+ * Runs a download of the workspace's export, then waits for the entry that records it, which the
+ * service writes after the last byte: what the test reads next does not change under it.
+ */
+export async function recordedExport<T>(t: TestApp, workspaceId: string, download: () => Promise<T>): Promise<T> {
+  const before = await exportsRecorded(t, workspaceId);
+  const result = await download();
+  await until('the export recorded in the log', async () =>
+    (await exportsRecorded(t, workspaceId)) > before ? true : undefined,
+  );
+  return result;
+}
+
 export async function exportText(t: TestApp, ws: TestWorkspace, query = 'format=ndjson&chain=true'): Promise<string> {
+  return recordedExport(t, ws.workspaceId, () => downloadText(t, ws, query));
+}
+
+async function downloadText(t: TestApp, ws: TestWorkspace, query: string): Promise<string> {
   const res = await t.http
     .get(`/api/workspaces/${ws.workspaceId}/audit-logs/export?${query}`)
     .set(ws.admin.auth)

@@ -1,4 +1,3 @@
-import { instantMicros } from '../query/audit-log-query.dto';
 import {
   BadRequestException,
   Inject,
@@ -11,6 +10,7 @@ import { SchedulerRegistry } from '@nestjs/schedule';
 import { CronJob } from 'cron';
 import { APP_CONFIG, type AppConfig } from '../../config/app-config';
 import { type AppPrismaClient, PRISMA } from '../../database/prisma-client.factory';
+import { instantMicros } from '../query/audit-log-query.dto';
 import { AuditLogsService, type ChainVerification } from '../query/audit-logs.service';
 import { AuditSealerService } from '../seal/audit-sealer.service';
 import { type Digest, digestHash, digestSignatureValid, keyIdOf, signDigest } from './audit-digest';

@@ -1,11 +1,11 @@
 import { BadRequestException, Inject, Injectable, NotFoundException } from '@nestjs/common';
+import pLimit from 'p-limit';
 import { APP_CONFIG, type AppConfig } from '../../config/app-config';
 import { isDatabaseUnavailable } from '../../common/database-unavailable';
 import { type CopySession, inlineSql, withCopySession } from '../../database/copy-out';
 import type { AppPrismaClient } from '../../database/prisma-client.factory';
 import { ReadDatabase } from '../../database/read-database';
 import { Prisma } from '../../generated/prisma/client';
-import pLimit from 'p-limit';
 import {
   actionNameSql,
   AUDIT_ACTIONS,
