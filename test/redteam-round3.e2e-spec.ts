@@ -1,0 +1,133 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { Client } from 'pg';
+import { attachAuditTriggers } from '../src/audit/capture/audit-triggers';
+import { pgExecutor } from '../src/database/sql-executor';
+import { createTestDatabase, type TestDatabase } from './database';
+import { listAuditEntries, logDisagreements } from './log-invariant';
+import { asRole, auditComment, connect, createLoginRole } from './redteam-helpers';
+import { createTestApp, createWorkspaceWithActors, type TestApp, type WorkspaceWithActors } from './test-app';
+
+/**
+ * Third red-team round on the capture, the sealer and the log's integrity. Every test here states
+ * the safe behaviour the design claims and fails on the code it was written against.
+ */
+describe('Red team, round 3', () => {
+  let database: TestDatabase;
+  let t: TestApp;
+  let db: Client;
+  let appRole: { name: string; drop(): Promise<void> };
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    t = await createTestApp({ auditSealIntervalMs: 0 }, {}, database.url);
+    db = await connect(t.database.url);
+    appRole = await createLoginRole('rt3_app', { inRole: 'audit_log_app' });
+  });
+  afterAll(async () => {
+    await db.end();
+    await t.app.close();
+    await database.drop();
+    await appRole.drop();
+  });
+
+  const rand = () => randomBytes(5).toString('hex');
+  const setup = () => createWorkspaceWithActors(t);
+  const history = (s: WorkspaceWithActors, resourceId: string) =>
+    listAuditEntries(t.http, s.workspaceId, s.ws.admin.auth, { resourceId });
+  const outcome = (promise: Promise<unknown>) =>
+    promise.then(
+      () => 'succeeded',
+      (error: Error) => `refused: ${error.message}`,
+    );
+  /** A session of the application's role, closed after `fn`. */
+  const asAppRole = async <T>(fn: (app: Client) => Promise<T>): Promise<T> => {
+    const app = await connect(asRole(t.database.url, appRole.name));
+    try {
+      return await fn(app);
+    } finally {
+      await app.end();
+    }
+  };
+
+  describe('A. a TEMP table of the caller shadows the tables the audit functions name', () => {
+    it('app role: CREATE TEMP TABLE audit_log_inbox (LIKE public.audit_log_inbox), then UPDATE sources SET config: the capture (owner rights, search_path = public) writes the entry into the TEMP table and the change commits with none — expected: the entry in the log', async () => {
+      const s = await setup();
+      const source = await s.asAdmin.create('sources');
+      await asAppRole(async (app) => {
+        await app.query('CREATE TEMP TABLE audit_log_inbox (LIKE public.audit_log_inbox)');
+        await app.query('GRANT ALL ON audit_log_inbox TO PUBLIC');
+        await app.query(`UPDATE sources SET config = '{"host":"attacker.example"}' WHERE id = $1`, [source.id]);
+      });
+      const entries = await history(s, source.id);
+      expect({
+        disagreements: await logDisagreements(db, s.workspaceId),
+        actions: entries.map((e) => e.action).sort(),
+      }).toEqual({ disagreements: [], actions: ['created', 'updated'] });
+    });
+
+    it('app role: rows inserted into a TEMP audit_log_inbox, then SELECT audit_log_seal(1000): the sealer (owner rights) seals them into the chain as "Alice deleted Warehouse" — expected: no such entry', async () => {
+      const s = await setup();
+      const forgedId = randomUUID();
+      await asAppRole(async (app) => {
+        await app.query('CREATE TEMP TABLE audit_log_inbox (LIKE public.audit_log_inbox)');
+        await app.query(
+          `INSERT INTO audit_log_inbox VALUES ($1, $2, now(), 'deleted', 'source', $3, 'Forged warehouse', 'user', $4,
+             $5, $6, NULL, NULL, NULL, '[]')`,
+          [randomUUID(), s.workspaceId, forgedId, s.admin.id, s.admin.name, s.admin.email],
+        );
+        await outcome(app.query('SELECT "audit_log_seal"(1000)'));
+      });
+      const { rows } = await db.query<{ n: string }>(
+        'SELECT count(*) AS n FROM audit_logs WHERE workspace_id = $1 AND resource_id = $2',
+        [s.workspaceId, forgedId],
+      );
+      expect(Number(rows[0].n)).toBe(0);
+    });
+
+    it("app role: CREATE TEMP TABLE memberships (LIKE public.memberships), then INSERT INTO api_tokens for the member: the token's entry fans out over the (empty) TEMP memberships — expected: the entry in the member's workspace", async () => {
+      const s = await setup();
+      const tokenId = randomUUID();
+      await asAppRole(async (app) => {
+        await app.query('CREATE TEMP TABLE memberships (LIKE public.memberships)');
+        await app.query(
+          `INSERT INTO api_tokens (id, user_id, token_hash, label) VALUES ($1, $2, $3, 'shadow token') ${auditComment({ ...s.admin })}`,
+          [tokenId, s.member.id, randomBytes(32).toString('hex')],
+        );
+      });
+      expect((await history(s, tokenId)).map((e) => e.action)).toEqual(['created']);
+    });
+
+    it("app role: CREATE TEMP TABLE segments holding workspace B's segment under workspace A's id, then UPDATE destinations SET segment_ids = {B's segment}: the reference check reads the TEMP table — expected: refused", async () => {
+      const a = await setup();
+      const b = await setup();
+      const destination = await a.asAdmin.create('destinations');
+      const foreign = await b.asAdmin.create('segments');
+      const result = await asAppRole(async (app) => {
+        await app.query('CREATE TEMP TABLE segments (id uuid, workspace_id uuid)');
+        await app.query('INSERT INTO segments VALUES ($1, $2)', [foreign.id, a.workspaceId]);
+        return outcome(
+          app.query(`UPDATE destinations SET segment_ids = ARRAY[$1::uuid], name = $2 WHERE id = $3`, [
+            foreign.id,
+            `cross ${rand()}`,
+            destination.id,
+          ]),
+        );
+      });
+      expect(result).toMatch(/refused: segment .* does not exist in workspace/);
+    });
+
+    it('every function that runs with its owner rights, the capture functions audit_attach creates included, searches pg_temp last', async () => {
+      await db.query(`SELECT "audit_attach"('sources', 'source', ARRAY['config'], 'pass', '^x', '{}')`);
+      try {
+        const { rows } = await db.query<{ fn: string; config: string[] | null }>(
+          `SELECT p.oid::regprocedure::text AS fn, p.proconfig AS config FROM pg_proc p
+           WHERE p.pronamespace = 'public'::regnamespace AND p.prosecdef ORDER BY 1`,
+        );
+        expect(rows.filter((r) => !(r.config ?? []).includes('search_path=public, pg_temp'))).toEqual([]);
+        expect(rows.map((r) => r.fn)).toContain('audit_capture_sources()');
+      } finally {
+        await attachAuditTriggers(pgExecutor(db));
+      }
+    });
+  });
+});
