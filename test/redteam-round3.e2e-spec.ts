@@ -5,7 +5,10 @@ import { pgExecutor } from '../src/database/sql-executor';
 import { createTestDatabase, type TestDatabase } from './database';
 import { listAuditEntries, logDisagreements } from './log-invariant';
 import { asRole, auditComment, connect, createLoginRole } from './redteam-helpers';
+import { runAsSystem } from '../src/request-context/run-with-actor';
+import { WorkspacesService } from '../src/workspaces/workspaces.service';
 import { createTestApp, createWorkspaceWithActors, type TestApp, type WorkspaceWithActors } from './test-app';
+import { until } from './until';
 
 /**
  * Third red-team round on the capture, the sealer and the log's integrity. Every test here states
@@ -128,6 +131,69 @@ describe('Red team, round 3', () => {
       } finally {
         await attachAuditTriggers(pgExecutor(db));
       }
+    });
+  });
+
+  describe('B. the actor in the statement tag', () => {
+    /** A user added to the workspace as the CLI (or an admin over HTTP) adds one, with a token of their own. */
+    const addUser = async (s: WorkspaceWithActors, name: string, email: string) => {
+      const added = await runAsSystem('test', () =>
+        t.app.get(WorkspacesService).addUser(s.workspaceId, { name, email }, 'admin'),
+      );
+      return { ...added, auth: { Authorization: `Bearer ${added.token}` } };
+    };
+    const exportsOf = async (workspaceId: string) =>
+      Number(
+        (
+          await db.query<{ n: string }>(
+            `SELECT count(*) AS n FROM audit_logs WHERE workspace_id = $1 AND action = 'exported'`,
+            [workspaceId],
+          )
+        ).rows[0].n,
+      );
+
+    it('a user named 199 × "a" + "😀" (200 characters for POST …/members) creates a source and exports the log: the tag cut the name at 200 UTF-16 units, mid-emoji, and the database refused its JSON — the write answered 500 and the export was sent with no entry — expected: 201, and both recorded under that name', async () => {
+      const s = await setup();
+      const name = `${'a'.repeat(199)}😀`;
+      const viaApi = await t.http
+        .post(`/api/workspaces/${s.workspaceId}/members`)
+        .set(s.ws.admin.auth)
+        .send({ email: `emoji-${rand()}@acme.test`, name, role: 'member' });
+      expect(viaApi.status).toBe(201);
+      const user = await addUser(s, name, `emoji-${rand()}@acme.test`);
+      const created = await t.http
+        .post(`/api/workspaces/${s.workspaceId}/sources`)
+        .set(user.auth)
+        .send({ name: `by emoji ${rand()}`, type: 'pg', config: {} });
+      const before = await exportsOf(s.workspaceId);
+      const exported = await t.http
+        .get(`/api/workspaces/${s.workspaceId}/audit-logs/export?format=ndjson`)
+        .set(user.auth);
+      expect(exported.status).toBe(200);
+      const recorded = await until(
+        'the export recorded in the log',
+        async () => ((await exportsOf(s.workspaceId)) > before ? true : undefined),
+        3_000,
+      ).catch(() => false);
+      const entries = created.status === 201 ? await history(s, (created.body as { id: string }).id) : [];
+      expect({
+        created: created.status,
+        exportRecorded: recorded,
+        recordedAs: entries.map((e) => e.user?.name),
+      }).toEqual({ created: 201, exportRecorded: true, recordedAs: [name] });
+    });
+
+    it('a user whose email is 255 characters (a valid address; emails are taken up to 320) creates a source: the entry records the first 200 characters of it, an address that is not theirs — expected: the whole email', async () => {
+      const s = await setup();
+      const email = `${'b'.repeat(60)}.${rand()}@${'d'.repeat(60)}.${'e'.repeat(60)}.${'f'.repeat(60)}.test`;
+      const user = await addUser(s, 'Long Email', email);
+      const created = await t.http
+        .post(`/api/workspaces/${s.workspaceId}/sources`)
+        .set(user.auth)
+        .send({ name: `by long email ${rand()}`, type: 'pg', config: {} })
+        .expect(201);
+      const entries = await history(s, (created.body as { id: string }).id);
+      expect(entries.map((e) => e.user?.email)).toEqual([email]);
     });
   });
 });
