@@ -196,4 +196,73 @@ describe('Red team, round 3', () => {
       expect(entries.map((e) => e.user?.email)).toEqual([email]);
     });
   });
+
+  describe('C. secrets in header lists written another way', () => {
+    it('POST a destination whose config.headers are [{Name: "Authorization", Value}, {Key: "X-Api-Key", Value}, {header: "Cookie", value}] (AWS-style capitals, another label key): the entry and the response show each Value in clear — expected: "[REDACTED]" in the entry, "********" in the response', async () => {
+      const s = await setup();
+      const secrets = [`bearer-${rand()}`, `api-key-${rand()}`, `cookie-${rand()}`];
+      const res = await t.http
+        .post(`/api/workspaces/${s.workspaceId}/destinations`)
+        .set(s.ws.admin.auth)
+        .send({
+          name: `headers ${rand()}`,
+          type: 'webhook',
+          config: {
+            url: 'https://hooks.example.com/in',
+            headers: [
+              { Name: 'Authorization', Value: secrets[0] },
+              { Key: 'X-Api-Key', Value: secrets[1] },
+              { header: 'Cookie', value: secrets[2] },
+            ],
+          },
+          segmentIds: [],
+        })
+        .expect(201);
+      const [entry] = await history(s, (res.body as { id: string }).id);
+      const shown = (text: string) => secrets.filter((secret) => text.includes(secret));
+      expect({ inEntry: shown(JSON.stringify(entry.changes)), inResponse: shown(JSON.stringify(res.body)) }).toEqual({
+        inEntry: [],
+        inResponse: [],
+      });
+      expect(entry.changes.filter((c) => /\.(Value|value)$/.test(c.field)).map((c) => [c.field, c.after])).toEqual([
+        ['config.headers[0].Value', '[REDACTED]'],
+        ['config.headers[1].Value', '[REDACTED]'],
+        ['config.headers[2].value', '[REDACTED]'],
+      ]);
+    });
+
+    it('PATCH back exactly the masked config GET returned ({Name: "Authorization", Value: "********"}): the stored secret is kept, no entry — expected: 200, the secret unchanged', async () => {
+      const s = await setup();
+      const secret = `bearer-${rand()}`;
+      const created = await t.http
+        .post(`/api/workspaces/${s.workspaceId}/destinations`)
+        .set(s.ws.admin.auth)
+        .send({
+          name: `masked ${rand()}`,
+          type: 'webhook',
+          config: { headers: [{ Name: 'Authorization', Value: secret }] },
+          segmentIds: [],
+        })
+        .expect(201);
+      const id = (created.body as { id: string }).id;
+      const got = await t.http
+        .get(`/api/workspaces/${s.workspaceId}/destinations/${id}`)
+        .set(s.ws.admin.auth)
+        .expect(200);
+      const patched = await t.http
+        .patch(`/api/workspaces/${s.workspaceId}/destinations/${id}`)
+        .set(s.ws.admin.auth)
+        .send({ config: (got.body as { config: unknown }).config });
+      const { rows } = await db.query<{ config: unknown }>('SELECT config FROM destinations WHERE id = $1', [id]);
+      expect({
+        status: patched.status,
+        stored: rows[0].config,
+        entries: (await history(s, id)).map((e) => e.action),
+      }).toEqual({
+        status: 200,
+        stored: { headers: [{ Name: 'Authorization', Value: secret }] },
+        entries: ['created'],
+      });
+    });
+  });
 });
