@@ -85,10 +85,11 @@ export function contractLeaves(field: string, value: unknown, secretField: boole
     } else if (isObject(v)) {
       const keys = Object.keys(v);
       if (keys.length === 0) out.set(path, redacted ? REDACTED : {});
-      const named = (k: 'name' | 'key') => typeof v[k] === 'string' && SECRET.test(v[k]);
-      const valueIsSecret = secretField && (named('name') || named('key'));
+      const isValue = (k: string) => k.toLowerCase() === 'value';
+      const named = (k: string) => !isValue(k) && typeof v[k] === 'string' && SECRET.test(v[k]);
+      const valueIsSecret = secretField && keys.some(isValue) && keys.some(named);
       for (const key of keys) {
-        const secretKey = secretField && (SECRET.test(key) || (key === 'value' && valueIsSecret));
+        const secretKey = secretField && (SECRET.test(key) || (isValue(key) && valueIsSecret));
         walk(v[key], [...segments, key], redacted || secretKey);
       }
     } else if (redacted) {

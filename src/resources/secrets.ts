@@ -14,11 +14,15 @@ function own(object: Record<string, Json>, key: string): Json | undefined {
   return Object.hasOwn(object, key) ? object[key] : undefined;
 }
 
+/** The key of a header-list item's value, in any casing: `value`, `Value`. */
+const VALUE_KEY = /^value$/i;
+
 /**
  * Whether each member of `object` holds a secret: every one when the object itself is under a secret,
- * one whose key looks secret, and the `value` of a header-list item whose `name` or `key` looks
- * secret (`{ name: "Authorization", value }`; a label that is not a string is read as its JSON
- * text, as PostgreSQL's `->>` reads it).
+ * one whose key looks secret, and the `value` (any casing) of a header-list item with another member
+ * that looks secret, whatever its key (`{ name: "Authorization", value }`, `{ Key: "X-Api-Key",
+ * Value }`, `{ header: "Cookie", value }`; a label that is not a string is read as its JSON text, as
+ * PostgreSQL's `->>` reads it).
  */
 function secretMembers(object: Record<string, Json>, secret: boolean): (key: string) => boolean {
   const label = (key: string) => {
@@ -26,13 +30,14 @@ function secretMembers(object: Record<string, Json>, secret: boolean): (key: str
     if (value === undefined || value === null) return false;
     return SECRET_KEY.test(typeof value === 'string' ? value : JSON.stringify(value));
   };
-  const labelled = Object.hasOwn(object, 'value') && (label('name') || label('key'));
-  return (key) => secret || SECRET_KEY.test(key) || (labelled && key === 'value');
+  const keys = Object.keys(object);
+  const labelled = keys.some((key) => VALUE_KEY.test(key)) && keys.some((key) => !VALUE_KEY.test(key) && label(key));
+  return (key) => secret || SECRET_KEY.test(key) || (labelled && VALUE_KEY.test(key));
 }
 
 /**
  * The secret rule, as the database's capture trigger applies it to audit entries: a value under a
- * key matching SECRET_KEY, the `value` beside a secret-looking `name`/`key`, and a URL's password.
+ * key matching SECRET_KEY, a `value` beside a secret-looking label, and a URL's password.
  */
 export function maskSecrets(value: Json, secret = false): Json {
   if (Array.isArray(value)) return value.map((item) => maskSecrets(item, secret));

@@ -43,6 +43,18 @@ const WRITE_OPERATIONS = new Set([
   'deleteMany',
 ]);
 
+/**
+ * The first `max` characters of `text`, counted as the validators count them (an emoji is one): a
+ * cut between the two halves of a surrogate pair would leave JSON that the database refuses, and
+ * with it the statement.
+ */
+function capped(text: string, max: number): string;
+function capped(text: string | undefined, max: number): string | undefined;
+function capped(text: string | undefined, max: number): string | undefined {
+  if (text === undefined || text.length <= max) return text;
+  return Array.from(text).slice(0, max).join('');
+}
+
 function currentContext(): AuditContext | undefined {
   const cls = ClsServiceManager.getClsService<AppClsStore>();
   if (!cls.isActive()) return undefined;
@@ -50,12 +62,13 @@ function currentContext(): AuditContext | undefined {
   if (!actor) return undefined;
   return {
     // Capped so that the tag stays within what the triggers read at the end of a statement.
+    // An email is whole: every address the service takes (up to 320 characters) is recorded as it is.
     ...(actor.kind === 'user'
-      ? { kind: 'user', id: actor.id, name: actor.name.slice(0, 200), email: actor.email.slice(0, 200) }
-      : { kind: 'system', name: actor.name.slice(0, 200) }),
-    requestId: cls.get('requestId')?.slice(0, 128),
-    ip: cls.get('ip')?.slice(0, 64),
-    userAgent: cls.get('userAgent')?.slice(0, 512),
+      ? { kind: 'user', id: actor.id, name: capped(actor.name, 200), email: capped(actor.email, 320) }
+      : { kind: 'system', name: capped(actor.name, 200) }),
+    requestId: capped(cls.get('requestId'), 128),
+    ip: capped(cls.get('ip'), 64),
+    userAgent: capped(cls.get('userAgent'), 512),
     ...(cls.get('auditAction') === 'restored' ? { action: 'restored' as const } : {}),
   };
 }

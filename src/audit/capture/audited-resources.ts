@@ -209,8 +209,8 @@ export const RESOURCE_TABLES: readonly AuditedResource[] = AUDITED_RESOURCES.fil
 );
 
 /**
- * A key whose value is a secret (inside a secret field), and the `name`/`key` that marks a sibling
- * `value` as one. Plain alternation only: PostgreSQL evaluates the same text as a POSIX regex.
+ * A key whose value is a secret (inside a secret field), and the label (any other member) that marks
+ * a sibling `value`, in any casing, as one. Plain alternation only: PostgreSQL evaluates the same text as a POSIX regex.
  */
 export const SECRET_KEY = /pass|pwd|secret|token|key|credential|private|auth|dsn|cookie|session|signature/i;
 
