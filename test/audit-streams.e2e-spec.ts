@@ -1,5 +1,7 @@
 import { Client } from 'pg';
+import { AuditStreamDeliverer } from '../src/audit/streams/audit-stream-deliverer.service';
 import { STREAM_RESOLVER, type StreamResolver } from '../src/audit/streams/stream-destination';
+import { loadConfig } from '../src/config/app-config';
 import { ResourceFactory } from './factories';
 import { createTestApp, createWorkspace, type TestApp, type TestWorkspace } from './test-app';
 import { captureLogLines } from './log-capture';
@@ -514,6 +516,98 @@ describe('Log streams', () => {
           expect(bytes(batch.body) + bytes(next.body.slice(0, next.body.indexOf('\n') + 1))).toBeGreaterThan(LIMIT);
       });
     }, 40_000);
+  });
+
+  describe('a destination down for an hour', () => {
+    /**
+     * The attempts an hour brings at the default backoff, each wait at its shortest (half its ceiling):
+     * an hour's outage is that many failures in a row, here with waits of milliseconds.
+     */
+    const defaults = loadConfig({});
+    let attemptsInAnHour = 0;
+    for (let at = 0; at < 3_600_000; attemptsInAnHour++) {
+      at += Math.min(defaults.auditStreamsRetryMaxMs, defaults.auditStreamsRetryMinMs * 2 ** attemptsInAnHour) / 2;
+    }
+    let t: TestApp;
+    let ws: TestWorkspace;
+    let db: Client;
+    let receiver: StreamReceiver;
+
+    beforeAll(async () => {
+      t = await createTestApp({
+        auditSealIntervalMs: 100,
+        auditStreamsPollMs: 50,
+        auditStreamsTimeoutMs: 1000,
+        auditStreamsRetryMinMs: 10,
+        auditStreamsRetryMaxMs: 20,
+        auditStreamsAllowPrivate: true,
+        auditStreamsBatch: 5,
+      });
+      ws = await createWorkspace(t.app);
+      db = new Client({ connectionString: t.database.url });
+      await db.connect();
+      receiver = await StreamReceiver.start();
+    });
+    afterAll(async () => {
+      jest.restoreAllMocks();
+      await receiver.close();
+      await db.end();
+      await t.close();
+    });
+
+    it('loses nothing: the same batch is retried, then the backlog goes batch after batch without a poll between them', async () => {
+      expect(attemptsInAnHour).toBeGreaterThan(30);
+      const deliverer = t.app.get(AuditStreamDeliverer);
+      let open = false;
+      receiver.answer = () => {
+        // From the first accepted batch on, no poll starts a delivery: the backlog goes in the one already running.
+        if (open) jest.spyOn(deliverer, 'poll').mockResolvedValue();
+        return { status: open ? 200 : 503 };
+      };
+      const api = new ResourceFactory(t.http, ws.workspaceId, ws.admin.auth);
+      for (let i = 0; i < 6; i++) await api.create('sources');
+      const created = await t.http
+        .post(`/api/workspaces/${ws.workspaceId}/audit-streams`)
+        .set(ws.admin.auth)
+        .send({ url: receiver.url('/outage'), secret: SECRET })
+        .expect(201);
+      const failed = () => receiver.requests.filter((r) => r.outcome === 503);
+      await until('half the outage', () => (failed().length >= attemptsInAnHour / 2 ? true : undefined), 60_000);
+      for (let i = 0; i < 6; i++) await api.create('sources'); // written while it is down
+      const log = await until(
+        'the whole outage, every entry sealed',
+        async () => {
+          if (failed().length < attemptsInAnHour) return undefined;
+          const rows = (
+            await db.query<{ id: string; seq: string | null }>(
+              `SELECT id, seq::text FROM audit_logs WHERE workspace_id = $1 ORDER BY audit_logs.seq NULLS LAST`,
+              [ws.workspaceId],
+            )
+          ).rows;
+          return rows.every((r) => r.seq !== null) ? rows : undefined;
+        },
+        60_000,
+      );
+      open = true;
+      await until('every entry delivered', () => (receiver.accepted().length >= log.length ? true : undefined), 20_000);
+
+      expect(receiver.accepted()).toEqual(log.map((r) => r.id));
+      const failures = failed();
+      expect(failures.length).toBeGreaterThanOrEqual(attemptsInAnHour);
+      for (const attempt of failures) expect(attempt.ids).toEqual(log.slice(0, 5).map((r) => r.id));
+      expect(receiver.requests.filter((r) => r.outcome === 200).length).toBeGreaterThanOrEqual(
+        Math.ceil(log.length / 5),
+      );
+      const status = await t.http
+        .get(`/api/workspaces/${ws.workspaceId}/audit-streams/${created.body.id}`)
+        .set(ws.admin.auth)
+        .expect(200);
+      expect(status.body).toMatchObject({
+        lastDeliveredEntryId: log[log.length - 1].id,
+        lastError: null,
+        lagSeconds: 0,
+      });
+    }, 120_000);
   });
 
   describe('without AUDIT_STREAMS_ALLOW_PRIVATE', () => {
