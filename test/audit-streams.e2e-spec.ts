@@ -2,6 +2,7 @@ import { Client } from 'pg';
 import { AuditStreamDeliverer } from '../src/audit/streams/audit-stream-deliverer.service';
 import { STREAM_RESOLVER, type StreamResolver } from '../src/audit/streams/stream-destination';
 import { loadConfig } from '../src/config/app-config';
+import { createTestDatabase, type TestDatabase } from './database';
 import { ResourceFactory } from './factories';
 import { createTestApp, createWorkspace, type TestApp, type TestWorkspace } from './test-app';
 import { captureLogLines } from './log-capture';
@@ -608,6 +609,64 @@ describe('Log streams', () => {
         lagSeconds: 0,
       });
     }, 120_000);
+  });
+
+  describe('an instance with another AUDIT_STREAMS_KEY', () => {
+    const KEY = 'a1'.repeat(32);
+    let database: TestDatabase;
+    let receiver: StreamReceiver;
+    let t: TestApp | undefined;
+
+    beforeAll(async () => {
+      database = await createTestDatabase();
+      receiver = await StreamReceiver.start();
+    });
+    afterAll(async () => {
+      await t?.close();
+      await receiver.close();
+      await database.drop();
+    });
+
+    const start = (key: string) =>
+      createTestApp({ ...FAST, auditStreamsAllowPrivate: true, auditStreamsKey: key }, {}, database.url);
+
+    it('sends nothing and says which key the secret needs; with the key back, delivers everything', async () => {
+      t = await start(KEY);
+      const ws = await createWorkspace(t.app);
+      const created = await t.http
+        .post(`/api/workspaces/${ws.workspaceId}/audit-streams`)
+        .set(ws.admin.auth)
+        .send({ url: receiver.url('/keyed'), secret: SECRET })
+        .expect(201);
+      await t.close();
+
+      t = await start('b2'.repeat(32));
+      const source = await new ResourceFactory(t.http, ws.workspaceId, ws.admin.auth).create('sources');
+      const status = () =>
+        t!.http
+          .get(`/api/workspaces/${ws.workspaceId}/audit-streams/${created.body.id}`)
+          .set(ws.admin.auth)
+          .expect(200)
+          .then((res) => res.body as StreamJson);
+      const refused = await until('the key mismatch in the status', async () => {
+        const now = await status();
+        return now.lastError?.includes('encrypted with key') ? now : undefined;
+      });
+      expect(refused.lastError).toMatch(
+        /^the stream's secret was encrypted with key [0-9a-f]{16}, but this instance has key [0-9a-f]{16}: /,
+      );
+      expect(receiver.requests.flatMap((r) => r.lines).some((line) => line.resourceId === source.id)).toBe(false);
+      await t.close();
+
+      t = await start(KEY);
+      await until('the entries of the other key’s time delivered', () =>
+        receiver.accepted('/keyed').length > 0 &&
+        receiver.requests.some((r) => r.outcome === 200 && r.lines.some((line) => line.resourceId === source.id))
+          ? true
+          : undefined,
+      );
+      expect((await status()).lastError).toBeNull();
+    }, 60_000);
   });
 
   describe('without AUDIT_STREAMS_ALLOW_PRIVATE', () => {
