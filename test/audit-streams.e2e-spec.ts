@@ -611,6 +611,83 @@ describe('Log streams', () => {
     }, 120_000);
   });
 
+  describe('one stream at a time per process (AUDIT_STREAMS_PER_PROCESS=1)', () => {
+    let database: TestDatabase;
+    let t: TestApp;
+    let ws: TestWorkspace;
+    let db: Client;
+    let receiver: StreamReceiver;
+
+    beforeAll(async () => {
+      database = await createTestDatabase();
+      t = await createTestApp(
+        { ...FAST, auditStreamsAllowPrivate: true, auditStreamsBatch: 4, auditStreamsPerProcess: 1 },
+        {},
+        database.url,
+      );
+      ws = await createWorkspace(t.app);
+      db = new Client({ connectionString: database.url });
+      await db.connect();
+      receiver = await StreamReceiver.start();
+    });
+    afterAll(async () => {
+      await t.close();
+      await receiver.close();
+      await db.end();
+      await database.drop();
+    });
+
+    const create = async (path: string) =>
+      (
+        await t.http
+          .post(`/api/workspaces/${ws.workspaceId}/audit-streams`)
+          .set(ws.admin.auth)
+          .send({ url: receiver.url(path), secret: SECRET })
+          .expect(201)
+      ).body as StreamJson;
+    const log = async () =>
+      (
+        await db.query<{ id: string; seq: string | null }>(
+          `SELECT id, seq::text FROM audit_logs WHERE workspace_id = $1 ORDER BY audit_logs.seq NULLS LAST`,
+          [ws.workspaceId],
+        )
+      ).rows;
+
+    it('delivers two streams one after the other, never both at once; any 2xx is a delivery', async () => {
+      const api = new ResourceFactory(t.http, ws.workspaceId, ws.admin.auth);
+      for (let i = 0; i < 4; i++) await api.create('sources');
+      receiver.answer = (n) => ({ status: [200, 202, 204][n % 3], delayMs: 50 });
+      await create('/first');
+      await create('/second');
+      const rows = await until('both streams caught up', async () => {
+        const now = await log();
+        return now.every((r) => r.seq !== null) &&
+          ['/first', '/second'].every((path) => receiver.accepted(path).length >= now.length)
+          ? now
+          : undefined;
+      });
+      for (const path of ['/first', '/second']) expect(receiver.accepted(path)).toEqual(rows.map((r) => r.id));
+      expect(new Set(receiver.requests.map((r) => r.outcome))).toEqual(new Set([200, 202, 204]));
+      const requests = [...receiver.requests].sort((a, b) => a.startedAt - b.startedAt);
+      for (let i = 1; i < requests.length; i++) {
+        expect(requests[i].startedAt).toBeGreaterThanOrEqual(requests[i - 1].endedAt!);
+      }
+    }, 60_000);
+
+    it('hands its stream back when it stops, mid-delivery', async () => {
+      receiver.answer = () => ({ status: 200, delayMs: 2000 });
+      const stream = await create('/stopped');
+      await until('a batch on its way', () =>
+        receiver.requests.some((r) => r.path === '/stopped' && r.outcome === undefined) ? true : undefined,
+      );
+      const lease = `SELECT lease_owner, lease_until FROM audit_stream_deliveries WHERE stream_id = $1`;
+      expect((await db.query(lease, [stream.id])).rows[0].lease_owner).not.toBeNull();
+      await t.app.close();
+      expect((await db.query(lease, [stream.id])).rows).toEqual([{ lease_owner: null, lease_until: null }]);
+      t = await createTestApp({ ...FAST, auditStreamsAllowPrivate: true }, {}, database.url);
+    }, 60_000);
+  });
+
   describe('an instance with another AUDIT_STREAMS_KEY', () => {
     const KEY = 'a1'.repeat(32);
     let database: TestDatabase;
