@@ -429,6 +429,8 @@ describe('Log streams', () => {
         [{ url: `http://127.0.0.1/${'a'.repeat(2100)}`, secret: SECRET }, /url must be at most 2048 characters/],
         [{ url: receiver.url() }, /secret must be 16 to 1024 characters/],
         [{ url: receiver.url(), secret: 'short' }, /secret must be 16 to 1024 characters/],
+        [{ url: receiver.url(), secret: 's'.repeat(15) }, /secret must be 16 to 1024 characters/],
+        [{ url: receiver.url(), secret: 's'.repeat(1025) }, /secret must be 16 to 1024 characters/],
         [{ url: receiver.url(), secret: 1234567890123456 }, /secret must be 16 to 1024 characters/],
       ];
       for (const [body, message] of cases) {
@@ -442,6 +444,17 @@ describe('Log streams', () => {
           message: expect.stringMatching(message),
         });
         expect(JSON.stringify(res.body)).not.toContain(SECRET);
+      }
+      for (const secret of ['s'.repeat(16), 's'.repeat(1024)]) {
+        const accepted = await t.http
+          .post(streams(ws))
+          .set(ws.admin.auth)
+          .send({ url: receiver.url('/bounds'), secret })
+          .expect(201);
+        await t.http
+          .delete(streams(ws, `/${accepted.body.id}`))
+          .set(ws.admin.auth)
+          .expect(204);
       }
     });
   });
