@@ -1,5 +1,8 @@
 import { Client } from 'pg';
+import { AuditStreamDeliverer } from '../src/audit/streams/audit-stream-deliverer.service';
 import { STREAM_RESOLVER, type StreamResolver } from '../src/audit/streams/stream-destination';
+import { loadConfig } from '../src/config/app-config';
+import { createTestDatabase, type TestDatabase } from './database';
 import { ResourceFactory } from './factories';
 import { createTestApp, createWorkspace, type TestApp, type TestWorkspace } from './test-app';
 import { captureLogLines } from './log-capture';
@@ -426,6 +429,8 @@ describe('Log streams', () => {
         [{ url: `http://127.0.0.1/${'a'.repeat(2100)}`, secret: SECRET }, /url must be at most 2048 characters/],
         [{ url: receiver.url() }, /secret must be 16 to 1024 characters/],
         [{ url: receiver.url(), secret: 'short' }, /secret must be 16 to 1024 characters/],
+        [{ url: receiver.url(), secret: 's'.repeat(15) }, /secret must be 16 to 1024 characters/],
+        [{ url: receiver.url(), secret: 's'.repeat(1025) }, /secret must be 16 to 1024 characters/],
         [{ url: receiver.url(), secret: 1234567890123456 }, /secret must be 16 to 1024 characters/],
       ];
       for (const [body, message] of cases) {
@@ -439,6 +444,17 @@ describe('Log streams', () => {
           message: expect.stringMatching(message),
         });
         expect(JSON.stringify(res.body)).not.toContain(SECRET);
+      }
+      for (const secret of ['s'.repeat(16), 's'.repeat(1024)]) {
+        const accepted = await t.http
+          .post(streams(ws))
+          .set(ws.admin.auth)
+          .send({ url: receiver.url('/bounds'), secret })
+          .expect(201);
+        await t.http
+          .delete(streams(ws, `/${accepted.body.id}`))
+          .set(ws.admin.auth)
+          .expect(204);
       }
     });
   });
@@ -514,6 +530,233 @@ describe('Log streams', () => {
           expect(bytes(batch.body) + bytes(next.body.slice(0, next.body.indexOf('\n') + 1))).toBeGreaterThan(LIMIT);
       });
     }, 40_000);
+  });
+
+  describe('a destination down for an hour', () => {
+    /**
+     * The attempts an hour brings at the default backoff, each wait at its shortest (half its ceiling):
+     * an hour's outage is that many failures in a row, here with waits of milliseconds.
+     */
+    const defaults = loadConfig({});
+    let attemptsInAnHour = 0;
+    for (let at = 0; at < 3_600_000; attemptsInAnHour++) {
+      at += Math.min(defaults.auditStreamsRetryMaxMs, defaults.auditStreamsRetryMinMs * 2 ** attemptsInAnHour) / 2;
+    }
+    let t: TestApp;
+    let ws: TestWorkspace;
+    let db: Client;
+    let receiver: StreamReceiver;
+
+    beforeAll(async () => {
+      t = await createTestApp({
+        auditSealIntervalMs: 100,
+        auditStreamsPollMs: 50,
+        auditStreamsTimeoutMs: 1000,
+        auditStreamsRetryMinMs: 10,
+        auditStreamsRetryMaxMs: 20,
+        auditStreamsAllowPrivate: true,
+        auditStreamsBatch: 5,
+      });
+      ws = await createWorkspace(t.app);
+      db = new Client({ connectionString: t.database.url });
+      await db.connect();
+      receiver = await StreamReceiver.start();
+    });
+    afterAll(async () => {
+      jest.restoreAllMocks();
+      await receiver.close();
+      await db.end();
+      await t.close();
+    });
+
+    it('loses nothing: the same batch is retried, then the backlog goes batch after batch without a poll between them', async () => {
+      expect(attemptsInAnHour).toBeGreaterThan(30);
+      const deliverer = t.app.get(AuditStreamDeliverer);
+      let open = false;
+      receiver.answer = () => {
+        // From the first accepted batch on, no poll starts a delivery: the backlog goes in the one already running.
+        if (open) jest.spyOn(deliverer, 'poll').mockResolvedValue();
+        return { status: open ? 200 : 503 };
+      };
+      const api = new ResourceFactory(t.http, ws.workspaceId, ws.admin.auth);
+      for (let i = 0; i < 6; i++) await api.create('sources');
+      const created = await t.http
+        .post(`/api/workspaces/${ws.workspaceId}/audit-streams`)
+        .set(ws.admin.auth)
+        .send({ url: receiver.url('/outage'), secret: SECRET })
+        .expect(201);
+      const failed = () => receiver.requests.filter((r) => r.outcome === 503);
+      await until('half the outage', () => (failed().length >= attemptsInAnHour / 2 ? true : undefined), 60_000);
+      for (let i = 0; i < 6; i++) await api.create('sources'); // written while it is down
+      const log = await until(
+        'the whole outage, every entry sealed',
+        async () => {
+          if (failed().length < attemptsInAnHour) return undefined;
+          const rows = (
+            await db.query<{ id: string; seq: string | null }>(
+              `SELECT id, seq::text FROM audit_logs WHERE workspace_id = $1 ORDER BY audit_logs.seq NULLS LAST`,
+              [ws.workspaceId],
+            )
+          ).rows;
+          return rows.every((r) => r.seq !== null) ? rows : undefined;
+        },
+        60_000,
+      );
+      open = true;
+      await until('every entry delivered', () => (receiver.accepted().length >= log.length ? true : undefined), 20_000);
+
+      expect(receiver.accepted()).toEqual(log.map((r) => r.id));
+      const failures = failed();
+      expect(failures.length).toBeGreaterThanOrEqual(attemptsInAnHour);
+      for (const attempt of failures) expect(attempt.ids).toEqual(log.slice(0, 5).map((r) => r.id));
+      expect(receiver.requests.filter((r) => r.outcome === 200).length).toBeGreaterThanOrEqual(
+        Math.ceil(log.length / 5),
+      );
+      const status = await t.http
+        .get(`/api/workspaces/${ws.workspaceId}/audit-streams/${created.body.id}`)
+        .set(ws.admin.auth)
+        .expect(200);
+      expect(status.body).toMatchObject({
+        lastDeliveredEntryId: log[log.length - 1].id,
+        lastError: null,
+        lagSeconds: 0,
+      });
+    }, 120_000);
+  });
+
+  describe('one stream at a time per process (AUDIT_STREAMS_PER_PROCESS=1)', () => {
+    let database: TestDatabase;
+    let t: TestApp;
+    let ws: TestWorkspace;
+    let db: Client;
+    let receiver: StreamReceiver;
+
+    beforeAll(async () => {
+      database = await createTestDatabase();
+      t = await createTestApp(
+        { ...FAST, auditStreamsAllowPrivate: true, auditStreamsBatch: 4, auditStreamsPerProcess: 1 },
+        {},
+        database.url,
+      );
+      ws = await createWorkspace(t.app);
+      db = new Client({ connectionString: database.url });
+      await db.connect();
+      receiver = await StreamReceiver.start();
+    });
+    afterAll(async () => {
+      await t.close();
+      await receiver.close();
+      await db.end();
+      await database.drop();
+    });
+
+    const create = async (path: string) =>
+      (
+        await t.http
+          .post(`/api/workspaces/${ws.workspaceId}/audit-streams`)
+          .set(ws.admin.auth)
+          .send({ url: receiver.url(path), secret: SECRET })
+          .expect(201)
+      ).body as StreamJson;
+    const log = async () =>
+      (
+        await db.query<{ id: string; seq: string | null }>(
+          `SELECT id, seq::text FROM audit_logs WHERE workspace_id = $1 ORDER BY audit_logs.seq NULLS LAST`,
+          [ws.workspaceId],
+        )
+      ).rows;
+
+    it('delivers two streams one after the other, never both at once; any 2xx is a delivery', async () => {
+      const api = new ResourceFactory(t.http, ws.workspaceId, ws.admin.auth);
+      for (let i = 0; i < 4; i++) await api.create('sources');
+      receiver.answer = (n) => ({ status: [200, 202, 204][n % 3], delayMs: 50 });
+      await create('/first');
+      await create('/second');
+      const rows = await until('both streams caught up', async () => {
+        const now = await log();
+        return now.every((r) => r.seq !== null) &&
+          ['/first', '/second'].every((path) => receiver.accepted(path).length >= now.length)
+          ? now
+          : undefined;
+      });
+      for (const path of ['/first', '/second']) expect(receiver.accepted(path)).toEqual(rows.map((r) => r.id));
+      expect(new Set(receiver.requests.map((r) => r.outcome))).toEqual(new Set([200, 202, 204]));
+      const requests = [...receiver.requests].sort((a, b) => a.startedAt - b.startedAt);
+      for (let i = 1; i < requests.length; i++) {
+        expect(requests[i].startedAt).toBeGreaterThanOrEqual(requests[i - 1].endedAt!);
+      }
+    }, 60_000);
+
+    it('hands its stream back when it stops, mid-delivery', async () => {
+      receiver.answer = () => ({ status: 200, delayMs: 2000 });
+      const stream = await create('/stopped');
+      await until('a batch on its way', () =>
+        receiver.requests.some((r) => r.path === '/stopped' && r.outcome === undefined) ? true : undefined,
+      );
+      const lease = `SELECT lease_owner, lease_until FROM audit_stream_deliveries WHERE stream_id = $1`;
+      expect((await db.query(lease, [stream.id])).rows[0].lease_owner).not.toBeNull();
+      await t.app.close();
+      expect((await db.query(lease, [stream.id])).rows).toEqual([{ lease_owner: null, lease_until: null }]);
+      t = await createTestApp({ ...FAST, auditStreamsAllowPrivate: true }, {}, database.url);
+    }, 60_000);
+  });
+
+  describe('an instance with another AUDIT_STREAMS_KEY', () => {
+    const KEY = 'a1'.repeat(32);
+    let database: TestDatabase;
+    let receiver: StreamReceiver;
+    let t: TestApp | undefined;
+
+    beforeAll(async () => {
+      database = await createTestDatabase();
+      receiver = await StreamReceiver.start();
+    });
+    afterAll(async () => {
+      await t?.close();
+      await receiver.close();
+      await database.drop();
+    });
+
+    const start = (key: string) =>
+      createTestApp({ ...FAST, auditStreamsAllowPrivate: true, auditStreamsKey: key }, {}, database.url);
+
+    it('sends nothing and says which key the secret needs; with the key back, delivers everything', async () => {
+      t = await start(KEY);
+      const ws = await createWorkspace(t.app);
+      const created = await t.http
+        .post(`/api/workspaces/${ws.workspaceId}/audit-streams`)
+        .set(ws.admin.auth)
+        .send({ url: receiver.url('/keyed'), secret: SECRET })
+        .expect(201);
+      await t.close();
+
+      t = await start('b2'.repeat(32));
+      const source = await new ResourceFactory(t.http, ws.workspaceId, ws.admin.auth).create('sources');
+      const status = () =>
+        t!.http
+          .get(`/api/workspaces/${ws.workspaceId}/audit-streams/${created.body.id}`)
+          .set(ws.admin.auth)
+          .expect(200)
+          .then((res) => res.body as StreamJson);
+      const refused = await until('the key mismatch in the status', async () => {
+        const now = await status();
+        return now.lastError?.includes('encrypted with key') ? now : undefined;
+      });
+      expect(refused.lastError).toMatch(
+        /^the stream's secret was encrypted with key [0-9a-f]{16}, but this instance has key [0-9a-f]{16}: /,
+      );
+      expect(receiver.requests.flatMap((r) => r.lines).some((line) => line.resourceId === source.id)).toBe(false);
+      await t.close();
+
+      t = await start(KEY);
+      await until('the entries of the other key’s time delivered', () =>
+        receiver.accepted('/keyed').length > 0 &&
+        receiver.requests.some((r) => r.outcome === 200 && r.lines.some((line) => line.resourceId === source.id))
+          ? true
+          : undefined,
+      );
+      expect((await status()).lastError).toBeNull();
+    }, 60_000);
   });
 
   describe('without AUDIT_STREAMS_ALLOW_PRIVATE', () => {

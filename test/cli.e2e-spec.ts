@@ -1,8 +1,12 @@
 import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Client } from 'pg';
 import { createTestDatabase, type TestDatabase } from './database';
+import { freePort } from './free-port';
+import { ServiceProcess } from './service-process';
 
 const run = promisify(execFile);
 const ROOT = join(__dirname, '..');
@@ -118,6 +122,56 @@ describe('npm run cli', () => {
     });
     expect(JSON.parse(off.stdout.trim())).toEqual({ skipped: 'retention is off (AUDIT_RETENTION=off)' });
   });
+
+  it('seeds nothing on PostgreSQL unless asked: the service starts empty, db:seed creates the demo and prints its tokens', async () => {
+    const empty = await createTestDatabase();
+    const client = new Client({ connectionString: empty.url });
+    await client.connect();
+    const keys = mkdtempSync(join(tmpdir(), 'audit-cli-'));
+    const service = new ServiceProcess(
+      {
+        DATABASE_URL: empty.url,
+        AUDIT_SIGNING_KEY_FILE: join(keys, 'signing-key.pem'),
+        AUDIT_STREAMS_KEY_FILE: join(keys, 'streams-key'),
+      },
+      await freePort(),
+    );
+    try {
+      await service.start();
+      await service.stop();
+      expect(service.output).toContain('Tokens are shown only when they are made');
+      expect(service.output).not.toContain('Demo workspace');
+      expect((await client.query('SELECT id FROM workspaces')).rows).toEqual([]);
+
+      const seeded = await run('npm', ['run', '-s', 'db:seed'], {
+        cwd: ROOT,
+        env: { ...process.env, DATABASE_URL: empty.url, NODE_OPTIONS: '' },
+      });
+      const demo = JSON.parse(seeded.stdout.trim()) as {
+        workspaceId: string;
+        admin: { email: string; token: string };
+        member: { email: string; token: string };
+      };
+      expect(demo).toEqual({
+        workspaceId: expect.any(String),
+        admin: { email: 'alice@acme.test', token: expect.stringMatching(/^alog_/) },
+        member: { email: 'bob@acme.test', token: expect.stringMatching(/^alog_/) },
+      });
+      const { rows } = await client.query<{ name: string; email: string; role: string }>(
+        `SELECT w.name, u.email, m.role FROM workspaces w JOIN memberships m ON m.workspace_id = w.id
+         JOIN users u ON u.id = m.user_id ORDER BY u.email`,
+      );
+      expect(rows).toEqual([
+        { name: 'Acme', email: 'alice@acme.test', role: 'admin' },
+        { name: 'Acme', email: 'bob@acme.test', role: 'member' },
+      ]);
+    } finally {
+      await service.stop();
+      await client.end();
+      await empty.drop();
+      rmSync(keys, { recursive: true, force: true });
+    }
+  }, 180_000);
 
   it('explains a bad call on stderr and exits 1', async () => {
     const unknown = await cli(database.url, 'frobnicate');

@@ -853,6 +853,19 @@ describe('Signed digests and verification from a digest', () => {
         'RESULT valid',
       ]);
 
+      // Entries written after the digest extend it.
+      await new ResourceFactory(t.http, ws.workspaceId, ws.admin.auth).create('sources');
+      const extended = await exportOf(ws);
+      writeFileSync(files.export, extended);
+      const last = (JSON.parse(extended.trim().split('\n')[0]) as { chain: { seq: number } }).chain.seq;
+      expect(last).toBeGreaterThan(digest.seq);
+      const longer = await cli();
+      expect(longer.code).toBe(0);
+      expect(longer.stdout.trim().split('\n').slice(-2)).toEqual([
+        `PASS  coverage: ${digest.seq} entries are covered by the digest; ${last - digest.seq} later entries (seq ${digest.seq + 1} to ${last}) extend it`,
+        'RESULT valid',
+      ]);
+
       // Alter one entry in the export: the check names it, exit 1.
       const lines = exported.trim().split('\n');
       const victim = JSON.parse(lines[1]) as { id: string; resourceName: string; chain: { seq: number } };

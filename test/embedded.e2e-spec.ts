@@ -1,12 +1,16 @@
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { Test } from '@nestjs/testing';
 import request from 'supertest';
 import { AppModule } from '../src/app.module';
 import { setupApp } from '../src/app.setup';
 import { APP_CONFIG, loadConfig } from '../src/config/app-config';
 import { DemoSeeder } from '../src/workspaces/demo-seeder';
+
+const run = promisify(execFile);
 
 /** The zero-setup default: the whole app on PGlite in a folder, without any database server. */
 describe('the app on the embedded database', () => {
@@ -71,7 +75,28 @@ describe('the app on the embedded database', () => {
       intact: true,
       unsealed: 0,
     });
+
+    // The CLI on the folder the server has open says so, and works on it once the server is stopped.
+    const token = () =>
+      run('npm', ['run', '-s', 'cli', '--', 'token', '--email', 'alice@acme.test'], {
+        cwd: join(__dirname, '..'),
+        env: { ...process.env, NODE_OPTIONS: '', DATABASE_URL: '', PGLITE_DIR: join(dir, 'pglite') },
+      }).then(
+        ({ stdout }) => ({ code: 0, stdout, stderr: '' }),
+        (error: { code: number; stdout: string; stderr: string }) => error,
+      );
+    const refused = await token();
+    expect(refused.code).toBe(1);
+    expect(refused.stderr.trim()).toBe(
+      `The embedded database in ${join(dir, 'pglite')} is in use by process ${process.pid}. Stop that process first, or set DATABASE_URL.`,
+    );
     await app.close();
+    const issued = await token();
+    expect(issued.code).toBe(0);
+    expect(JSON.parse(issued.stdout.trim())).toEqual({
+      userId: expect.any(String),
+      token: expect.stringMatching(/^alog_/),
+    });
     // Two cold starts of PGlite and the demo seed: 16 s alone, past a minute on a machine under load.
   }, 180_000);
 });

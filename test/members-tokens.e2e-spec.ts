@@ -68,6 +68,20 @@ describe('Members and API tokens', () => {
       await t.http.get(members(ws.workspaceId)).set(other.admin.auth).expect(404);
       await t.http.get(members(ws.workspaceId)).expect(401);
     });
+
+    it('lists them by name', async () => {
+      const ws = await createWorkspace(t.app);
+      for (const name of ['Zoe', 'Aaron', 'Nina'])
+        await t.http
+          .post(members(ws.workspaceId))
+          .set(ws.admin.auth)
+          .send({ email: `${name.toLowerCase()}-${rand()}@acme.test`, name, role: 'member' })
+          .expect(201);
+      const res = await t.http.get(members(ws.workspaceId)).set(ws.member.auth).expect(200);
+      const names = (res.body.items as { name: string }[]).map((m) => m.name);
+      expect(names).toEqual([...names].sort());
+      expect(names.filter((n) => ['Zoe', 'Aaron', 'Nina'].includes(n))).toEqual(['Aaron', 'Nina', 'Zoe']);
+    });
   });
 
   describe('POST /workspaces/:id/members', () => {
@@ -332,6 +346,14 @@ describe('Members and API tokens', () => {
       const list = await t.http.get('/api/me/tokens').set(auth(token)).expect(200);
       const mine = list.body.items.find((i: { id: string }) => i.id === created.body.id);
       expect(Object.keys(mine).sort()).toEqual(['createdAt', 'id', 'label', 'lastUsedAt']);
+      // Newest first: the token made last leads the list.
+      const later = await t.http
+        .post('/api/me/tokens')
+        .set(auth(token))
+        .send({ label: `later ${rand()}` })
+        .expect(201);
+      const listed = (await t.http.get('/api/me/tokens').set(auth(token)).expect(200)).body.items as { id: string }[];
+      expect(listed.map((i) => i.id).slice(0, 2)).toEqual([later.body.id, created.body.id]);
 
       for (const [workspace, admin] of [
         [ws, ws.admin.auth],

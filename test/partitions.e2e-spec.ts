@@ -193,7 +193,7 @@ describe('Retention of the audit log', () => {
     await t.close();
   });
 
-  it('takes the retention from the workspace: 13 months by default, never below 12, admins only', async () => {
+  it('takes the retention from the workspace: 13 months by default, 12 to 1200, admins only', async () => {
     const url = (w: TestWorkspace) => `/api/workspaces/${w.workspaceId}/audit-retention`;
     expect((await t.http.get(url(standard)).set(standard.admin.auth).expect(200)).body).toEqual({
       retentionMonths: 13,
@@ -205,6 +205,10 @@ describe('Retention of the audit log', () => {
     await t.http.put(url(short)).set(short.member.auth).send({ retentionMonths: 12 }).expect(403);
     await t.http.get(url(short)).set(standard.admin.auth).expect(404);
     await t.http.put(url(short)).set(short.admin.auth).send({ retentionMonths: 12 }).expect(200);
+    const tooLong = await t.http.put(url(long)).set(long.admin.auth).send({ retentionMonths: 1201 }).expect(400);
+    expect(JSON.stringify(tooLong.body)).toContain('retentionMonths must be at most 1200');
+    const longest = await t.http.put(url(long)).set(long.admin.auth).send({ retentionMonths: 1200 }).expect(200);
+    expect(longest.body).toMatchObject({ retentionMonths: 1200 });
     await t.http.put(url(long)).set(long.admin.auth).send({ retentionMonths: 24 }).expect(200);
     await expect(
       db.query(`UPDATE workspaces SET audit_retention_months = 6 WHERE id = $1`, [short.workspaceId]),

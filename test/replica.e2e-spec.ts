@@ -15,6 +15,13 @@ function statementsIn(log: string): { requestId: string; sql: string }[] {
   });
 }
 
+/** The export `COPY` statements of a server's log that filter on the resource `resourceId`. */
+function copiesOf(log: string, resourceId: string): number {
+  return log
+    .split(/\n(?=\d{4}-\d\d-\d\d )/)
+    .filter((statement) => /statement: COPY \(\s*SELECT/.test(statement) && statement.includes(resourceId)).length;
+}
+
 interface Entry {
   id: string;
   resourceId: string;
@@ -171,6 +178,22 @@ describe('Reads on a streaming replica (DATABASE_REPLICA_URL)', () => {
       const res = await t.http.get(api('/audit-logs/verify')).set(ws.admin.auth).expect(200);
       expect(res.body).toMatchObject({ intact: true, entries: expected, unsealed: 0 });
     });
+
+    it('a chain export picks its server as verify does: it waits, then reads the primary and has the new entry, sealed', async () => {
+      const chained = await t.http
+        .get(api('/audit-logs/export'))
+        .query({ format: 'ndjson', chain: 'true', resourceId: fresh.resourceId })
+        .set(ws.admin.auth);
+      expect(chained.status).toBe(200);
+      const lines = chained.text
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as Entry & { chain: { seq: number | null } });
+      expect(lines.map((line) => line.id)).toEqual([fresh.id]);
+      expect(lines[0].chain.seq).toEqual(expect.any(Number));
+      expect(copiesOf(cluster.primaryLog(), fresh.resourceId)).toBe(1);
+      expect(copiesOf(cluster.standbyLog(), fresh.resourceId)).toBe(0);
+    });
   });
 
   it('once the standby has caught up, the list shows the entry and verify is read there', async () => {
@@ -185,6 +208,19 @@ describe('Reads on a streaming replica (DATABASE_REPLICA_URL)', () => {
       statementsIn(log).some((q) => q.requestId === requestId && /FROM "audit_log_sealed"/.test(q.sql));
     expect(chainRead(cluster.standbyLog())).toBe(true);
     expect(chainRead(cluster.primaryLog())).toBe(false);
+  });
+
+  it('once the standby has caught up, a chain export is read there', async () => {
+    const source = await createSource('Exported with its chain');
+    await settled();
+    const chained = await t.http
+      .get(api('/audit-logs/export'))
+      .query({ format: 'ndjson', chain: 'true', resourceId: source.id })
+      .set(ws.admin.auth);
+    expect(chained.status).toBe(200);
+    expect(chained.text.trim().split('\n')).toHaveLength(1);
+    expect(copiesOf(cluster.standbyLog(), source.id)).toBe(1);
+    expect(copiesOf(cluster.primaryLog(), source.id)).toBe(0);
   });
 
   it('a cursor from a page the standby served pages on when the primary serves the next (standby down)', async () => {

@@ -35,6 +35,18 @@ describe('Start-up failures', () => {
     );
   });
 
+  it('with LOG_LEVEL=debug, the full error before that line', async () => {
+    const result = await start({
+      DATABASE_URL: 'postgresql://postgres@127.0.0.1:1/audit',
+      PORT: '65000',
+      LOG_LEVEL: 'debug',
+    });
+    expect(result.code).toBe(1);
+    const lines = result.stderr.trimEnd().split('\n');
+    expect(lines.at(-1)).toMatch(/^Cannot start: no PostgreSQL answers at 127\.0\.0\.1:1 /);
+    expect(lines.slice(0, -1).join('\n')).toMatch(/ECONNREFUSED[\s\S]*\n\s+at /);
+  });
+
   it('a setting out of its range: one line naming the variable and the range, exit 1', async () => {
     // An unreachable database, so that a value wrongly accepted ends in a different line, not a running server.
     const result = await start({

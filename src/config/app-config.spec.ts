@@ -4,6 +4,36 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type AppConfig, ConfigError, loadConfig } from './app-config';
 
+/** A variable of the README's configuration table: its lowest and highest accepted value, and the field set. */
+type Range = [name: string, lowest: number, highest: number, field: keyof AppConfig];
+
+/** Both ends of every range are accepted, together, and one past each is refused in one line naming the range. */
+function rangeTests(ranges: Range[]): void {
+  it.each([
+    ['lowest', 1],
+    ['highest', 2],
+  ] as const)('accepts every range’s %s value', (_, column) => {
+    const env = Object.fromEntries(ranges.map((range) => [range[0], String(range[column])]));
+    const config = loadConfig(env);
+    for (const range of ranges) expect({ [range[0]]: config[range[3]] }).toEqual({ [range[0]]: range[column] });
+  });
+
+  it.each(
+    ranges.flatMap(([name, lowest, highest]) =>
+      [lowest - 1, highest + 1].map((value) => [name, String(value), lowest, highest] as const),
+    ),
+  )('refuses %s=%s in one line naming the range %i to %i', (name, value, lowest, highest) => {
+    let message = '';
+    try {
+      loadConfig({ [name]: value });
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError);
+      message = (error as Error).message;
+    }
+    expect(message).toBe(`${name}="${value}" is invalid: expected a whole number from ${lowest} to ${highest}.`);
+  });
+}
+
 describe('loadConfig', () => {
   it('defaults to port 3000 on the embedded database', () => {
     expect(loadConfig({})).toMatchObject({
@@ -56,6 +86,58 @@ describe('loadConfig', () => {
     [{ NODE_ENV: 'staging' }, /NODE_ENV="staging" is invalid: expected one of development, test, production/],
     [{ LOG_LEVEL: 'verbose' }, /LOG_LEVEL="verbose" is invalid: expected one of warn, log, debug/],
     [{ SEED_DEMO: 'yes' }, /SEED_DEMO="yes" is invalid: expected one of true, false/],
+  ])('rejects %j naming the variable and what it accepts', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(message);
+  });
+
+  it('defaults the limits, the schedule, retention and sealing as the README says', () => {
+    expect(loadConfig({})).toMatchObject({
+      auditRateLimit: 120,
+      exportRateLimit: 10,
+      auditMaintenanceSchedule: '15 3 * * *',
+      auditRetentionEnabled: true,
+      auditPartitionsAhead: 3,
+      auditRetentionBatch: 5000,
+      auditSealIntervalMs: 1000,
+      logLevel: 'warn',
+      seedDemo: true,
+      databaseMaintenanceUrl: undefined,
+    });
+    expect(loadConfig({ AUDIT_RETENTION: 'off', SEED_DEMO: 'false' })).toMatchObject({
+      auditRetentionEnabled: false,
+      seedDemo: false,
+    });
+  });
+
+  rangeTests([
+    ['PORT', 1, 65535, 'port'],
+    ['DATABASE_POOL_SIZE', 1, 200, 'databasePoolSize'],
+    ['AUDIT_RATE_LIMIT', 1, 100_000, 'auditRateLimit'],
+    ['AUDIT_EXPORT_RATE_LIMIT', 1, 100_000, 'exportRateLimit'],
+    ['AUDIT_EXPORT_STALL_SECONDS', 1, 3600, 'exportStallSeconds'],
+    ['AUDIT_EXPORTS_PER_WORKSPACE', 1, 1000, 'exportsPerWorkspace'],
+    ['AUDIT_EXPORTS_PER_PROCESS', 1, 10_000, 'exportsPerProcess'],
+    ['AUDIT_PARTITIONS_AHEAD', 1, 24, 'auditPartitionsAhead'],
+    ['AUDIT_RETENTION_BATCH', 100, 100_000, 'auditRetentionBatch'],
+    ['AUDIT_SEAL_INTERVAL_MS', 0, 3_600_000, 'auditSealIntervalMs'],
+  ]);
+
+  it('takes an AUDIT_CURSOR_SECRET of 32 characters or more, refuses a shorter one, and draws one when unset', () => {
+    expect(loadConfig({ AUDIT_CURSOR_SECRET: 'c'.repeat(32) }).cursorSecret).toBe('c'.repeat(32));
+    expect(() => loadConfig({ AUDIT_CURSOR_SECRET: 'c'.repeat(31) })).toThrow(
+      new ConfigError('AUDIT_CURSOR_SECRET is too short: expected at least 32 characters.'),
+    );
+    expect(loadConfig({}).cursorSecret).not.toBe(loadConfig({}).cursorSecret);
+  });
+
+  it.each([
+    [{ AUDIT_RETENTION: 'no' }, /AUDIT_RETENTION="no" is invalid: expected one of on, off/],
+    [
+      { AUDIT_MAINTENANCE_SCHEDULE: 'daily' },
+      /AUDIT_MAINTENANCE_SCHEDULE="daily" is invalid: expected a cron expression/,
+    ],
+    [{ DATABASE_MAINTENANCE_URL: 'postgresql://u@db/app' }, /DATABASE_MAINTENANCE_URL needs DATABASE_URL/],
   ])('rejects %j naming the variable and what it accepts', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);
@@ -146,8 +228,7 @@ describe('log stream settings', () => {
     expect(() => loadConfig(env)).toThrow(message);
   });
 
-  /** The README's configuration table: each variable's lowest and highest accepted value, and the field set. */
-  const ranges: [name: string, lowest: number, highest: number, field: keyof AppConfig][] = [
+  rangeTests([
     ['AUDIT_STREAMS_BATCH', 1, 10_000, 'auditStreamsBatch'],
     ['AUDIT_STREAMS_BATCH_BYTES', 1024, 104_857_600, 'auditStreamsBatchBytes'],
     ['AUDIT_STREAMS_TIMEOUT_MS', 100, 300_000, 'auditStreamsTimeoutMs'],
@@ -155,31 +236,7 @@ describe('log stream settings', () => {
     ['AUDIT_STREAMS_RETRY_MAX_MS', 10, 3_600_000, 'auditStreamsRetryMaxMs'],
     ['AUDIT_STREAMS_POLL_MS', 50, 60_000, 'auditStreamsPollMs'],
     ['AUDIT_STREAMS_PER_PROCESS', 1, 1000, 'auditStreamsPerProcess'],
-  ];
-
-  it.each([
-    ['lowest', 1],
-    ['highest', 2],
-  ] as const)('accepts every range’s %s value', (_, column) => {
-    const env = Object.fromEntries(ranges.map((range) => [range[0], String(range[column])]));
-    const config = loadConfig(env);
-    for (const range of ranges) expect({ [range[0]]: config[range[3]] }).toEqual({ [range[0]]: range[column] });
-  });
-
-  it.each(
-    ranges.flatMap(([name, lowest, highest]) =>
-      [lowest - 1, highest + 1].map((value) => [name, String(value), lowest, highest] as const),
-    ),
-  )('refuses %s=%s in one line naming the range %i to %i', (name, value, lowest, highest) => {
-    let message = '';
-    try {
-      loadConfig({ [name]: value });
-    } catch (error) {
-      expect(error).toBeInstanceOf(ConfigError);
-      message = (error as Error).message;
-    }
-    expect(message).toBe(`${name}="${value}" is invalid: expected a whole number from ${lowest} to ${highest}.`);
-  });
+  ]);
 
   it('accepts a retry cap equal to the first delay, and refuses one a millisecond below it', () => {
     expect(loadConfig({ AUDIT_STREAMS_RETRY_MIN_MS: '2000', AUDIT_STREAMS_RETRY_MAX_MS: '2000' })).toMatchObject({
