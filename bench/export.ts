@@ -1,16 +1,22 @@
 /**
  * `npm run bench:export`: the export as it was (keyset batches of json_build_object lines), the same
- * batches with today's concatenated lines (what the embedded database uses), and one COPY (what
+ * batches with today's concatenated lines (what the embedded database uses), the COPY of one
+ * statement reading the index backwards, and the COPY in slices of time read forwards (what
  * PostgreSQL serves), side by side on the same data in one run.
  *
  * Seeds BENCH_EXPORT_ROWS entries (default 1,000,000, 30 s apart: a year) into one workspace of a
  * throw-away database, sealed (placeholder hashes: this database is for timing reads), plus a few
- * hundred unsealed ones.
+ * hundred unsealed ones; with BENCH_EXPORT_OTHERS=k (default 0), k entries of another workspace are
+ * written between each two of its own, in time order, as a shared log holds them.
  * Then, for CSV and NDJSON, exports the whole workspace BENCH_EXPORT_RUNS times (default 2) each
  * way, in turn, read by curl in another process, and prints rows/s and the server process's RSS
  * (before → peak, sampled every 20 ms). BENCH_DATABASE_URL names the server (default: the local one).
+ * BENCH_COLD=1 empties the operating system's page cache before each export (root only), so that
+ * the log comes off the disk (PostgreSQL's shared buffers keep what they hold).
  */
 import { Test } from '@nestjs/testing';
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Client } from 'pg';
@@ -25,6 +31,12 @@ import { createBenchDatabase, timeExport } from './bench-database';
 
 const ROWS = Number(process.env.BENCH_EXPORT_ROWS ?? 1_000_000);
 const RUNS = Number(process.env.BENCH_EXPORT_RUNS ?? 2);
+const OTHERS = Number(process.env.BENCH_EXPORT_OTHERS ?? 0);
+const COLD = process.env.BENCH_COLD === '1';
+/** Which exports to time (BENCH_EXPORT_VARIANTS, comma-separated): all four by default. */
+const VARIANTS = (process.env.BENCH_EXPORT_VARIANTS ?? 'before,batches,backwards,copy').split(',') as (
+  'before' | 'batches' | 'backwards' | 'copy'
+)[];
 const CHUNK = 250_000;
 
 async function seed(db: Client): Promise<{ workspaceId: string; token: string }> {
@@ -47,29 +59,37 @@ async function seed(db: Client): Promise<{ workspaceId: string; token: string }>
     [hash],
   );
   await db.query(`SELECT audit_log_create_partitions(now() - interval '366 days', now())`);
+  const { rows: others } = await db.query<{ id: string }>(
+    `INSERT INTO workspaces (id, name) VALUES (gen_random_uuid(), 'Others') RETURNING id`,
+  );
   const started = Date.now();
   for (let done = 0; done < ROWS; done += CHUNK) {
     const n = Math.min(CHUNK, ROWS - done);
     // Straight into the sealed log with its triggers off (the chain trigger would seal row by row),
-    // oldest first and 30 s apart, as a log is written: its table is in the order of its time index.
+    // oldest first and 30 s apart, as a log is written: its table is in the order of its time index;
+    // every (OTHERS + 1)th slot is the exported workspace's, the others another workspace's.
     await db.query('BEGIN');
     await db.query('SET LOCAL session_replication_role = replica');
     await db.query(
       `INSERT INTO audit_log_sealed (id, workspace_id, occurred_at, action, resource_type, resource_id, resource_name,
          actor_kind, actor_id, actor_name, actor_email, request_id, ip, user_agent, changes, seq, prev_hash, hash)
-       SELECT gen_random_uuid(), $1, now() - ($4::int - $2::int - g) * interval '30 seconds',
+       SELECT gen_random_uuid(), CASE WHEN g % ($5::int + 1) = 0 THEN $1 ELSE $6 END::uuid,
+              now() - ($4::int - $2::int - g::float8 / ($5::int + 1)) * interval '30 seconds',
               (ARRAY['created','updated','updated','deleted'])[1 + g % 4], (ARRAY['source','model','segment','destination'])[1 + g % 4],
               md5('r' || g % 2000)::uuid, (ARRAY['Revenue','Churn, weekly','=Leads','Orders "EU"'])[1 + g % 4] || ' ' || g % 2000,
               'user', u.id, u.name, u.email, md5(g::text), '10.0.0.1', 'Mozilla/5.0',
               jsonb_build_array(jsonb_build_object('field', 'definition.rules[0].value', 'before', g, 'after', g + 1),
                                 jsonb_build_object('field', 'name', 'before', 'Old ' || g, 'after', 'New\\n' || g)),
               $2::bigint + g, '', 'bench-seed'
-       FROM generate_series(1, $3::int) g
+       FROM generate_series(1, $3::int * ($5::int + 1)) g
        CROSS JOIN LATERAL (SELECT id, name, email FROM users WHERE email = 'user' || (g % 3) || '@export.test') u`,
-      [workspaceId, done, n, ROWS],
+      [workspaceId, done, n, ROWS, OTHERS, others[0].id],
     );
     await db.query('COMMIT');
-    process.stdout.write(`\r  seeded ${(done + n).toLocaleString('en')} / ${ROWS.toLocaleString('en')} entries`);
+    process.stdout.write(
+      `\r  seeded ${(done + n).toLocaleString('en')} / ${ROWS.toLocaleString('en')} entries` +
+        (OTHERS > 0 ? ` (and ${((done + n) * OTHERS).toLocaleString('en')} of another workspace)` : ''),
+    );
   }
   // A few unsealed entries, which the COPY export merges in.
   await db.query(
@@ -88,7 +108,11 @@ async function main(): Promise<void> {
   const database = await createBenchDatabase();
   const db = new Client({ connectionString: database.url });
   await db.connect();
-  console.log(`bench:export — ${ROWS.toLocaleString('en')} entries in one workspace, ${RUNS} runs each way`);
+  console.log(
+    `bench:export — ${ROWS.toLocaleString('en')} entries in one workspace` +
+      (OTHERS > 0 ? `, ${OTHERS} of another between each two` : '') +
+      `, ${RUNS} runs each way${COLD ? ', page cache emptied before each' : ''}`,
+  );
   const moduleRef = await Test.createTestingModule({ imports: [AppModule] })
     .overrideProvider(APP_CONFIG)
     .useValue({
@@ -112,13 +136,18 @@ async function main(): Promise<void> {
     const variants = {
       before: { via: 'batches', lines: EXPORT_LINES_BEFORE, label: 'before: keyset batches, json_build_object' },
       batches: { via: 'batches', lines, label: 'keyset batches, concatenated lines' },
-      copy: { via: 'copy', lines, label: 'COPY, concatenated lines' },
+      backwards: { via: 'copy, index backwards', lines, label: 'COPY, one statement, index read backwards' },
+      copy: { via: 'copy', lines, label: 'COPY, slices of time read forwards' },
     } as const;
     const results: { format: string; via: string; rowsPerSecond: number[]; before: number[]; peak: number[] }[] = [];
     for (const format of ['csv', 'ndjson'] as const) {
       for (let i = 0; i < RUNS; i++) {
-        for (const via of ['before', 'batches', 'copy'] as const) {
+        for (const via of VARIANTS) {
           const variant = variants[via];
+          if (COLD) {
+            execFileSync('sync');
+            writeFileSync('/proc/sys/vm/drop_caches', '3');
+          }
           EXPORT_LINES[format] = Prisma.raw(variant.lines[format]);
           service.exportChunks = (ws, filter, fmt, chain, progress) =>
             exportChunks(ws, filter, fmt, chain, progress, variant.via);
@@ -144,13 +173,15 @@ async function main(): Promise<void> {
       );
     }
     for (const format of ['csv', 'ndjson']) {
-      const [before, batches, copy] = ['before', 'batches', 'copy'].map((via) => {
-        const r = results.find((x) => x.format === format && x.via === via)!;
-        return r.rowsPerSecond.reduce((a, b) => a + b, 0) / r.rowsPerSecond.length;
+      const mean = (via: string) => {
+        const r = results.find((x) => x.format === format && x.via === via);
+        return r ? r.rowsPerSecond.reduce((a, b) => a + b, 0) / r.rowsPerSecond.length : undefined;
+      };
+      const ratios = (['before', 'batches', 'backwards'] as const).flatMap((via) => {
+        const [copy, other] = [mean('copy'), mean(via)];
+        return copy && other ? [`COPY in slices / ${via} = ${(copy / other).toFixed(2)}×`] : [];
       });
-      console.log(
-        `${format}: COPY / before = ${(copy / before).toFixed(2)}×, COPY / batches = ${(copy / batches).toFixed(2)}×, batches / before = ${(batches / before).toFixed(2)}× (mean rows/s)`,
-      );
+      console.log(`${format}: ${ratios.join(', ')} (mean rows/s)`);
     }
   } finally {
     await app.close();
