@@ -1,7 +1,6 @@
 /**
  * `npm run bench:export`: the export as it was (keyset batches of json_build_object lines), the same
- * batches with today's concatenated lines (what the embedded database uses), the COPY of one
- * statement reading the index backwards, and the COPY in slices of time read forwards (what
+ * batches with today's concatenated lines (what the embedded database uses), and one COPY (what
  * PostgreSQL serves), side by side on the same data in one run.
  *
  * Seeds BENCH_EXPORT_ROWS entries (default 1,000,000, 30 s apart: a year) into one workspace of a
@@ -33,9 +32,9 @@ const ROWS = Number(process.env.BENCH_EXPORT_ROWS ?? 1_000_000);
 const RUNS = Number(process.env.BENCH_EXPORT_RUNS ?? 2);
 const OTHERS = Number(process.env.BENCH_EXPORT_OTHERS ?? 0);
 const COLD = process.env.BENCH_COLD === '1';
-/** Which exports to time (BENCH_EXPORT_VARIANTS, comma-separated): all four by default. */
-const VARIANTS = (process.env.BENCH_EXPORT_VARIANTS ?? 'before,batches,backwards,copy').split(',') as (
-  'before' | 'batches' | 'backwards' | 'copy'
+/** Which exports to time (BENCH_EXPORT_VARIANTS, comma-separated): all three by default. */
+const VARIANTS = (process.env.BENCH_EXPORT_VARIANTS ?? 'before,batches,copy').split(',') as (
+  'before' | 'batches' | 'copy'
 )[];
 const CHUNK = 250_000;
 
@@ -136,8 +135,7 @@ async function main(): Promise<void> {
     const variants = {
       before: { via: 'batches', lines: EXPORT_LINES_BEFORE, label: 'before: keyset batches, json_build_object' },
       batches: { via: 'batches', lines, label: 'keyset batches, concatenated lines' },
-      backwards: { via: 'copy, index backwards', lines, label: 'COPY, one statement, index read backwards' },
-      copy: { via: 'copy', lines, label: 'COPY, slices of time read forwards' },
+      copy: { via: 'copy', lines, label: 'COPY, concatenated lines' },
     } as const;
     const results: { format: string; via: string; rowsPerSecond: number[]; before: number[]; peak: number[] }[] = [];
     for (const format of ['csv', 'ndjson'] as const) {
@@ -177,9 +175,9 @@ async function main(): Promise<void> {
         const r = results.find((x) => x.format === format && x.via === via);
         return r ? r.rowsPerSecond.reduce((a, b) => a + b, 0) / r.rowsPerSecond.length : undefined;
       };
-      const ratios = (['before', 'batches', 'backwards'] as const).flatMap((via) => {
+      const ratios = (['before', 'batches'] as const).flatMap((via) => {
         const [copy, other] = [mean('copy'), mean(via)];
-        return copy && other ? [`COPY in slices / ${via} = ${(copy / other).toFixed(2)}×`] : [];
+        return copy && other ? [`COPY / ${via} = ${(copy / other).toFixed(2)}×`] : [];
       });
       console.log(`${format}: ${ratios.join(', ')} (mean rows/s)`);
     }

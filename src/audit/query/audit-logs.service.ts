@@ -43,12 +43,6 @@ export interface FilterChoices {
 const COLUMNS = Prisma.raw(AUDIT_LOG_ROW_COLUMNS);
 
 const EXPORT_BATCH = 5000;
-/** Sealed entries an export sorts at a time (about 0.5 KiB each), in SLICE_WORK_MEM. */
-const SLICE_ROWS = 8000;
-const SLICE_WORK_MEM = '16MB';
-/** The first slice of time an export reads, and the longest. */
-const SLICE_FIRST_MS = 60 * 60_000;
-const SLICE_LONGEST_MS = 31 * 24 * 60 * 60_000;
 /** Unsealed entries an export holds in memory to merge them into the sealed log it streams. */
 const INBOX_IN_MEMORY = 10_000;
 /** Chain positions `verify` checks per statement: about a second of hashing on one core. */
@@ -316,8 +310,7 @@ export class AuditLogsService {
    * PostgreSQL it is one `COPY` streamed from the server (the replica when there is one); on the
    * embedded database, keyset batches of EXPORT_BATCH rows. Either way memory stays flat whatever the
    * total, and a query that fails fails before the first chunk. `via: 'batches'` takes the embedded
-   * database's way on PostgreSQL too, and `via: 'copy, index backwards'` the COPY as it was before
-   * slices (to compare them).
+   * database's way on PostgreSQL too (to compare the two).
    */
   async *exportChunks(
     workspaceId: string,
@@ -326,19 +319,14 @@ export class AuditLogsService {
     chain = false,
     /** Counts the entries yielded so far. */
     progress: { rows: number } = { rows: 0 },
-    via: 'copy' | 'copy, index backwards' | 'batches' = 'copy',
+    via: 'copy' | 'batches' = 'copy',
   ): AsyncGenerator<string | Buffer> {
     const line = EXPORT_LINES[format === 'csv' ? 'csv' : chain ? 'chain' : 'ndjson'];
     const header = format === 'csv' ? `${CSV_COLUMNS.join(',')}\n` : '';
     // An export meant for offline verification covers as much as is committed.
     if (chain) await this.sealer.seal();
-    const sources = via === 'batches' ? [] : await this.reads.copySources({ caughtUp: chain });
-    const backwards = via === 'copy, index backwards';
-    if (
-      sources.length > 0 &&
-      !(yield* this.copyExport(sources, workspaceId, filter, line, header, progress, backwards))
-    )
-      return;
+    const sources = via === 'copy' ? await this.reads.copySources({ caughtUp: chain }) : [];
+    if (sources.length > 0 && !(yield* this.copyExport(sources, workspaceId, filter, line, header, progress))) return;
     yield* this.batchExport(workspaceId, filter, line, header, progress);
   }
 
@@ -355,16 +343,12 @@ export class AuditLogsService {
     line: Prisma.Sql,
     header: string,
     progress: { rows: number },
-    backwards: boolean,
   ): AsyncGenerator<string | Buffer, 'too many unsealed' | undefined> {
     const where = this.where(workspaceId, filter);
     if (filter.resourceName) where.push(Prisma.sql`"resource_name" ILIKE ${likePattern(filter.resourceName)}`);
     const predicate = Prisma.join(where, ' AND ');
-    const scope = Prisma.join(this.where(workspaceId, { from: filter.from, to: filter.to }), ' AND ');
     for (const [i, { url }] of sources.entries()) {
-      const chunks = withCopySession(url, (session) =>
-        this.copyLines(session, scope, predicate, line, progress, backwards),
-      );
+      const chunks = withCopySession(url, (session) => this.copyLines(session, predicate, line, progress));
       let first: IteratorResult<Buffer, 'too many unsealed' | undefined>;
       try {
         first = await chunks.next();
@@ -393,82 +377,46 @@ export class AuditLogsService {
   }
 
   /**
-   * The lines of one export, newest first, in one snapshot: the sealed log streamed by COPY, a slice
-   * of time at a time, merged with the inbox's few unsealed entries, read first. Kept apart because
-   * PostgreSQL 15 can read a partitioned table in index order but not a UNION with the unindexed
-   * inbox: over the `audit_logs` view it sorts the whole workspace before the first row.
-   *
-   * Each slice is read in the order of its index, oldest first, and sorted newest first in memory
-   * (SLICE_ROWS bounds it). Reading the index backwards would fetch the table's pages from the last
-   * to the first, one at a time: the operating system reads ahead only forwards, so a log that is not
-   * in memory came off the disk several times slower (`npm run bench:export` with BENCH_COLD=1).
+   * The lines of one export, newest first, in one snapshot: the sealed log streamed by COPY in the
+   * order of its (workspace, time) index, merged with the inbox's few unsealed entries, read first.
+   * Kept apart because PostgreSQL 15 can read a partitioned table in index order but not a UNION with
+   * the unindexed inbox: over the `audit_logs` view it sorts the whole workspace before the first row.
    */
   private async *copyLines(
     session: CopySession,
-    scope: Prisma.Sql,
     predicate: Prisma.Sql,
     line: Prisma.Sql,
     progress: { rows: number },
-    backwards: boolean,
   ): AsyncGenerator<Buffer, 'too many unsealed' | undefined> {
     const { client } = session;
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    // JIT would compile the line expressions for each export, which costs more than it saves.
+    // Every ordered plan of the sealed log reads an index in order; forbidding a sort rules out the
+    // others. JIT would compile the line expressions for each export, which costs more than it saves.
+    await client.query('SET LOCAL enable_sort = off');
     await client.query('SET LOCAL jit = off');
-    await client.query(`SET LOCAL work_mem = '${SLICE_WORK_MEM}'`);
-    // All in one, backwards: every ordered plan reads an index in order, and forbidding a sort rules out the others.
-    if (backwards) await client.query('SET LOCAL enable_sort = off');
     const unsealed = Prisma.sql`
       SELECT timestamptz_send("occurred_at") AS "time", uuid_send("id") AS "id", ${line} || chr(10) AS "line"
       FROM (SELECT *, NULL::bigint AS "seq", NULL::text AS "prev_hash", NULL::text AS "hash" FROM "audit_log_inbox") i
       WHERE ${predicate} ORDER BY "occurred_at" DESC, "id" DESC LIMIT ${INBOX_IN_MEMORY + 1}`;
     const { rows: inbox } = await client.query<{ time: Buffer; id: Buffer; line: string }>(inlineSql(unsealed));
     if (inbox.length > INBOX_IN_MEMORY) return 'too many unsealed';
-    /** The time of the newest sealed entry of the export's workspace and range at or before `at`. */
-    const newest = async (at?: Date): Promise<Date | undefined> => {
-      const before = at ? Prisma.sql`AND "occurred_at" <= ${at}::timestamptz` : Prisma.empty;
-      const { rows } = await client.query<{ top: Date | null }>(
-        inlineSql(Prisma.sql`SELECT max("occurred_at") AS "top" FROM "audit_log_sealed" WHERE ${scope} ${before}`),
-      );
-      return rows[0].top ?? undefined;
-    };
+    const sealed = inlineSql(Prisma.sql`
+      SELECT "occurred_at", "id", ${line} || chr(10) FROM "audit_log_sealed"
+      WHERE ${predicate} ORDER BY "occurred_at" DESC, "id" DESC`);
     let next = 0;
     /** True when the unsealed entry `next` comes before (is newer than) the sealed row of `time` and `id`. */
     const newer = (time: Buffer, id: Buffer) => {
       const order = inbox[next].time.readBigInt64BE() - time.readBigInt64BE();
       return order > 0n || (order === 0n && Buffer.compare(inbox[next].id, id) > 0);
     };
-    let width = SLICE_FIRST_MS;
-    for (let top = await newest(); top;) {
-      // (top − width, top]: the sealed log's times are whole milliseconds, so slices neither overlap
-      // nor leave a gap, and the entries of one instant are in one slice.
-      const floor = new Date(top.getTime() - width);
-      const slice = inlineSql(
-        backwards
-          ? Prisma.sql`SELECT "occurred_at", "id", ${line} || chr(10) FROM "audit_log_sealed"
-              WHERE ${predicate} ORDER BY "occurred_at" DESC, "id" DESC`
-          : Prisma.sql`
-        SELECT "occurred_at", "id", ${line} || chr(10) FROM (
-          SELECT * FROM "audit_log_sealed"
-          WHERE ${predicate} AND "occurred_at" > ${floor}::timestamptz AND "occurred_at" <= ${top}::timestamptz
-          ORDER BY "occurred_at", "id" OFFSET 0) s
-        ORDER BY "occurred_at" DESC, "id" DESC`,
-      );
-      let sliceRows = 0;
-      for await (const rows of session.copyRows(slice)) {
-        const lines: Buffer[] = [];
-        for (const [time, id, text] of rows) {
-          while (next < inbox.length && newer(time, id)) lines.push(Buffer.from(inbox[next++].line));
-          lines.push(text);
-        }
-        sliceRows += rows.length;
-        progress.rows += lines.length;
-        yield Buffer.concat(lines);
+    for await (const rows of session.copyRows(sealed)) {
+      const lines: Buffer[] = [];
+      for (const [time, id, text] of rows) {
+        while (next < inbox.length && newer(time, id)) lines.push(Buffer.from(inbox[next++].line));
+        lines.push(text);
       }
-      if (backwards) break;
-      if (sliceRows < SLICE_ROWS / 4) width = Math.min(width * 2, SLICE_LONGEST_MS);
-      else if (sliceRows > SLICE_ROWS) width = Math.max(Math.floor(width / 2), 1);
-      top = await newest(floor);
+      progress.rows += lines.length;
+      yield Buffer.concat(lines);
     }
     const rest = inbox.slice(next).map((entry) => entry.line);
     await client.query('COMMIT');
