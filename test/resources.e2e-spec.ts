@@ -131,6 +131,34 @@ describe('Resource API', () => {
       expect(JSON.stringify(res.body.message)).toMatch(message);
     });
 
+    it('answers 400 for a field sent as null, on create and on update, and changes nothing', async () => {
+      const existing = await admin.create(path);
+      for (const field of ['name', ...FIELDS[path]]) {
+        const created = keep(
+          await t.http
+            .post(admin.url(path))
+            .set(ws.admin.auth)
+            .send({ ...(await admin.body(path)), [field]: null }),
+        );
+        expect([field, created.status, created.body]).toEqual([
+          field,
+          400,
+          expect.objectContaining({ statusCode: 400, error: 'Bad Request' }),
+        ]);
+        expect(JSON.stringify(created.body.message)).toContain(field);
+        const updated = keep(
+          await t.http
+            .patch(admin.url(path, existing.id))
+            .set(ws.admin.auth)
+            .send({ [field]: null }),
+        );
+        expect([field, updated.status]).toEqual([field, 400]);
+        expect(JSON.stringify(updated.body.message)).toContain(field);
+      }
+      const after = keep(await t.http.get(admin.url(path, existing.id)).set(ws.admin.auth).expect(200));
+      expect(after.body).toEqual(existing);
+    });
+
     it('answers 409 for a duplicate name, on create and on rename', async () => {
       const a = await admin.create(path);
       const b = await admin.create(path);
