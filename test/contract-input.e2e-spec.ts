@@ -1,0 +1,89 @@
+import { ResourceFactory } from './factories';
+import { createTestApp, createWorkspace, type TestApp, type TestWorkspace } from './test-app';
+
+/**
+ * Unknown query and body properties are a 400 on every route, also on the routes that take no query
+ * or no body at all; and they are refused before anything is read or changed.
+ */
+describe('Unknown query and body properties', () => {
+  let t: TestApp;
+  let ws: TestWorkspace;
+  let api: ResourceFactory;
+  beforeAll(async () => {
+    t = await createTestApp();
+    ws = await createWorkspace(t.app);
+    api = new ResourceFactory(t.http, ws.workspaceId, ws.admin.auth);
+  });
+  afterAll(() => t.close());
+
+  const w = (suffix: string) => `/api/workspaces/${ws.workspaceId}${suffix}`;
+  const unknownProperty = (res: { status: number; body: { message?: unknown } }, path: string) => {
+    expect({ path, status: res.status, message: res.body.message }).toEqual({
+      path,
+      status: 400,
+      message: ['property foo should not exist'],
+    });
+  };
+
+  it('a query property on a route that takes no query is a 400 naming it', async () => {
+    const source = await api.create('sources');
+    const [entry] = (await t.http.get(w('/audit-logs?limit=1')).set(ws.admin.auth).expect(200)).body.items;
+    const paths = [
+      w('/sources'),
+      w(`/sources/${source.id}`),
+      w('/members'),
+      w('/audit-logs/filters'),
+      w('/audit-logs/verify'),
+      w(`/audit-logs/${entry.id}`),
+      w('/audit-streams'),
+      w('/audit-retention'),
+      '/api/me',
+      '/api/me/tokens',
+      '/api/health',
+      '/api/audit-logs/public-keys',
+    ];
+    for (const path of paths) unknownProperty(await t.http.get(`${path}?foo=1`).set(ws.admin.auth), path);
+  });
+
+  it('a body property on a route that takes no body is a 400, and nothing is done', async () => {
+    const source = await api.create('sources');
+    const deleted = await t.http.delete(api.url('sources', source.id)).set(ws.admin.auth).send({ foo: 1 });
+    unknownProperty(deleted, 'DELETE source');
+    await t.http.get(api.url('sources', source.id)).set(ws.admin.auth).expect(200);
+
+    const digests = async (): Promise<number> =>
+      ((await t.http.get(w('/audit-logs/digests')).set(ws.admin.auth).expect(200)).body.items as unknown[]).length;
+    const before = await digests();
+    unknownProperty(await t.http.post(w('/audit-logs/digests')).set(ws.admin.auth).send({ foo: 1 }), 'POST digests');
+    expect(await digests()).toBe(before);
+
+    await t.http.patch(api.url('sources', source.id)).set(ws.admin.auth).send({ name: 'Renamed' }).expect(200);
+    const [rename] = (await t.http.get(w(`/audit-logs?resourceId=${source.id}&action=updated`)).set(ws.admin.auth)).body
+      .items;
+    unknownProperty(
+      await t.http
+        .post(w(`/audit-logs/${rename.id}/restore`))
+        .set(ws.admin.auth)
+        .send({ foo: 1 }),
+      'POST restore',
+    );
+    expect((await t.http.get(api.url('sources', source.id)).set(ws.admin.auth)).body.name).toBe('Renamed');
+    // An empty body is no property at all.
+    await t.http
+      .post(w(`/audit-logs/${rename.id}/restore`))
+      .set(ws.admin.auth)
+      .send({})
+      .expect(200);
+  });
+
+  it('the token, membership and role are checked first, as for routes that validate their query', async () => {
+    await t.http.get(w('/members?foo=1')).expect(401);
+    const stranger = await createWorkspace(t.app, 'Elsewhere');
+    await t.http.get(w('/members?foo=1')).set(stranger.admin.auth).expect(404);
+    await t.http.get(w('/audit-logs/filters?foo=1')).set(ws.member.auth).expect(403);
+  });
+
+  it('the page keeps its own query parameters', async () => {
+    await t.http.get(`/?workspace=${ws.workspaceId}`).expect(200);
+  });
+});
