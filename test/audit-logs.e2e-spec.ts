@@ -521,6 +521,34 @@ describe('Audit log API', () => {
       );
     });
 
+    it("fills userName and userEmail from the entry's user only: empty for the system or the database", async () => {
+      // The workspace's members were added by the system (the bootstrap's actor), not by a user.
+      const bySystem = (await list({ resourceType: 'member' })).items.filter((e) => e.user === null);
+      expect(bySystem.length).toBeGreaterThan(0);
+      expect(bySystem[0].actor.kind).toBe('system');
+      const res = await t.http
+        .get(url(ws.workspaceId, '/export'))
+        .query({ resourceType: 'member', format: 'csv' })
+        .set(ws.admin.auth)
+        .expect(200);
+      const rows = new Map(
+        res.text
+          .trim()
+          .split('\n')
+          .slice(1)
+          .map((line) => [line.split(',')[8], line.split(',')]),
+      );
+      for (const entry of bySystem) {
+        const row = rows.get(entry.id)!;
+        expect({ userName: row[4], userEmail: row[5], actorKind: row[10], actorName: row[11] }).toEqual({
+          userName: '',
+          userEmail: '',
+          actorKind: entry.actor.kind,
+          actorName: entry.actor.name,
+        });
+      }
+    });
+
     it('exports with the action and request id filters', async () => {
       const source = await api.create('sources');
       await t.http.delete(api.url('sources', source.id)).set(ws.admin.auth).expect(204);

@@ -199,6 +199,13 @@ function once(expression: string, cell: (value: string) => string): string {
 }
 
 /**
+ * The entry's `user.name` and `user.email`, empty when no user acted: `actor_name` also names the
+ * system job or the database role of an entry without a user, which only actorName shows.
+ */
+const USER_NAME = `(CASE WHEN "actor_id" IS NULL THEN '' ELSE coalesce("actor_name", '') END)`;
+const USER_EMAIL = `(CASE WHEN "actor_id" IS NULL THEN '' ELSE coalesce("actor_email", '') END)`;
+
+/**
  * The contract's CSV columns (CSV_COLUMNS), one line per entry. A time, a uuid, an action or an actor
  * kind (the database's CHECKs allow a few words only) needs neither guard nor quotes; the action name
  * (which may look into the diff) and the diff's text are computed once per row.
@@ -209,8 +216,8 @@ const CSV_LINE = Prisma.raw(
     once(ACTION_NAME.text, csvCell),
     csvCell('"resource_type"'),
     csvCell('"resource_name"'),
-    csvCell(`coalesce("actor_name", '')`),
-    csvCell(`coalesce("actor_email", '')`),
+    csvCell(USER_NAME),
+    csvCell(USER_EMAIL),
     '"resource_id"::text',
     csvCell(`coalesce("request_id", '')`),
     '"id"::text',
