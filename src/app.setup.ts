@@ -3,6 +3,7 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import type { NextFunction, Request, Response } from 'express';
 import helmet from 'helmet';
+import { jsonOnly } from './common/json-only.middleware';
 import { requestIdHeader } from './request-context/request-id';
 import { WEB_ROOT } from './web/web.controller';
 
@@ -51,6 +52,7 @@ export function setupApp(app: INestApplication): INestApplication {
     res.setHeader('Cache-Control', 'no-store');
     next();
   });
+  express.use('/api', jsonOnly);
   app.setGlobalPrefix('api', {
     exclude: [
       { path: '/', method: RequestMethod.GET },

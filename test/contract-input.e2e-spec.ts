@@ -87,3 +87,62 @@ describe('Unknown query and body properties', () => {
     await t.http.get(`/?workspace=${ws.workspaceId}`).expect(200);
   });
 });
+
+describe('Request bodies that are not JSON', () => {
+  let t: TestApp;
+  let ws: TestWorkspace;
+  beforeAll(async () => {
+    t = await createTestApp();
+    ws = await createWorkspace(t.app);
+  });
+  afterAll(() => t.close());
+
+  const sources = () => `/api/workspaces/${ws.workspaceId}/sources`;
+  const names = async () =>
+    ((await t.http.get(sources()).set(ws.admin.auth).expect(200)).body.items as { name: string }[]).map((s) => s.name);
+
+  it.each([
+    ['a form', 'application/x-www-form-urlencoded', 'name=Form&type=t&config[a]=1'],
+    ['text', 'text/plain', '{"name":"Form","type":"t","config":{}}'],
+    ['a vendor JSON type', 'application/vnd.api+json', '{"name":"Form","type":"t","config":{}}'],
+  ])('%s is a 415 that asks for JSON, and creates nothing', async (_what, type, body) => {
+    const res = await t.http.post(sources()).set(ws.admin.auth).set('Content-Type', type).send(body);
+    expect(res.status).toBe(415);
+    expect(res.body).toEqual({
+      statusCode: 415,
+      message: expect.stringContaining('application/json'),
+      error: 'Unsupported Media Type',
+    });
+    expect(res.headers['x-request-id']).toEqual(expect.any(String));
+    expect(await names()).not.toContain('Form');
+  });
+
+  it('a form is refused on every route that takes a body, members included', async () => {
+    const res = await t.http
+      .post(`/api/workspaces/${ws.workspaceId}/members`)
+      .set(ws.admin.auth)
+      .type('form')
+      .send('email=form@acme.test&name=Form&role=admin');
+    expect(res.status).toBe(415);
+    const members = (await t.http.get(`/api/workspaces/${ws.workspaceId}/members`).set(ws.admin.auth)).body.items as {
+      email: string;
+    }[];
+    expect(members.map((m) => m.email)).not.toContain('form@acme.test');
+  });
+
+  it('JSON with a charset, and requests without a body, are taken as before', async () => {
+    await t.http
+      .post(sources())
+      .set(ws.admin.auth)
+      .set('Content-Type', 'application/json; charset=utf-8')
+      .send('{"name":"Charset","type":"t","config":{}}')
+      .expect(201);
+    await t.http.get(sources()).set(ws.admin.auth).set('Content-Type', 'text/plain').expect(200);
+    await t.http
+      .post(`/api/workspaces/${ws.workspaceId}/audit-logs/digests`)
+      .set(ws.admin.auth)
+      .set('Content-Type', 'text/plain')
+      .set('Content-Length', '0')
+      .expect(201);
+  });
+});
