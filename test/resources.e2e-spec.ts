@@ -237,6 +237,43 @@ describe('Resource API', () => {
         .expect(400);
     });
 
+    it('takes a reference written in upper case as the same id, and returns and stores it in lower case', async () => {
+      const source = await admin.create('sources');
+      const model = keep(
+        await t.http
+          .post(admin.url('models'))
+          .set(ws.admin.auth)
+          .send({ name: 'Upper', sourceId: source.id.toUpperCase(), sql: 'SELECT 1' }),
+      );
+      expect([model.status, model.body.sourceId]).toEqual([201, source.id]);
+      const segment = await admin.create('segments');
+      const destination = keep(
+        await t.http
+          .post(admin.url('destinations'))
+          .set(ws.admin.auth)
+          .send({ name: 'Upper', type: 'x', config: {}, segmentIds: [segment.id.toUpperCase()] }),
+      );
+      expect([destination.status, destination.body.segmentIds]).toEqual([201, [segment.id]]);
+      const twice = keep(
+        await t.http
+          .post(admin.url('destinations'))
+          .set(ws.admin.auth)
+          .send({ name: 'Twice', type: 'x', config: {}, segmentIds: [segment.id, segment.id.toUpperCase()] })
+          .expect(400),
+      );
+      expect(JSON.stringify(twice.body.message)).toMatch(/segmentIds must not repeat an id/);
+      // The segment is in use: deleting it is refused, as for the same id in lower case.
+      await t.http.delete(admin.url('segments', segment.id)).set(ws.admin.auth).expect(409);
+      const unchanged = keep(
+        await t.http
+          .patch(admin.url('destinations', destination.body.id))
+          .set(ws.admin.auth)
+          .send({ segmentIds: [segment.id.toUpperCase()] })
+          .expect(200),
+      );
+      expect(unchanged.body.updatedAt).toBe(destination.body.updatedAt);
+    });
+
     it.each([
       ['sources', 'models'],
       ['models', 'segments'],

@@ -19,6 +19,15 @@ export function IsResourceName(): PropertyDecorator {
 }
 
 /**
+ * Ids (a UUID, or a list of them) in lower case, as PostgreSQL returns a uuid: the same id written
+ * in upper case then matches it wherever ids are compared as text (references, lists of ids).
+ */
+export function LowerCaseIds(): PropertyDecorator {
+  const lower = (value: unknown) => (typeof value === 'string' ? value.toLowerCase() : value);
+  return Transform(({ value }: { value: unknown }) => (Array.isArray(value) ? value.map(lower) : lower(value)));
+}
+
+/**
  * A free-form JSON object (a config, a definition), kept exactly as sent. class-transformer would
  * copy it key by key and skip every key whose name is a function on a plain object (`toString`,
  * `valueOf`, `hasOwnProperty`), silently dropping them; this hands the parsed JSON through instead.

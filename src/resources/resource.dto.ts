@@ -10,7 +10,7 @@ import {
   Length,
   ValidateIf,
 } from 'class-validator';
-import { IsJsonObject, IsResourceName } from '../common/validation';
+import { IsJsonObject, IsResourceName, LowerCaseIds } from '../common/validation';
 
 /**
  * A field left out is left alone; one sent as null is validated like any other value (and refused):
@@ -28,14 +28,14 @@ export class UpdateSourceDto extends PartialType(CreateSourceDto, NULL_IS_A_VALU
 
 export class CreateModelDto {
   @IsResourceName() name!: string;
-  @IsUUID() sourceId!: string;
+  @LowerCaseIds() @IsUUID() sourceId!: string;
   @IsString() @Length(1, 100_000) sql!: string;
 }
 export class UpdateModelDto extends PartialType(CreateModelDto, NULL_IS_A_VALUE) {}
 
 export class CreateSegmentDto {
   @IsResourceName() name!: string;
-  @IsUUID() modelId!: string;
+  @LowerCaseIds() @IsUUID() modelId!: string;
   @IsJsonObject() definition!: Record<string, unknown>;
 }
 export class UpdateSegmentDto extends PartialType(CreateSegmentDto, NULL_IS_A_VALUE) {}
@@ -46,6 +46,7 @@ export class CreateDestinationDto {
   @IsJsonObject() config!: Record<string, unknown>;
   @Omittable() @IsBoolean() enabled?: boolean;
   @Omittable()
+  @LowerCaseIds()
   @IsArray()
   @ArrayMaxSize(500)
   @ArrayUnique({ message: 'segmentIds must not repeat an id' })
@@ -55,6 +56,7 @@ export class CreateDestinationDto {
 export class UpdateDestinationDto extends PartialType(CreateDestinationDto, NULL_IS_A_VALUE) {}
 
 export class BulkIdsDto {
+  @LowerCaseIds()
   @IsArray()
   @ArrayMinSize(1)
   @ArrayMaxSize(500)
