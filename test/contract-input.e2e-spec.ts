@@ -146,3 +146,34 @@ describe('Request bodies that are not JSON', () => {
       .expect(201);
   });
 });
+
+describe('Ids in a path written in upper case', () => {
+  let t: TestApp;
+  let ws: TestWorkspace;
+  beforeAll(async () => {
+    t = await createTestApp();
+    ws = await createWorkspace(t.app);
+  });
+  afterAll(() => t.close());
+
+  it('name the same member as in lower case', async () => {
+    const path = `/api/workspaces/${ws.workspaceId}/members/${ws.member.id.toUpperCase()}`;
+    const res = await t.http.patch(path).set(ws.admin.auth).send({ role: 'admin' });
+    expect([res.status, res.body.userId, res.body.role]).toEqual([200, ws.member.id, 'admin']);
+  });
+
+  it('name the same workspace as in lower case: its digests and its cursors', async () => {
+    const upper = `/api/workspaces/${ws.workspaceId.toUpperCase()}/audit-logs`;
+    const digest = (await t.http.post(`${upper}/digests`).set(ws.admin.auth).expect(201)).body as {
+      workspaceId: string;
+    };
+    expect(digest.workspaceId).toBe(ws.workspaceId);
+    const verified = await t.http.post(`${upper}/verify`).set(ws.admin.auth).send({ digest });
+    expect([verified.status, verified.body.extendsDigest]).toEqual([200, true]);
+    const page = (await t.http.get(`/api/workspaces/${ws.workspaceId}/audit-logs?limit=1`).set(ws.admin.auth)).body;
+    await t.http
+      .get(`${upper}?limit=1&cursor=${encodeURIComponent(page.nextCursor as string)}`)
+      .set(ws.admin.auth)
+      .expect(200);
+  });
+});

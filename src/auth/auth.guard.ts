@@ -68,6 +68,9 @@ export class AuthGuard implements CanActivate {
       if (!workspaceIsValid) throw new BadRequestException('workspaceId must be a UUID.');
       if (!found.role) throw new NotFoundException(`Workspace ${workspaceId} not found.`);
       this.cls.set('workspaceRole', found.role);
+      // The route reads the id as PostgreSQL writes it: a digest, a cursor or a comparison in the
+      // service sees the same workspace whether the path spelt it in upper or lower case.
+      request.params.workspaceId = workspaceId.toLowerCase();
     }
     return true;
   }

@@ -1,4 +1,12 @@
-import { applyDecorators, BadRequestException, Body, ParseUUIDPipe, type Type, ValidationPipe } from '@nestjs/common';
+import {
+  applyDecorators,
+  type ArgumentMetadata,
+  BadRequestException,
+  Body,
+  ParseUUIDPipe,
+  type Type,
+  ValidationPipe,
+} from '@nestjs/common';
 import { Transform } from 'class-transformer';
 import { IsObject, IsString, Length } from 'class-validator';
 
@@ -44,6 +52,13 @@ export function ValidBody(dto: Type<unknown>): ParameterDecorator {
   return Body(new ValidationPipe({ ...VALIDATION_OPTIONS, expectedType: dto }));
 }
 
+/** A UUID path parameter, in lower case (as PostgreSQL writes a uuid); 400 naming it otherwise. */
+class ParseLowerCaseUUIDPipe extends ParseUUIDPipe {
+  override async transform(value: string, metadata: ArgumentMetadata): Promise<string> {
+    return (await super.transform(value, metadata)).toLowerCase();
+  }
+}
+
 export function uuidPipe(name: string): ParseUUIDPipe {
-  return new ParseUUIDPipe({ exceptionFactory: () => new BadRequestException(`${name} must be a UUID.`) });
+  return new ParseLowerCaseUUIDPipe({ exceptionFactory: () => new BadRequestException(`${name} must be a UUID.`) });
 }
