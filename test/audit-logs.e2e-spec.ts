@@ -251,6 +251,11 @@ describe('Audit log API', () => {
       expect(offsets.items.map((e) => e.id)).toEqual([ids[1]]);
       const empty = await list({ from: at[1], to: at[1] });
       expect(empty.items).toEqual([]);
+      // Nanoseconds, as Java's Instant writes them: 11:00:00.000000001 excludes the 11:00 entry as `from`.
+      const nanos = await list({ from: '2020-01-01T10:59:59.999999999Z', to: '2020-01-01T11:00:00.000000001Z' });
+      expect(nanos.items.map((e) => e.id)).toEqual([ids[1]]);
+      const after = await list({ from: '2020-01-01T11:00:00.000000001Z', to: '2020-01-01T12:00:00.000000000Z' });
+      expect(after.items).toEqual([]);
     });
 
     it('pages 1,000 entries by 7 with each exactly once, in order, while new entries are written', async () => {

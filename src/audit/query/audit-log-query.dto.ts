@@ -26,13 +26,30 @@ export const toList = ({ value }: { value: unknown }): unknown => {
     .filter((v) => v !== '');
 };
 
-/** An ISO-8601 instant with milliseconds optional and an explicit offset or Z. */
-export const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})$/;
+/** An ISO-8601 instant with a fraction of a second optional (up to nanoseconds) and an explicit offset or Z. */
+export const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/;
 
-/** An INSTANT in microseconds since 1970, to compare two of them: Date.parse keeps only milliseconds. */
+/**
+ * An INSTANT in microseconds since 1970, to compare two of them: Date.parse keeps only milliseconds.
+ * A fraction finer than a microsecond is rounded up, so that the result is the first microsecond at
+ * or after the instant.
+ */
 export function instantMicros(instant: string): number {
   const fraction = /\.(\d+)/.exec(instant)?.[1] ?? '';
-  return Date.parse(instant) * 1000 + Number(fraction.padEnd(6, '0').slice(3, 6));
+  const finer = /[1-9]/.test(fraction.slice(6)) ? 1 : 0;
+  return Date.parse(instant) * 1000 + Number(fraction.padEnd(6, '0').slice(3, 6)) + finer;
+}
+
+/**
+ * An INSTANT as PostgreSQL reads it exactly (UTC, at most microseconds). PostgreSQL rounds a finer
+ * fraction to the nearest microsecond, which can fall before the instant; the log's times are whole
+ * microseconds, so the first one at or after it bounds `from` (inclusive) and `to` (exclusive) alike.
+ */
+export function postgresInstant(instant: string): string {
+  if ((/\.(\d+)/.exec(instant)?.[1] ?? '').length <= 6) return instant;
+  const micros = instantMicros(instant);
+  const millis = Math.floor(micros / 1000);
+  return `${new Date(millis).toISOString().slice(0, 23)}${String(micros - millis * 1000).padStart(3, '0')}Z`;
 }
 
 export class AuditLogFilterDto {

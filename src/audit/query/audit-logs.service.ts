@@ -16,7 +16,7 @@ import {
 import { AuditSealerService } from '../seal/audit-sealer.service';
 import { AuditCursorCodec, type CursorPosition } from './audit-cursor';
 import { AUDIT_LOG_ROW_COLUMNS, type AuditEntry, type AuditLogRow, CSV_COLUMNS, toAuditEntry } from './audit-entry';
-import { type AuditLogFilterDto, instantMicros } from './audit-log-query.dto';
+import { type AuditLogFilterDto, instantMicros, postgresInstant } from './audit-log-query.dto';
 
 export interface AuditLogPage {
   items: AuditEntry[];
@@ -808,8 +808,8 @@ export class AuditLogsService {
     if (filter.action?.length) where.push(oneOf('action', filter.action, 'text'));
     if (filter.requestId) where.push(Prisma.sql`"request_id" = ${filter.requestId}`);
     if (filter.resourceId) where.push(Prisma.sql`"resource_id" = ${filter.resourceId}::uuid`);
-    if (from) where.push(Prisma.sql`"occurred_at" >= ${from}::timestamptz`);
-    if (to) where.push(Prisma.sql`"occurred_at" < ${to}::timestamptz`);
+    if (from) where.push(Prisma.sql`"occurred_at" >= ${postgresInstant(from)}::timestamptz`);
+    if (to) where.push(Prisma.sql`"occurred_at" < ${postgresInstant(to)}::timestamptz`);
     return where;
   }
 }
