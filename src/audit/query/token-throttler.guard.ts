@@ -17,8 +17,9 @@ export function isExport(context: ExecutionContext): boolean {
 @Injectable()
 export class TokenThrottlerGuard extends ThrottlerGuard {
   protected override getTracker(req: Record<string, unknown>): Promise<string> {
+    // The token itself: "Bearer t" and "bearer t" spend one budget.
     const header = (req as unknown as Request).headers.authorization ?? '';
-    return Promise.resolve(hashToken(header));
+    return Promise.resolve(hashToken(header.replace(/^bearer /i, '')));
   }
 
   protected override generateKey(context: ExecutionContext, tracker: string, name: string): string {
