@@ -256,6 +256,7 @@ describe('Audit log API', () => {
       expect(nanos.items.map((e) => e.id)).toEqual([ids[1]]);
       const after = await list({ from: '2020-01-01T11:00:00.000000001Z', to: '2020-01-01T12:00:00.000000000Z' });
       expect(after.items).toEqual([]);
+      expect((await list({ from: '9999-12-31T23:59:59.999999999Z' })).items).toEqual([]);
     });
 
     it('pages 1,000 entries by 7 with each exactly once, in order, while new entries are written', async () => {

@@ -49,7 +49,9 @@ export function postgresInstant(instant: string): string {
   if ((/\.(\d+)/.exec(instant)?.[1] ?? '').length <= 6) return instant;
   const micros = instantMicros(instant);
   const millis = Math.floor(micros / 1000);
-  return `${new Date(millis).toISOString().slice(0, 23)}${String(micros - millis * 1000).padStart(3, '0')}Z`;
+  // Rounding up 9999-12-31T23:59:59.999999999 reaches year 10000, which toISOString writes as +010000.
+  const iso = new Date(millis).toISOString().replace(/^\+0*/, '');
+  return `${iso.slice(0, -1)}${String(micros - millis * 1000).padStart(3, '0')}Z`;
 }
 
 export class AuditLogFilterDto {
