@@ -257,6 +257,10 @@ describe('Audit log API', () => {
       const after = await list({ from: '2020-01-01T11:00:00.000000001Z', to: '2020-01-01T12:00:00.000000000Z' });
       expect(after.items).toEqual([]);
       expect((await list({ from: '9999-12-31T23:59:59.999999999Z' })).items).toEqual([]);
+      // Offsets ISO-8601 allows beyond PostgreSQL's ±15:59, also where they reach year 10000 in UTC.
+      const far = await list({ from: '2019-12-31T11:01:00-23:59', to: '2020-01-02T11:59:00+23:59' });
+      expect(far.items.map((e) => e.id)).toEqual([ids[1]]);
+      expect((await list({ from: '9999-12-31T23:00:00-23:59' })).items).toEqual([]);
     });
 
     it('pages 1,000 entries by 7 with each exactly once, in order, while new entries are written', async () => {
