@@ -1,11 +1,12 @@
 import { type MiddlewareConsumer, Module, type NestModule, ValidationPipe } from '@nestjs/common';
-import { APP_FILTER, APP_GUARD, APP_PIPE } from '@nestjs/core';
+import { APP_FILTER, APP_GUARD, APP_INTERCEPTOR, APP_PIPE } from '@nestjs/core';
 import { AuditModule } from './audit/audit.module';
 import { AuthGuard } from './auth/auth.guard';
 import { TokenUsageService } from './auth/token-usage.service';
 import { MembersModule } from './members/members.module';
 import { InputCheckMiddleware } from './common/input-check.middleware';
 import { PrismaExceptionFilter } from './common/prisma-exception.filter';
+import { UndeclaredInputInterceptor } from './common/undeclared-input.interceptor';
 import { VALIDATION_OPTIONS } from './common/validation';
 import { DatabaseModule } from './database/database.module';
 import { HealthController } from './health/health.controller';
@@ -28,6 +29,7 @@ import { WorkspacesModule } from './workspaces/workspaces.module';
   providers: [
     TokenUsageService,
     { provide: APP_GUARD, useClass: AuthGuard },
+    { provide: APP_INTERCEPTOR, useClass: UndeclaredInputInterceptor },
     { provide: APP_PIPE, useValue: new ValidationPipe(VALIDATION_OPTIONS) },
     { provide: APP_FILTER, useClass: PrismaExceptionFilter },
   ],

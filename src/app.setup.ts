@@ -3,6 +3,8 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import type { NextFunction, Request, Response } from 'express';
 import helmet from 'helmet';
+import { jsonOnly } from './common/json-only.middleware';
+import { requestIdHeader } from './request-context/request-id';
 import { WEB_ROOT } from './web/web.controller';
 
 /**
@@ -39,6 +41,7 @@ const NO_CACHE = 'no-cache';
 export function setupApp(app: INestApplication): INestApplication {
   const express = app as NestExpressApplication;
   express.disable('x-powered-by');
+  express.use(requestIdHeader);
   const pageHeaders = helmet({ contentSecurityPolicy: PAGE_CSP, frameguard: { action: 'deny' } });
   const docsHeaders = helmet({ contentSecurityPolicy: DOCS_CSP, frameguard: { action: 'deny' } });
   express.use((req: Request, res: Response, next: NextFunction) =>
@@ -49,6 +52,7 @@ export function setupApp(app: INestApplication): INestApplication {
     res.setHeader('Cache-Control', 'no-store');
     next();
   });
+  express.use('/api', jsonOnly);
   app.setGlobalPrefix('api', {
     exclude: [
       { path: '/', method: RequestMethod.GET },

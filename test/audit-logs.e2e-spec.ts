@@ -251,6 +251,16 @@ describe('Audit log API', () => {
       expect(offsets.items.map((e) => e.id)).toEqual([ids[1]]);
       const empty = await list({ from: at[1], to: at[1] });
       expect(empty.items).toEqual([]);
+      // Nanoseconds, as Java's Instant writes them: 11:00:00.000000001 excludes the 11:00 entry as `from`.
+      const nanos = await list({ from: '2020-01-01T10:59:59.999999999Z', to: '2020-01-01T11:00:00.000000001Z' });
+      expect(nanos.items.map((e) => e.id)).toEqual([ids[1]]);
+      const after = await list({ from: '2020-01-01T11:00:00.000000001Z', to: '2020-01-01T12:00:00.000000000Z' });
+      expect(after.items).toEqual([]);
+      expect((await list({ from: '9999-12-31T23:59:59.999999999Z' })).items).toEqual([]);
+      // Offsets ISO-8601 allows beyond PostgreSQL's ±15:59, also where they reach year 10000 in UTC.
+      const far = await list({ from: '2019-12-31T11:01:00-23:59', to: '2020-01-02T11:59:00+23:59' });
+      expect(far.items.map((e) => e.id)).toEqual([ids[1]]);
+      expect((await list({ from: '9999-12-31T23:00:00-23:59' })).items).toEqual([]);
     });
 
     it('pages 1,000 entries by 7 with each exactly once, in order, while new entries are written', async () => {
@@ -519,6 +529,34 @@ describe('Audit log API', () => {
       expect(res.text).toBe(
         `occurredAt,actionName,resourceType,resourceName,userName,userEmail,resourceId,requestId,id,action,actorKind,actorName,changes\n${expected}`,
       );
+    });
+
+    it("fills userName and userEmail from the entry's user only: empty for the system or the database", async () => {
+      // The workspace's members were added by the system (the bootstrap's actor), not by a user.
+      const bySystem = (await list({ resourceType: 'member' })).items.filter((e) => e.user === null);
+      expect(bySystem.length).toBeGreaterThan(0);
+      expect(bySystem[0].actor.kind).toBe('system');
+      const res = await t.http
+        .get(url(ws.workspaceId, '/export'))
+        .query({ resourceType: 'member', format: 'csv' })
+        .set(ws.admin.auth)
+        .expect(200);
+      const rows = new Map(
+        res.text
+          .trim()
+          .split('\n')
+          .slice(1)
+          .map((line) => [line.split(',')[8], line.split(',')]),
+      );
+      for (const entry of bySystem) {
+        const row = rows.get(entry.id)!;
+        expect({ userName: row[4], userEmail: row[5], actorKind: row[10], actorName: row[11] }).toEqual({
+          userName: '',
+          userEmail: '',
+          actorKind: entry.actor.kind,
+          actorName: entry.actor.name,
+        });
+      }
     });
 
     it('exports with the action and request id filters', async () => {

@@ -18,6 +18,15 @@ describe('Authentication and workspace membership', () => {
     await t.http.get(sources(acme.workspaceId)).set(acme.member.auth).expect(200, { items: [] });
   });
 
+  it('takes the scheme in any case, as HTTP defines it (RFC 9110)', async () => {
+    for (const scheme of ['bearer', 'BEARER']) {
+      await t.http
+        .get(sources(acme.workspaceId))
+        .set('Authorization', `${scheme} ${acme.member.token}`)
+        .expect(200, { items: [] });
+    }
+  });
+
   it.each([
     ['no header', undefined],
     ['another scheme', 'Basic dXNlcjpwYXNz'],

@@ -312,6 +312,15 @@ describe('Signed digests and verification from a digest', () => {
         .set(ws.admin.auth)
         .expect(200);
       expect(none.body).toEqual({ items: [] });
+      // An offset beyond PostgreSQL's ±15:59, which ISO-8601 allows: the same instants.
+      const shifted = (iso: string, offset: string) =>
+        `${new Date(Date.parse(iso) + (offset === '-23:59' ? -1 : 1) * 86_340_000).toISOString().slice(0, -1)}${offset}`;
+      const far = await t.http
+        .get(`${base(ws)}/digests`)
+        .query({ from: shifted(middle.issuedAt, '-23:59'), to: shifted(newest.issuedAt, '+23:59') })
+        .set(ws.admin.auth)
+        .expect(200);
+      expect((far.body as { items: Digest[] }).items).toEqual([middle]);
     });
 
     it.each([

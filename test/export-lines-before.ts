@@ -2,8 +2,8 @@ import { actionNameSql } from '../src/audit/capture/audited-resources';
 
 /**
  * The export lines as the service rendered them before they were built by concatenation
- * (json_build_object, and each CSV cell always through the guard and the quoting): the reference the
- * lines must still equal byte for byte.
+ * (json_build_object, and each CSV cell always through the guard and the quoting), with the CSV's
+ * user cells empty when no user acted: the reference the lines must still equal byte for byte.
  */
 const ACTION_NAME = actionNameSql();
 const ISO_TIME = `to_char("occurred_at" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
@@ -30,8 +30,8 @@ export const EXPORT_LINES_BEFORE = {
     ACTION_NAME,
     '"resource_type"',
     '"resource_name"',
-    `coalesce("actor_name", '')`,
-    `coalesce("actor_email", '')`,
+    `(CASE WHEN "actor_id" IS NULL THEN '' ELSE coalesce("actor_name", '') END)`,
+    `(CASE WHEN "actor_id" IS NULL THEN '' ELSE coalesce("actor_email", '') END)`,
     '"resource_id"::text',
     `coalesce("request_id", '')`,
     '"id"::text',

@@ -34,6 +34,39 @@ describe('GET /api/health', () => {
     expect(res.headers['x-request-id']).toBe('err-1');
   });
 
+  it('carries X-Request-Id on a body the JSON parser refuses, which is answered as every other error', async () => {
+    const post = (id: string, body: string, type = 'application/json') =>
+      t.http
+        .post('/api/workspaces/00000000-0000-4000-8000-000000000000/sources')
+        .set('X-Request-Id', id)
+        .set('Content-Type', type)
+        .send(body);
+    const malformed = await post('parse-1', '{"name":');
+    expect([malformed.status, malformed.headers['x-request-id']]).toEqual([400, 'parse-1']);
+    expect(malformed.body).toEqual({ statusCode: 400, message: expect.any(String), error: 'Bad Request' });
+    const large = await post('large-1', `{"name":"${'z'.repeat(110_000)}"}`);
+    expect([large.status, large.headers['x-request-id']]).toEqual([413, 'large-1']);
+    expect(large.body).toEqual({
+      statusCode: 413,
+      message: expect.stringMatching(/100 kB/),
+      error: 'Payload Too Large',
+    });
+    const charset = await post('charset-1', '{}', 'application/json; charset=latin1');
+    expect([charset.status, charset.headers['x-request-id']]).toEqual([415, 'charset-1']);
+    expect(charset.body).toEqual({
+      statusCode: 415,
+      message: expect.stringMatching(/utf-8/i),
+      error: 'Unsupported Media Type',
+    });
+  });
+
+  it('carries X-Request-Id on the page, its assets and the API documentation', async () => {
+    for (const path of ['/', '/assets/app.js', '/api/docs-json', '/nowhere']) {
+      const res = await t.http.get(path).set('X-Request-Id', 'page-1');
+      expect([path, res.headers['x-request-id']]).toEqual([path, 'page-1']);
+    }
+  });
+
   it('answers 503 with the database down', async () => {
     await t.app.get<DatabaseConnection>(DATABASE_CONNECTION).close();
     const res = await t.http.get('/api/health').expect(503);

@@ -17,7 +17,11 @@ describe('Rate limits on the audit-log routes', () => {
   it('answers 429 past the limit for that token, saying when to retry, and spares other tokens', async () => {
     for (let i = 0; i < 5; i++) await t.http.get(url()).set(ws.admin.auth).expect(200);
     const limited = await t.http.get(url()).set(ws.admin.auth).expect(429);
-    expect(limited.body.message).toMatch(/allows 5 per 60 s for a token\. Retry after \d+ s\./);
+    expect(limited.body).toEqual({
+      statusCode: 429,
+      message: expect.stringMatching(/allows 5 per 60 s for a token\. Retry after \d+ s\./),
+      error: 'Too Many Requests',
+    });
     expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
     const secondToken = await runAsSystem('test', () => t.app.get(WorkspacesService).issueToken(ws.admin.id, 'second'));
     await t.http.get(url()).set('Authorization', `Bearer ${secondToken}`).expect(200);

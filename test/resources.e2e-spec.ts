@@ -131,6 +131,34 @@ describe('Resource API', () => {
       expect(JSON.stringify(res.body.message)).toMatch(message);
     });
 
+    it('answers 400 for a field sent as null, on create and on update, and changes nothing', async () => {
+      const existing = await admin.create(path);
+      for (const field of ['name', ...FIELDS[path]]) {
+        const created = keep(
+          await t.http
+            .post(admin.url(path))
+            .set(ws.admin.auth)
+            .send({ ...(await admin.body(path)), [field]: null }),
+        );
+        expect([field, created.status, created.body]).toEqual([
+          field,
+          400,
+          expect.objectContaining({ statusCode: 400, error: 'Bad Request' }),
+        ]);
+        expect(JSON.stringify(created.body.message)).toContain(field);
+        const updated = keep(
+          await t.http
+            .patch(admin.url(path, existing.id))
+            .set(ws.admin.auth)
+            .send({ [field]: null }),
+        );
+        expect([field, updated.status]).toEqual([field, 400]);
+        expect(JSON.stringify(updated.body.message)).toContain(field);
+      }
+      const after = keep(await t.http.get(admin.url(path, existing.id)).set(ws.admin.auth).expect(200));
+      expect(after.body).toEqual(existing);
+    });
+
     it('answers 409 for a duplicate name, on create and on rename', async () => {
       const a = await admin.create(path);
       const b = await admin.create(path);
@@ -207,6 +235,43 @@ describe('Resource API', () => {
         .set(ws.admin.auth)
         .send({ name: 'D', type: 'x', config: {}, segmentIds: [foreignSegment.id] })
         .expect(400);
+    });
+
+    it('takes a reference written in upper case as the same id, and returns and stores it in lower case', async () => {
+      const source = await admin.create('sources');
+      const model = keep(
+        await t.http
+          .post(admin.url('models'))
+          .set(ws.admin.auth)
+          .send({ name: 'Upper', sourceId: source.id.toUpperCase(), sql: 'SELECT 1' }),
+      );
+      expect([model.status, model.body.sourceId]).toEqual([201, source.id]);
+      const segment = await admin.create('segments');
+      const destination = keep(
+        await t.http
+          .post(admin.url('destinations'))
+          .set(ws.admin.auth)
+          .send({ name: 'Upper', type: 'x', config: {}, segmentIds: [segment.id.toUpperCase()] }),
+      );
+      expect([destination.status, destination.body.segmentIds]).toEqual([201, [segment.id]]);
+      const twice = keep(
+        await t.http
+          .post(admin.url('destinations'))
+          .set(ws.admin.auth)
+          .send({ name: 'Twice', type: 'x', config: {}, segmentIds: [segment.id, segment.id.toUpperCase()] })
+          .expect(400),
+      );
+      expect(JSON.stringify(twice.body.message)).toMatch(/segmentIds must not repeat an id/);
+      // The segment is in use: deleting it is refused, as for the same id in lower case.
+      await t.http.delete(admin.url('segments', segment.id)).set(ws.admin.auth).expect(409);
+      const unchanged = keep(
+        await t.http
+          .patch(admin.url('destinations', destination.body.id))
+          .set(ws.admin.auth)
+          .send({ segmentIds: [segment.id.toUpperCase()] })
+          .expect(200),
+      );
+      expect(unchanged.body.updatedAt).toBe(destination.body.updatedAt);
     });
 
     it.each([

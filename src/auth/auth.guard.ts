@@ -46,7 +46,8 @@ export class AuthGuard implements CanActivate {
     if (this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, [context.getHandler(), context.getClass()])) return true;
     const request = context.switchToHttp().getRequest<Request>();
     const [scheme, token, ...rest] = (request.headers.authorization ?? '').split(' ');
-    if (scheme !== 'Bearer' || !token || rest.length > 0 || !looksLikeToken(token)) {
+    // The scheme is case-insensitive in HTTP: "bearer" is "Bearer".
+    if (scheme.toLowerCase() !== 'bearer' || !token || rest.length > 0 || !looksLikeToken(token)) {
       throw new UnauthorizedException('Send an API token as "Authorization: Bearer <token>".');
     }
     const prisma = this.txHost.tx;
@@ -68,6 +69,9 @@ export class AuthGuard implements CanActivate {
       if (!workspaceIsValid) throw new BadRequestException('workspaceId must be a UUID.');
       if (!found.role) throw new NotFoundException(`Workspace ${workspaceId} not found.`);
       this.cls.set('workspaceRole', found.role);
+      // The route reads the id as PostgreSQL writes it: a digest, a cursor or a comparison in the
+      // service sees the same workspace whether the path spelt it in upper or lower case.
+      request.params.workspaceId = workspaceId.toLowerCase();
     }
     return true;
   }

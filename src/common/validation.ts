@@ -1,4 +1,12 @@
-import { applyDecorators, BadRequestException, Body, ParseUUIDPipe, type Type, ValidationPipe } from '@nestjs/common';
+import {
+  applyDecorators,
+  type ArgumentMetadata,
+  BadRequestException,
+  Body,
+  ParseUUIDPipe,
+  type Type,
+  ValidationPipe,
+} from '@nestjs/common';
 import { Transform } from 'class-transformer';
 import { IsObject, IsString, Length } from 'class-validator';
 
@@ -19,6 +27,15 @@ export function IsResourceName(): PropertyDecorator {
 }
 
 /**
+ * Ids (a UUID, or a list of them) in lower case, as PostgreSQL returns a uuid: the same id written
+ * in upper case then matches it wherever ids are compared as text (references, lists of ids).
+ */
+export function LowerCaseIds(): PropertyDecorator {
+  const lower = (value: unknown) => (typeof value === 'string' ? value.toLowerCase() : value);
+  return Transform(({ value }: { value: unknown }) => (Array.isArray(value) ? value.map(lower) : lower(value)));
+}
+
+/**
  * A free-form JSON object (a config, a definition), kept exactly as sent. class-transformer would
  * copy it key by key and skip every key whose name is a function on a plain object (`toString`,
  * `valueOf`, `hasOwnProperty`), silently dropping them; this hands the parsed JSON through instead.
@@ -35,6 +52,13 @@ export function ValidBody(dto: Type<unknown>): ParameterDecorator {
   return Body(new ValidationPipe({ ...VALIDATION_OPTIONS, expectedType: dto }));
 }
 
+/** A UUID path parameter, in lower case (as PostgreSQL writes a uuid); 400 naming it otherwise. */
+class ParseLowerCaseUUIDPipe extends ParseUUIDPipe {
+  override async transform(value: string, metadata: ArgumentMetadata): Promise<string> {
+    return (await super.transform(value, metadata)).toLowerCase();
+  }
+}
+
 export function uuidPipe(name: string): ParseUUIDPipe {
-  return new ParseUUIDPipe({ exceptionFactory: () => new BadRequestException(`${name} must be a UUID.`) });
+  return new ParseLowerCaseUUIDPipe({ exceptionFactory: () => new BadRequestException(`${name} must be a UUID.`) });
 }

@@ -10,7 +10,7 @@ import { SchedulerRegistry } from '@nestjs/schedule';
 import { CronJob } from 'cron';
 import { APP_CONFIG, type AppConfig } from '../../config/app-config';
 import { type AppPrismaClient, PRISMA } from '../../database/prisma-client.factory';
-import { instantMicros } from '../query/audit-log-query.dto';
+import { instantMicros, postgresInstant } from '../query/audit-log-query.dto';
 import { AuditLogsService, type ChainVerification } from '../query/audit-logs.service';
 import { AuditSealerService } from '../seal/audit-sealer.service';
 import { type Digest, digestHash, digestSignatureValid, keyIdOf, signDigest } from './audit-digest';
@@ -170,10 +170,11 @@ export class AuditDigestsService implements OnApplicationBootstrap, OnApplicatio
     if (from && to && instantMicros(from) > instantMicros(to)) {
       throw new BadRequestException(`from (${from}) must not be after to (${to})`);
     }
+    const [since, until] = [from, to].map((instant) => (instant ? postgresInstant(instant) : null));
     const rows = await this.prisma.$queryRaw<DigestRow[]>`
       SELECT * FROM "audit_digests" WHERE "workspace_id" = ${workspaceId}::uuid
-        AND (${from ?? null}::timestamptz IS NULL OR "issued_at" >= ${from ?? null}::timestamptz)
-        AND (${to ?? null}::timestamptz IS NULL OR "issued_at" < ${to ?? null}::timestamptz)
+        AND (${since}::timestamptz IS NULL OR "issued_at" >= ${since}::timestamptz)
+        AND (${until}::timestamptz IS NULL OR "issued_at" < ${until}::timestamptz)
       ORDER BY "issued_at" DESC LIMIT ${MAX_DIGESTS}`;
     return rows.map(toDigest);
   }

@@ -26,13 +26,41 @@ export const toList = ({ value }: { value: unknown }): unknown => {
     .filter((v) => v !== '');
 };
 
-/** An ISO-8601 instant with milliseconds optional and an explicit offset or Z. */
-export const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})$/;
+/** An ISO-8601 instant with a fraction of a second optional (up to nanoseconds) and an explicit offset or Z. */
+export const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/;
 
-/** An INSTANT in microseconds since 1970, to compare two of them: Date.parse keeps only milliseconds. */
-export function instantMicros(instant: string): number {
+/**
+ * An INSTANT as whole milliseconds since 1970 and the microseconds past them (Date.parse keeps only
+ * milliseconds). A fraction finer than a microsecond is rounded up: the first microsecond at or after
+ * the instant.
+ */
+function instantParts(instant: string): { millis: number; micros: number } {
   const fraction = /\.(\d+)/.exec(instant)?.[1] ?? '';
-  return Date.parse(instant) * 1000 + Number(fraction.padEnd(6, '0').slice(3, 6));
+  const micros = Number(fraction.padEnd(6, '0').slice(3, 6)) + (/[1-9]/.test(fraction.slice(6)) ? 1 : 0);
+  const millis = Date.parse(instant);
+  return micros === 1000 ? { millis: millis + 1, micros: 0 } : { millis, micros };
+}
+
+/** An INSTANT in microseconds since 1970, to compare two of them. */
+export function instantMicros(instant: string): number {
+  const { millis, micros } = instantParts(instant);
+  return millis * 1000 + micros;
+}
+
+/** The last millisecond of year 9999 (UTC): later ones toISOString writes as +010000-…, which PostgreSQL refuses. */
+const LAST_MILLIS = Date.parse('9999-12-31T23:59:59.999Z');
+
+/**
+ * An INSTANT as PostgreSQL reads it exactly: in UTC, at most microseconds, at most year 9999.
+ * PostgreSQL refuses offsets beyond ±15:59, which ISO-8601 allows, and rounds a finer fraction to the
+ * nearest microsecond, which can fall before the instant; the log's times are whole microseconds
+ * before year 10000, so the first one at or after the instant, kept within them, bounds `from`
+ * (inclusive) and `to` (exclusive) alike.
+ */
+export function postgresInstant(instant: string): string {
+  let { millis, micros } = instantParts(instant);
+  if (millis > LAST_MILLIS) [millis, micros] = [LAST_MILLIS, 999];
+  return `${new Date(millis).toISOString().slice(0, -1)}${String(micros).padStart(3, '0')}Z`;
 }
 
 export class AuditLogFilterDto {

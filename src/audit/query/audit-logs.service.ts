@@ -16,7 +16,7 @@ import {
 import { AuditSealerService } from '../seal/audit-sealer.service';
 import { AuditCursorCodec, type CursorPosition } from './audit-cursor';
 import { AUDIT_LOG_ROW_COLUMNS, type AuditEntry, type AuditLogRow, CSV_COLUMNS, toAuditEntry } from './audit-entry';
-import { type AuditLogFilterDto, instantMicros } from './audit-log-query.dto';
+import { type AuditLogFilterDto, instantMicros, postgresInstant } from './audit-log-query.dto';
 
 export interface AuditLogPage {
   items: AuditEntry[];
@@ -199,6 +199,13 @@ function once(expression: string, cell: (value: string) => string): string {
 }
 
 /**
+ * The entry's `user.name` and `user.email`, empty when no user acted: `actor_name` also names the
+ * system job or the database role of an entry without a user, which only actorName shows.
+ */
+const USER_NAME = `(CASE WHEN "actor_id" IS NULL THEN '' ELSE coalesce("actor_name", '') END)`;
+const USER_EMAIL = `(CASE WHEN "actor_id" IS NULL THEN '' ELSE coalesce("actor_email", '') END)`;
+
+/**
  * The contract's CSV columns (CSV_COLUMNS), one line per entry. A time, a uuid, an action or an actor
  * kind (the database's CHECKs allow a few words only) needs neither guard nor quotes; the action name
  * (which may look into the diff) and the diff's text are computed once per row.
@@ -209,8 +216,8 @@ const CSV_LINE = Prisma.raw(
     once(ACTION_NAME.text, csvCell),
     csvCell('"resource_type"'),
     csvCell('"resource_name"'),
-    csvCell(`coalesce("actor_name", '')`),
-    csvCell(`coalesce("actor_email", '')`),
+    csvCell(USER_NAME),
+    csvCell(USER_EMAIL),
     '"resource_id"::text',
     csvCell(`coalesce("request_id", '')`),
     '"id"::text',
@@ -801,8 +808,8 @@ export class AuditLogsService {
     if (filter.action?.length) where.push(oneOf('action', filter.action, 'text'));
     if (filter.requestId) where.push(Prisma.sql`"request_id" = ${filter.requestId}`);
     if (filter.resourceId) where.push(Prisma.sql`"resource_id" = ${filter.resourceId}::uuid`);
-    if (from) where.push(Prisma.sql`"occurred_at" >= ${from}::timestamptz`);
-    if (to) where.push(Prisma.sql`"occurred_at" < ${to}::timestamptz`);
+    if (from) where.push(Prisma.sql`"occurred_at" >= ${postgresInstant(from)}::timestamptz`);
+    if (to) where.push(Prisma.sql`"occurred_at" < ${postgresInstant(to)}::timestamptz`);
     return where;
   }
 }

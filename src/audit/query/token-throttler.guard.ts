@@ -1,5 +1,5 @@
-import { Injectable } from '@nestjs/common';
-import { ThrottlerException, ThrottlerGuard, type ThrottlerLimitDetail } from '@nestjs/throttler';
+import { HttpException, HttpStatus, Injectable } from '@nestjs/common';
+import { ThrottlerGuard, type ThrottlerLimitDetail } from '@nestjs/throttler';
 import type { ExecutionContext } from '@nestjs/common';
 import type { Request } from 'express';
 import { hashToken } from '../../auth/token';
@@ -17,8 +17,9 @@ export function isExport(context: ExecutionContext): boolean {
 @Injectable()
 export class TokenThrottlerGuard extends ThrottlerGuard {
   protected override getTracker(req: Record<string, unknown>): Promise<string> {
+    // The token itself: "Bearer t" and "bearer t" spend one budget.
     const header = (req as unknown as Request).headers.authorization ?? '';
-    return Promise.resolve(hashToken(header));
+    return Promise.resolve(hashToken(header.replace(/^bearer /i, '')));
   }
 
   protected override generateKey(context: ExecutionContext, tracker: string, name: string): string {
@@ -28,8 +29,14 @@ export class TokenThrottlerGuard extends ThrottlerGuard {
   protected override throwThrottlingException(context: ExecutionContext, detail: ThrottlerLimitDetail): Promise<void> {
     const seconds = Math.max(1, Math.ceil(detail.timeToBlockExpire));
     const scope = isExport(context) ? 'the export' : 'the audit-log and retention routes together';
-    throw new ThrottlerException(
-      `Too many requests: ${scope} allows ${detail.limit} per ${Math.round(detail.ttl / 1000)} s for a token. Retry after ${seconds} s.`,
+    // In Nest's error shape: the stock ThrottlerException's body has no `error`.
+    throw new HttpException(
+      {
+        statusCode: HttpStatus.TOO_MANY_REQUESTS,
+        message: `Too many requests: ${scope} allows ${detail.limit} per ${Math.round(detail.ttl / 1000)} s for a token. Retry after ${seconds} s.`,
+        error: 'Too Many Requests',
+      },
+      HttpStatus.TOO_MANY_REQUESTS,
     );
   }
 }
