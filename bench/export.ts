@@ -179,7 +179,7 @@ async function main(): Promise<void> {
         const [copy, other] = [mean('copy'), mean(via)];
         return copy && other ? [`COPY / ${via} = ${(copy / other).toFixed(2)}×`] : [];
       });
-      console.log(`${format}: ${ratios.join(', ')} (mean rows/s)`);
+      if (ratios.length > 0) console.log(`${format}: ${ratios.join(', ')} (mean rows/s)`);
     }
   } finally {
     await app.close();
