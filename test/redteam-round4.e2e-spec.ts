@@ -284,6 +284,24 @@ describe('Red team, round 4', () => {
       expect(texts.filter((text, i) => rows[0].shown[i] !== api[i]).slice(0, 5)).toEqual([]);
     });
 
+    it.each([
+      ['a path parameter', 'https://logs.example.com/in;jsessionid=ABCDEF0123456789'],
+      ['a fragment parameter', 'https://logs.example.com/in#access_token=ABCDEF0123456789'],
+    ])(
+      'POST a log stream whose url holds a credential in %s (the query is checked, the rest is not): the workspace entry records it in clear — expected: 400',
+      async (_case, url) => {
+        const s = await setup();
+        const res = await t.http
+          .post(`/api/workspaces/${s.workspaceId}/audit-streams`)
+          .set(s.ws.admin.auth)
+          .send({ url, secret: 'a-long-random-secret-you-keep' });
+        expect({ status: res.status, message: JSON.stringify(res.body.message) }).toEqual({
+          status: 400,
+          message: expect.stringMatching(/url must not hold a credential/),
+        });
+      },
+    );
+
     it('every entry of these configs agrees with the contract replayed on the rows', async () => {
       const s = await setup();
       const { config } = withSecrets(Object.assign({}, ...cases.map(([, template]) => template as object)));
