@@ -4,7 +4,7 @@ import { createTestDatabase, type TestDatabase } from './database';
 import { contractLeaves, listAuditEntries, logDisagreements, REDACTED } from './log-invariant';
 import { SECRET_KEY, URL_PASSWORD } from '../src/audit/capture/audited-resources';
 import { replaceTextSecrets } from '../src/resources/secrets';
-import { connect } from './redteam-helpers';
+import { asRole, connect, createLoginRole } from './redteam-helpers';
 import { createTestApp, createWorkspaceWithActors, type TestApp, type WorkspaceWithActors } from './test-app';
 
 const MASK = '********';
@@ -18,16 +18,19 @@ describe('Red team, round 4', () => {
   let database: TestDatabase;
   let t: TestApp;
   let db: Client;
+  let appRole: { name: string; drop(): Promise<void> };
 
   beforeAll(async () => {
     database = await createTestDatabase();
     t = await createTestApp({ auditSealIntervalMs: 0 }, {}, database.url);
     db = await connect(t.database.url);
+    appRole = await createLoginRole('rt4_app', { inRole: 'audit_log_app' });
   });
   afterAll(async () => {
     await db.end();
     await t.app.close();
     await database.drop();
+    await appRole.drop();
   });
 
   const rand = () => randomBytes(5).toString('hex');
@@ -307,6 +310,90 @@ describe('Red team, round 4', () => {
       const { config } = withSecrets(Object.assign({}, ...cases.map(([, template]) => template as object)));
       await s.asAdmin.create('sources', { config });
       expect(await logDisagreements(db, s.workspaceId)).toEqual([]);
+    });
+  });
+
+  describe("B. the sealer's lock", () => {
+    const outcome = (promise: Promise<unknown>) =>
+      promise.then(
+        () => 'succeeded',
+        (error: Error) => `refused: ${error.message}`,
+      );
+
+    it("app role: SELECT pg_advisory_lock(7460012), session kept open: another instance's sealer returns -1, verify and the forgetting of names wait for as long as it is held — expected: the entry sealed, verify answers, names forgotten", async () => {
+      const s = await setup();
+      await s.asAdmin.create('sources');
+      const app = await connect(asRole(t.database.url, appRole.name));
+      try {
+        await app.query('SELECT pg_advisory_lock(7460012)');
+        const [{ sealed }] = (await db.query<{ sealed: number }>('SELECT "audit_log_seal"(1000) AS sealed')).rows;
+        const inbox = await db.query<{ n: string }>(
+          'SELECT count(*) AS n FROM audit_log_inbox WHERE workspace_id = $1',
+          [s.workspaceId],
+        );
+        const verify = await t.http
+          .get(`/api/workspaces/${s.workspaceId}/audit-logs/verify`)
+          .set(s.ws.admin.auth)
+          .timeout(5_000)
+          .then(
+            (res) => res.status,
+            (error: Error) => error.message,
+          );
+        const forget = await outcome(
+          (async () => {
+            await db.query('BEGIN');
+            try {
+              await db.query(`SET LOCAL lock_timeout = '3s'`);
+              await db.query('SELECT "audit_resource_names_forget"($1)', [s.workspaceId]);
+            } finally {
+              await db.query('ROLLBACK');
+            }
+          })(),
+        );
+        expect({ sealed: sealed > 0, inbox: Number(inbox.rows[0].n), verify, forget }).toEqual({
+          sealed: true,
+          inbox: 0,
+          verify: 200,
+          forget: 'succeeded',
+        });
+      } finally {
+        await app.end();
+      }
+    });
+
+    it("app role, while a sealer runs: row locks and table locks beyond ACCESS SHARE on the tables the sealer writes, and any lock on the sealer's own lock (a rule on it queues ACCESS EXCLUSIVE before the owner check) — expected: each refused at once", async () => {
+      const statements = [
+        'SELECT 1 FROM audit_chain_heads FOR KEY SHARE',
+        'SELECT 1 FROM audit_chain_heads FOR UPDATE',
+        'SELECT 1 FROM audit_log_inbox FOR UPDATE',
+        'SELECT 1 FROM audit_log_sealed FOR SHARE',
+        'SELECT 1 FROM audit_resource_names FOR KEY SHARE',
+        'LOCK TABLE audit_chain_heads IN ROW SHARE MODE',
+        'LOCK TABLE audit_log_inbox IN SHARE MODE',
+        'LOCK TABLE audit_log_sealed IN EXCLUSIVE MODE',
+        'LOCK TABLE audit_resource_names IN SHARE ROW EXCLUSIVE MODE',
+        'SELECT 1 FROM audit_private.sealer_lock FOR UPDATE',
+        'LOCK TABLE audit_private.sealer_lock IN ACCESS SHARE MODE',
+        'CREATE RULE held AS ON INSERT TO audit_private.sealer_lock DO INSTEAD NOTHING',
+      ];
+      const sealer = await connect(t.database.url);
+      const app = await connect(asRole(t.database.url, appRole.name));
+      try {
+        await sealer.query('BEGIN');
+        await sealer.query('SELECT "audit_log_seal"(0, true)');
+        await app.query(`SET lock_timeout = '1s'`);
+        const results: Record<string, string> = {};
+        for (const sql of statements) {
+          await app.query('BEGIN');
+          results[sql] = await outcome(app.query(sql));
+          await app.query('ROLLBACK');
+        }
+        expect(Object.entries(results).filter(([, result]) => !/^refused: permission denied/.test(result))).toEqual([]);
+      } finally {
+        await sealer.query('ROLLBACK');
+        await sealer.end();
+        await app.end();
+      }
     });
   });
 });
