@@ -15,6 +15,27 @@ const SECRET =
   /pass|pwd|secret|token|key|credential|private|auth|dsn|cookie|session|signature|jwt|(^|[^A-Za-z])sig([^A-Za-z]|$)/i;
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
+/** The body of every PEM private key in a text, to its `-----END` or to the end of a key cut short. */
+function redactPrivateKeys(text: string): string {
+  let out = '';
+  let from = 0;
+  for (;;) {
+    const begin = text.indexOf('-----BEGIN ', from);
+    if (begin < 0) break;
+    const close = text.indexOf('-----', begin + 11);
+    const label = close < 0 ? '' : text.slice(begin + 11, close);
+    if (close < 0 || !/^[A-Z0-9 ]*PRIVATE KEY[A-Z0-9 ]*$/.test(label)) {
+      out += text.slice(from, begin + 1);
+      from = begin + 1;
+      continue;
+    }
+    const end = text.indexOf('-----END', close + 5);
+    out += `${text.slice(from, close + 5)}${REDACTED}`;
+    from = end < 0 ? text.length : end;
+  }
+  return out + text.slice(from);
+}
+
 /** `//user:password@`, anywhere in a text: the password runs to the last `@` before a `/`, `?` or `#`. */
 function redactUrlPasswords(text: string): string {
   let out = '';
@@ -156,7 +177,7 @@ export function contractLeaves(field: string, value: unknown, secretField: boole
         walk(v[key], [...segments, key], secretKey, false);
       }
     } else if (secretField && typeof v === 'string') {
-      out.set(path, redactParameters(redactUrlPasswords(v)));
+      out.set(path, redactParameters(redactUrlPasswords(redactPrivateKeys(v))));
     } else {
       out.set(path, v instanceof Date ? v.toISOString() : v);
     }

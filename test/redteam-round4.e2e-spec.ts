@@ -115,12 +115,27 @@ describe('Red team, round 4', () => {
       ],
       ['a scheme-relative URL with credentials', { url: '//app:S@db.example.com/app' }, ['@db.example.com/app']],
       ['a scheme with an underscore', { url: 'my_db://app:S@db.example.com/app' }, ['my_db://app:']],
+      [
+        'a PEM private key after a certificate',
+        {
+          cert: '-----BEGIN CERTIFICATE-----\nMIIBcert\n-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\nS\n-----END PRIVATE KEY-----\n',
+        },
+        [
+          '-----BEGIN CERTIFICATE-----\nMIIBcert\n-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----',
+          '-----END PRIVATE KEY-----',
+        ],
+      ],
+      [
+        'a PEM private key cut short',
+        { tls: { client: '-----BEGIN EC PRIVATE KEY-----\nS' } },
+        ['-----BEGIN EC PRIVATE KEY-----'],
+      ],
       ['secrets as the keys of a secret object', { apiKeys: { S: 'admin' }, tokens: [{ S: 1 }] }, []],
     ];
     /** The config with each `S` replaced by a fresh secret, and the secrets. */
     const withSecrets = (config: unknown): { config: unknown; secrets: string[] } => {
       const secrets: string[] = [];
-      const text = JSON.stringify(config).replace(/\bS\b/g, () => {
+      const text = JSON.stringify(config).replace(/(?<=\\n)S\b|\bS\b/g, () => {
         secrets.push(`Zq${rand()}`);
         return secrets[secrets.length - 1];
       });
@@ -211,7 +226,7 @@ describe('Red team, round 4', () => {
       });
     });
 
-    it('PATCH back exactly the masked config GET returned (query token, header tuple, header line, ADO.NET string, secret keys): the stored secrets are kept, no entry — expected: 200, the config unchanged', async () => {
+    it('PATCH back exactly the masked config GET returned (query token, header tuple, header line, ADO.NET string, private key, secret keys): the stored secrets are kept, no entry — expected: 200, the config unchanged', async () => {
       const s = await setup();
       const secret = `Zq${rand()}`;
       const config = {
@@ -219,6 +234,7 @@ describe('Red team, round 4', () => {
         lines: [`Authorization: Bearer ${secret}`],
         connection: `Server=db.example.com;Password=${secret};Encrypt=true`,
         url2: `jdbc:postgresql://u:${secret}@db.example.com/app?password=${secret}`,
+        pem: `-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\n${secret}\n-----END PRIVATE KEY-----\n`,
       };
       const source = await s.asAdmin.create('sources', { config });
       const got = await t.http.get(s.asAdmin.url('sources', source.id)).set(s.ws.admin.auth).expect(200);
@@ -245,7 +261,7 @@ describe('Red team, round 4', () => {
       expect(patched.status).toBe(400);
     });
 
-    it('the database (audit_redact_text) and the API (replaceTextSecrets) redact the same parts of 3,000 random texts of separators, names, URLs and spaces', async () => {
+    it('the database (audit_redact_text) and the API (replaceTextSecrets) redact the same parts of 3,000 random texts of separators, names, URLs, key blocks and spaces', async () => {
       const parts = [
         '?',
         '&',
@@ -272,6 +288,9 @@ describe('Red team, round 4', () => {
         '😀',
         'Authorization',
         '[REDACTED]',
+        '-----BEGIN RSA PRIVATE KEY-----',
+        '-----END',
+        '-',
       ];
       const texts = Array.from({ length: 3_000 }, () =>
         Array.from(

@@ -1,5 +1,5 @@
 import { BadRequestException } from '@nestjs/common';
-import { SECRET_KEY, TEXT_PARAMETER, URL_PASSWORD } from '../audit/capture/audited-resources';
+import { PEM_PRIVATE_KEY, SECRET_KEY, TEXT_PARAMETER, URL_PASSWORD } from '../audit/capture/audited-resources';
 
 /** What responses show instead of a stored secret; sending it back in a PATCH keeps the stored value. */
 export const MASK = '********';
@@ -50,23 +50,31 @@ function secretItems(array: Json[], secret: boolean, listed: boolean): (index: n
   return (index) => secret || (pair && index === 1);
 }
 
-/** A secret inside a text: the value of the parameter `name`, or (name null) the password of a URL. */
+/**
+ * A secret inside a text: the value of the parameter `name`, the body of the private key whose BEGIN
+ * line is `name`, or (name null) the password of a URL.
+ */
 export interface TextSecret {
   name: string | null;
   value: string;
 }
 
+const PEM_PRIVATE_KEYS = new RegExp(PEM_PRIVATE_KEY.source, 'g');
 const URL_PASSWORDS = new RegExp(URL_PASSWORD.source, 'g');
 const TEXT_PARAMETERS = new RegExp(TEXT_PARAMETER.source, 'g');
 
 /**
- * `text` with each secret it holds replaced by `replace(secret)`: first every URL's password, then
- * in the result the value of every parameter named like a secret, from after its `=` or `:` (and the
+ * `text` with each secret it holds replaced by `replace(secret)`: first the body of every PEM private
+ * key, then every URL's password, then in the result the value of every parameter named like a secret, from after its `=` or `:` (and the
  * spaces or tabs that follow) to the start of the next parameter or the end of the text. The
  * database's `audit_redact_text` applies the same steps with the same regexes.
  */
 export function replaceTextSecrets(text: string, replace: (secret: TextSecret) => string): string {
-  const unlocked = text.replace(
+  const keyless = text.replace(
+    PEM_PRIVATE_KEYS,
+    (_match, head: string, body: string, end: string) => `${head}${replace({ name: head, value: body })}${end}`,
+  );
+  const unlocked = keyless.replace(
     URL_PASSWORDS,
     (_match, head: string, password: string) => `${head}${replace({ name: null, value: password })}@`,
   );

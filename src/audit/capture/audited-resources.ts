@@ -225,6 +225,13 @@ export const SECRET_KEY =
 export const URL_PASSWORD = /(\/\/[^/?#:]*:)([^/?#]*)@/;
 
 /**
+ * The body of a PEM private key anywhere in a text: group 1 is its `-----BEGIN … PRIVATE KEY …-----`
+ * line, group 2 the body, up to `-----END` (group 3) or, for a key cut short, the end of the text.
+ * Also evaluated by PostgreSQL as a POSIX regex, on every match.
+ */
+export const PEM_PRIVATE_KEY = /(-----BEGIN [A-Z0-9 ]*PRIVATE KEY[A-Z0-9 ]*-----)((?:[^-]|-(?!----END))*)(-----END|$)/;
+
+/**
  * A named parameter in a text: at the start or after `?`, `&`, `;`, `#` or white space, a name (group
  * 2) and `=` or `:` (group 3). A `:` separates a name from its value only before a space or a tab, or
  * after a quoted name (`Authorization: Bearer …`, `"token": …`), not in `host:5432`. The value of a
