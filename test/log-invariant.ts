@@ -155,6 +155,11 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/** A text as an entry shows it: private keys, then URL passwords, then named parameters. */
+function redactText(text: string): string {
+  return redactParameters(redactUrlPasswords(redactPrivateKeys(text)));
+}
+
 /** The contract's leaves of one top-level field, as an entry shows them (secrets redacted when `secretField`). */
 export function contractLeaves(field: string, value: unknown, secretField: boolean): Map<string, unknown> {
   const out = new Map<string, unknown>();
@@ -166,6 +171,8 @@ export function contractLeaves(field: string, value: unknown, secretField: boole
       if (v.length === 0) out.set(path, []);
       const pair = secretField && listed && v.length === 2 && typeof v[0] === 'string' && SECRET.test(v[0]);
       v.forEach((item, index) => walk(item, [...segments, index], pair && index === 1, true));
+    } else if (isObject(v) && secretField && Object.keys(v).some((k) => redactText(k) !== k)) {
+      out.set(path, REDACTED);
     } else if (isObject(v)) {
       const keys = Object.keys(v);
       if (keys.length === 0) out.set(path, {});
@@ -177,7 +184,7 @@ export function contractLeaves(field: string, value: unknown, secretField: boole
         walk(v[key], [...segments, key], secretKey, false);
       }
     } else if (secretField && typeof v === 'string') {
-      out.set(path, redactParameters(redactUrlPasswords(redactPrivateKeys(v))));
+      out.set(path, redactText(v));
     } else {
       out.set(path, v instanceof Date ? v.toISOString() : v);
     }

@@ -130,6 +130,13 @@ describe('Red team, round 4', () => {
         { tls: { client: '-----BEGIN EC PRIVATE KEY-----\nS' } },
         ['-----BEGIN EC PRIVATE KEY-----'],
       ],
+      [
+        'secrets in the keys of an object',
+        {
+          endpoints: { 'https://u:S@h.example.com/x': { weight: 1 }, 'https://h.example.com/y?token=S': { weight: 2 } },
+        },
+        [],
+      ],
       ['secrets as the keys of a secret object', { apiKeys: { S: 'admin' }, tokens: [{ S: 1 }] }, []],
     ];
     /** The config with each `S` replaced by a fresh secret, and the secrets. */
@@ -226,7 +233,7 @@ describe('Red team, round 4', () => {
       });
     });
 
-    it('PATCH back exactly the masked config GET returned (query token, header tuple, header line, ADO.NET string, private key, secret keys): the stored secrets are kept, no entry — expected: 200, the config unchanged', async () => {
+    it('PATCH back exactly the masked config GET returned (query token, header tuple, header line, ADO.NET string, private key, secret keys, a URL as a key): the stored secrets are kept, no entry — expected: 200, the config unchanged', async () => {
       const s = await setup();
       const secret = `Zq${rand()}`;
       const config = {
@@ -234,6 +241,7 @@ describe('Red team, round 4', () => {
         lines: [`Authorization: Bearer ${secret}`],
         connection: `Server=db.example.com;Password=${secret};Encrypt=true`,
         url2: `jdbc:postgresql://u:${secret}@db.example.com/app?password=${secret}`,
+        endpoints: { [`https://u:${secret}@h.example.com/x`]: { weight: 1 } },
         pem: `-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\n${secret}\n-----END PRIVATE KEY-----\n`,
       };
       const source = await s.asAdmin.create('sources', { config });

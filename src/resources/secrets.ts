@@ -112,6 +112,18 @@ export function replaceTextSecrets(text: string, replace: (secret: TextSecret) =
   return out;
 }
 
+/** How the log shows a secret; a key that the text rule changes holds one. */
+const REDACTED = '[REDACTED]';
+
+/**
+ * Whether `value` is an object with a key that holds a secret by the text rule (a URL with its
+ * password, `…?token=…`): the object is then a secret as a whole, so that no path or response shows
+ * the key.
+ */
+function keysHoldSecrets(value: Json | undefined): boolean {
+  return isObject(value) && Object.keys(value).some((key) => replaceTextSecrets(key, () => REDACTED) !== key);
+}
+
 /** The secrets `text` holds, in order. */
 export function textSecrets(text: string): TextSecret[] {
   const found: TextSecret[] = [];
@@ -126,10 +138,11 @@ export function textSecrets(text: string): TextSecret[] {
  * The secret rule, as the database's capture trigger applies it to audit entries: a value under a
  * key matching SECRET_KEY, a `value` beside a secret-looking label, the second item of a pair in a
  * list whose first looks secret, and in text a URL's password and the value of a parameter named
- * like a secret. A secret object or array is masked whole, its keys with it.
+ * like a secret. A secret object or array is masked whole, its keys with it, and so is an object
+ * with a key that holds a secret by the text rule.
  */
 export function maskSecrets(value: Json, secret = false, listed = false): Json {
-  if (secret) return MASK;
+  if (secret || keysHoldSecrets(value)) return MASK;
   if (Array.isArray(value)) {
     const isSecret = secretItems(value, secret, listed);
     return value.map((item, i) => maskSecrets(item, isSecret(i), true));
@@ -144,8 +157,9 @@ export function maskSecrets(value: Json, secret = false, listed = false): Json {
 /**
  * Replaces every MASK in `incoming` (and every masked secret in text) by the value stored at the same
  * path (in text: the stored secret of the same parameter name, or URL password, in the same order).
- * Only where the incoming document itself marks a secret: a MASK moved under a harmless key or label
- * would otherwise show the stored secret in clear.
+ * Only where the incoming document itself marks a secret, or where the stored value is masked whole
+ * for its keys: a MASK moved under a harmless key or label would otherwise show the stored secret in
+ * clear.
  */
 export function restoreSecrets(
   incoming: Json,
@@ -155,7 +169,7 @@ export function restoreSecrets(
   listed = false,
 ): Json {
   if (incoming === MASK) {
-    if (!secret) {
+    if (!secret && !keysHoldSecrets(stored)) {
       throw new BadRequestException(
         `${path} is "${MASK}", which keeps a stored secret, but ${path} is not a secret: send its value.`,
       );
