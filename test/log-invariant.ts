@@ -11,10 +11,91 @@ import type TestAgent from 'supertest/lib/agent';
 /** What the contract says an entry shows instead of a secret. */
 export const REDACTED = '[REDACTED]';
 /** The contract's secret key pattern (API.md, "Secrets"). */
-const SECRET = /pass|pwd|secret|token|key|credential|private|auth|dsn|cookie|session|signature/i;
+const SECRET =
+  /pass|pwd|secret|token|key|credential|private|auth|dsn|cookie|session|signature|jwt|(^|[^A-Za-z])sig([^A-Za-z]|$)/i;
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
-/** scheme://user:password@… : the password part, which entries show as [REDACTED]. */
-const URL_PASSWORD = /^([A-Za-z][A-Za-z0-9+.-]*:\/\/[^\s:@/?#]*:)([^\s@/?#]+)(@)/;
+
+/** The body of every PEM private key in a text, to its `-----END` or to the end of a key cut short. */
+function redactPrivateKeys(text: string): string {
+  let out = '';
+  let from = 0;
+  for (;;) {
+    const begin = text.indexOf('-----BEGIN ', from);
+    if (begin < 0) break;
+    const close = text.indexOf('-----', begin + 11);
+    const label = close < 0 ? '' : text.slice(begin + 11, close);
+    if (close < 0 || !/^[A-Z0-9 ]*PRIVATE KEY[A-Z0-9 ]*$/.test(label)) {
+      out += text.slice(from, begin + 1);
+      from = begin + 1;
+      continue;
+    }
+    const end = text.indexOf('-----END', close + 5);
+    out += `${text.slice(from, close + 5)}${REDACTED}`;
+    from = end < 0 ? text.length : end;
+  }
+  return out + text.slice(from);
+}
+
+/** `//user:password@`, anywhere in a text: the password runs to the last `@` before a `/`, `?` or `#`. */
+function redactUrlPasswords(text: string): string {
+  let out = '';
+  let from = 0;
+  for (let slashes = text.indexOf('//'); slashes >= 0; slashes = text.indexOf('//', slashes + 1)) {
+    if (slashes < from) continue;
+    let colon = slashes + 2;
+    while (colon < text.length && !'/?#:'.includes(text[colon])) colon++;
+    if (text[colon] !== ':') continue;
+    let end = colon + 1;
+    while (end < text.length && !'/?#'.includes(text[end])) end++;
+    const at = text.lastIndexOf('@', end - 1);
+    if (at <= colon) continue;
+    out += `${text.slice(from, colon + 1)}${REDACTED}@`;
+    from = at + 1;
+    slashes = at;
+  }
+  return out + text.slice(from);
+}
+
+/**
+ * Parameters in a text (`name=value`, `Name: value`), each starting the text or after one of
+ * `?&;#`, a space, a tab or a line break; a secret one's value is redacted up to the next parameter.
+ */
+function redactParameters(text: string): string {
+  const breaks = '?&;#\t\n\r ';
+  const found: { start: number; end: number; name: string; named: boolean }[] = [];
+  let i = 0;
+  while (i < text.length) {
+    const lead = breaks.includes(text[i]) ? 1 : i === 0 ? 0 : -1;
+    let j = i + Math.max(lead, 0);
+    while (lead >= 0 && j < text.length && !breaks.includes(text[j]) && text[j] !== '=' && text[j] !== ':') j++;
+    const name = text.slice(i + Math.max(lead, 0), j);
+    if (lead >= 0 && name !== '' && (text[j] === '=' || text[j] === ':')) {
+      const after = text[j + 1] ?? '';
+      found.push({
+        start: i,
+        end: j + 1,
+        name,
+        named: text[j] === '=' || after === ' ' || after === '\t' || name.endsWith('"'),
+      });
+      i = j + 1;
+    } else {
+      i += 1;
+    }
+  }
+  const named = found.filter((p) => p.named);
+  let out = '';
+  let from = 0;
+  for (const [k, p] of named.entries()) {
+    if (p.start < from || !SECRET.test(p.name)) continue;
+    let value = p.end;
+    const stop = named[k + 1]?.start ?? text.length;
+    const firstAny = found.find((q) => q.start >= p.end)?.start ?? text.length;
+    while (value < firstAny && (text[value] === ' ' || text[value] === '\t')) value++;
+    out += `${text.slice(from, value)}${REDACTED}`;
+    from = stop;
+  }
+  return out + text.slice(from);
+}
 
 export type PathSegment = string | number;
 
@@ -74,33 +155,41 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/** A text as an entry shows it: private keys, then URL passwords, then named parameters. */
+function redactText(text: string): string {
+  return redactParameters(redactUrlPasswords(redactPrivateKeys(text)));
+}
+
 /** The contract's leaves of one top-level field, as an entry shows them (secrets redacted when `secretField`). */
 export function contractLeaves(field: string, value: unknown, secretField: boolean): Map<string, unknown> {
   const out = new Map<string, unknown>();
-  const walk = (v: unknown, segments: PathSegment[], redacted: boolean): void => {
+  const walk = (v: unknown, segments: PathSegment[], redacted: boolean, listed: boolean): void => {
     const path = encodePath(field, segments);
-    if (Array.isArray(v)) {
-      if (v.length === 0) out.set(path, redacted ? REDACTED : []);
-      v.forEach((item, index) => walk(item, [...segments, index], redacted));
+    if (redacted) {
+      out.set(path, REDACTED);
+    } else if (Array.isArray(v)) {
+      if (v.length === 0) out.set(path, []);
+      const pair = secretField && listed && v.length === 2 && typeof v[0] === 'string' && SECRET.test(v[0]);
+      v.forEach((item, index) => walk(item, [...segments, index], pair && index === 1, true));
+    } else if (isObject(v) && secretField && Object.keys(v).some((k) => redactText(k) !== k)) {
+      out.set(path, REDACTED);
     } else if (isObject(v)) {
       const keys = Object.keys(v);
-      if (keys.length === 0) out.set(path, redacted ? REDACTED : {});
+      if (keys.length === 0) out.set(path, {});
       const isValue = (k: string) => k.toLowerCase() === 'value';
       const named = (k: string) => !isValue(k) && typeof v[k] === 'string' && SECRET.test(v[k]);
       const valueIsSecret = secretField && keys.some(isValue) && keys.some(named);
       for (const key of keys) {
         const secretKey = secretField && (SECRET.test(key) || (isValue(key) && valueIsSecret));
-        walk(v[key], [...segments, key], redacted || secretKey);
+        walk(v[key], [...segments, key], secretKey, false);
       }
-    } else if (redacted) {
-      out.set(path, REDACTED);
     } else if (secretField && typeof v === 'string') {
-      out.set(path, v.replace(URL_PASSWORD, `$1${REDACTED}$3`));
+      out.set(path, redactText(v));
     } else {
       out.set(path, v instanceof Date ? v.toISOString() : v);
     }
   };
-  walk(value, [], false);
+  walk(value, [], false, false);
   return out;
 }
 

@@ -255,8 +255,8 @@ describe('Red team: name search answers as the oracle does', () => {
         await until('the forget waiting for the sealer, or done', async () => {
           if (forgotten) return true;
           const { rows } = await sealer.query(
-            `SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND database =
-               (SELECT oid FROM pg_database WHERE datname = current_database())`,
+            `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
+               AND query LIKE '%audit_resource_names_forget%' AND pid <> pg_backend_pid()`,
           );
           return rows.length ? true : undefined;
         });

@@ -273,7 +273,7 @@ describe('Red team: shared chain checks', () => {
     const other = new Client({ connectionString: t.database.url });
     await other.connect();
     await other.query('BEGIN');
-    await other.query('SELECT pg_advisory_xact_lock(7460012)');
+    await other.query('SELECT "audit_log_seal"(0, true)');
     const holdMs = 12_000;
     const release = sleep(holdMs).then(() => other.query('COMMIT'));
     try {

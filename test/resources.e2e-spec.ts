@@ -323,7 +323,7 @@ describe('Resource API', () => {
       expect(row.config).toEqual({ host: 'new.acme.test', password: 'rotated-secret' });
     });
 
-    it('masks nested secrets and refuses "********" where nothing is stored', async () => {
+    it('masks nested secrets, a secret object whole, and refuses "********" where nothing is stored', async () => {
       const created = await admin.create('destinations', {
         config: {
           braze: { clientSecret: 'braze-api-secret', user: 'u', dsn: 'x' },
@@ -337,7 +337,7 @@ describe('Resource API', () => {
       });
       expect(created.config).toEqual({
         braze: { clientSecret: '********', user: 'u', dsn: '********' },
-        auth: { user: '********' },
+        auth: '********',
         url: 'postgres://u:********@db.acme.test/x',
         headers: [
           { name: 'Authorization', value: '********' },

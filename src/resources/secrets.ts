@@ -1,5 +1,5 @@
 import { BadRequestException } from '@nestjs/common';
-import { SECRET_KEY, URL_PASSWORD } from '../audit/capture/audited-resources';
+import { PEM_PRIVATE_KEY, SECRET_KEY, TEXT_PARAMETER, URL_PASSWORD } from '../audit/capture/audited-resources';
 
 /** What responses show instead of a stored secret; sending it back in a PATCH keeps the stored value. */
 export const MASK = '********';
@@ -18,68 +18,194 @@ function own(object: Record<string, Json>, key: string): Json | undefined {
 const VALUE_KEY = /^value$/i;
 
 /**
+ * Whether a label looks secret: a string, or the JSON text of another value, as PostgreSQL's `->>`
+ * reads it.
+ */
+function looksSecret(label: Json | undefined): boolean {
+  if (label === undefined || label === null) return false;
+  return SECRET_KEY.test(typeof label === 'string' ? label : JSON.stringify(label));
+}
+
+/**
  * Whether each member of `object` holds a secret: every one when the object itself is under a secret,
  * one whose key looks secret, and the `value` (any casing) of a header-list item with another member
  * that looks secret, whatever its key (`{ name: "Authorization", value }`, `{ Key: "X-Api-Key",
- * Value }`, `{ header: "Cookie", value }`; a label that is not a string is read as its JSON text, as
- * PostgreSQL's `->>` reads it).
+ * Value }`, `{ header: "Cookie", value }`).
  */
 function secretMembers(object: Record<string, Json>, secret: boolean): (key: string) => boolean {
-  const label = (key: string) => {
-    const value = own(object, key);
-    if (value === undefined || value === null) return false;
-    return SECRET_KEY.test(typeof value === 'string' ? value : JSON.stringify(value));
-  };
   const keys = Object.keys(object);
-  const labelled = keys.some((key) => VALUE_KEY.test(key)) && keys.some((key) => !VALUE_KEY.test(key) && label(key));
+  const labelled =
+    keys.some((key) => VALUE_KEY.test(key)) &&
+    keys.some((key) => !VALUE_KEY.test(key) && looksSecret(own(object, key)));
   return (key) => secret || SECRET_KEY.test(key) || (labelled && VALUE_KEY.test(key));
 }
 
 /**
- * The secret rule, as the database's capture trigger applies it to audit entries: a value under a
- * key matching SECRET_KEY, a `value` beside a secret-looking label, and a URL's password.
+ * Whether each item of `array` holds a secret: every one under a secret, and the second of a pair in
+ * a list (`listed`: `array` is an item of an array) whose first looks secret (`[["Authorization",
+ * "Bearer …"]]`).
  */
-export function maskSecrets(value: Json, secret = false): Json {
-  if (Array.isArray(value)) return value.map((item) => maskSecrets(item, secret));
+function secretItems(array: Json[], secret: boolean, listed: boolean): (index: number) => boolean {
+  const pair = listed && array.length === 2 && looksSecret(array[0]);
+  return (index) => secret || (pair && index === 1);
+}
+
+/**
+ * A secret inside a text: the value of the parameter `name`, the body of the private key whose BEGIN
+ * line is `name`, or (name null) the password of a URL.
+ */
+export interface TextSecret {
+  name: string | null;
+  value: string;
+}
+
+const PEM_PRIVATE_KEYS = new RegExp(PEM_PRIVATE_KEY.source, 'g');
+const URL_PASSWORDS = new RegExp(URL_PASSWORD.source, 'g');
+const TEXT_PARAMETERS = new RegExp(TEXT_PARAMETER.source, 'g');
+
+/**
+ * `text` with each secret it holds replaced by `replace(secret)`: first the body of every PEM private
+ * key, then every URL's password, then in the result the value of every parameter named like a secret, from after its `=` or `:` (and the
+ * spaces or tabs that follow) to the start of the next parameter or the end of the text. The
+ * database's `audit_redact_text` applies the same steps with the same regexes.
+ */
+export function replaceTextSecrets(text: string, replace: (secret: TextSecret) => string): string {
+  const keyless = text.replace(
+    PEM_PRIVATE_KEYS,
+    (_match, head: string, body: string, end: string) => `${head}${replace({ name: head, value: body })}${end}`,
+  );
+  const unlocked = keyless.replace(
+    URL_PASSWORDS,
+    (_match, head: string, password: string) => `${head}${replace({ name: null, value: password })}@`,
+  );
+  const parameters = [...unlocked.matchAll(TEXT_PARAMETERS)];
+  let out = '';
+  let at = 0;
+  let hidden: TextSecret | undefined;
+  for (let i = 0; i <= parameters.length; i++) {
+    const parameter = parameters[i] as RegExpExecArray | undefined;
+    const before = unlocked.slice(at, parameter ? parameter.index : unlocked.length);
+    if (hidden) hidden.value += before;
+    else out += before;
+    if (!parameter) break;
+    const [whole, , name, separator] = parameter;
+    at = parameter.index + whole.length;
+    const next = unlocked.charAt(at);
+    const named = separator === '=' || next === ' ' || next === '\t' || name.endsWith('"');
+    if (hidden && named) {
+      out += replace(hidden);
+      hidden = undefined;
+    }
+    if (hidden) {
+      hidden.value += whole;
+      continue;
+    }
+    out += whole;
+    if (named && SECRET_KEY.test(name)) {
+      const spaces = /^[ \t]*/.exec(unlocked.slice(at, parameters[i + 1]?.index ?? unlocked.length))![0];
+      out += spaces;
+      at += spaces.length;
+      hidden = { name, value: '' };
+    }
+  }
+  if (hidden) out += replace(hidden);
+  return out;
+}
+
+/** How the log shows a secret; a key that the text rule changes holds one. */
+const REDACTED = '[REDACTED]';
+
+/**
+ * Whether `value` is an object with a key that holds a secret by the text rule (a URL with its
+ * password, `…?token=…`): the object is then a secret as a whole, so that no path or response shows
+ * the key.
+ */
+function keysHoldSecrets(value: Json | undefined): boolean {
+  return isObject(value) && Object.keys(value).some((key) => replaceTextSecrets(key, () => REDACTED) !== key);
+}
+
+/** The secrets `text` holds, in order. */
+export function textSecrets(text: string): TextSecret[] {
+  const found: TextSecret[] = [];
+  replaceTextSecrets(text, (secret) => {
+    found.push(secret);
+    return secret.value;
+  });
+  return found;
+}
+
+/**
+ * The secret rule, as the database's capture trigger applies it to audit entries: a value under a
+ * key matching SECRET_KEY, a `value` beside a secret-looking label, the second item of a pair in a
+ * list whose first looks secret, and in text a URL's password and the value of a parameter named
+ * like a secret. A secret object or array is masked whole, its keys with it, and so is an object
+ * with a key that holds a secret by the text rule.
+ */
+export function maskSecrets(value: Json, secret = false, listed = false): Json {
+  if (secret || keysHoldSecrets(value)) return MASK;
+  if (Array.isArray(value)) {
+    const isSecret = secretItems(value, secret, listed);
+    return value.map((item, i) => maskSecrets(item, isSecret(i), true));
+  }
   if (isObject(value)) {
     const isSecret = secretMembers(value, secret);
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, maskSecrets(v, isSecret(k))]));
   }
-  if (secret) return MASK;
-  return typeof value === 'string' ? value.replace(URL_PASSWORD, `$1${MASK}@`) : value;
+  return typeof value === 'string' ? replaceTextSecrets(value, () => MASK) : value;
 }
 
 /**
- * Replaces every MASK in `incoming` (and every masked URL password) by the value stored at the same
- * path. Only where the incoming document itself marks a secret: a MASK moved under a harmless key or
- * label would otherwise show the stored secret in clear.
+ * Replaces every MASK in `incoming` (and every masked secret in text) by the value stored at the same
+ * path (in text: the stored secret of the same parameter name, or URL password, in the same order).
+ * Only where the incoming document itself marks a secret, or where the stored value is masked whole
+ * for its keys: a MASK moved under a harmless key or label would otherwise show the stored secret in
+ * clear.
  */
-export function restoreSecrets(incoming: Json, stored: Json | undefined, path: string, secret = false): Json {
+export function restoreSecrets(
+  incoming: Json,
+  stored: Json | undefined,
+  path: string,
+  secret = false,
+  listed = false,
+): Json {
   if (incoming === MASK) {
-    if (!secret) {
+    if (!secret && !keysHoldSecrets(stored)) {
       throw new BadRequestException(
         `${path} is "${MASK}", which keeps a stored secret, but ${path} is not a secret: send its value.`,
       );
     }
-    if (stored === undefined || isObject(stored) || Array.isArray(stored)) {
+    if (stored === undefined) {
       throw new BadRequestException(`${path} is "${MASK}", which keeps a stored secret, but none is stored there.`);
     }
     return stored;
   }
   if (typeof incoming === 'string') {
-    const masked = URL_PASSWORD.exec(incoming);
-    if (masked?.[2] !== MASK) return incoming;
-    const kept = typeof stored === 'string' ? URL_PASSWORD.exec(stored) : null;
-    if (!kept) {
+    if (secret) return incoming;
+    const kept = typeof stored === 'string' ? textSecrets(stored) : [];
+    const seen = new Map<string | null, number>();
+    return replaceTextSecrets(incoming, (found) => {
+      const nth = seen.get(found.name) ?? 0;
+      seen.set(found.name, nth + 1);
+      if (found.value !== MASK) return found.value;
+      const same = kept.filter((k) => k.name === found.name)[nth] as TextSecret | undefined;
+      if (same) return same.value;
       throw new BadRequestException(
-        `${path} has the password "${MASK}", which keeps a stored URL's password, but no URL with a password is stored there.`,
+        found.name === null
+          ? `${path} has the password "${MASK}", which keeps a stored URL's password, but no URL with a password is stored there.`
+          : `${path} has "${MASK}" as its ${found.name}, which keeps a stored secret, but no ${found.name} is stored there.`,
       );
-    }
-    return `${masked[1]}${kept[2]}@${incoming.slice(masked[0].length)}`;
+    });
   }
   if (Array.isArray(incoming)) {
+    const isSecret = secretItems(incoming, secret, listed);
     return incoming.map((item, i) =>
-      restoreSecrets(item, Array.isArray(stored) && i < stored.length ? stored[i] : undefined, `${path}[${i}]`, secret),
+      restoreSecrets(
+        item,
+        Array.isArray(stored) && i < stored.length ? stored[i] : undefined,
+        `${path}[${i}]`,
+        isSecret(i),
+        true,
+      ),
     );
   }
   if (isObject(incoming)) {

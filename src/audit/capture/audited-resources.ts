@@ -209,17 +209,37 @@ export const RESOURCE_TABLES: readonly AuditedResource[] = AUDITED_RESOURCES.fil
 );
 
 /**
- * A key whose value is a secret (inside a secret field), and the label (any other member) that marks
- * a sibling `value`, in any casing, as one. Plain alternation only: PostgreSQL evaluates the same text as a POSIX regex.
+ * A key whose value is a secret (inside a secret field), and the label that marks a sibling `value`,
+ * the second item of a pair or the value of a named parameter in text as one, in any casing. Only
+ * syntax that JavaScript and PostgreSQL's POSIX regexes read alike: the database evaluates the same text.
  */
-export const SECRET_KEY = /pass|pwd|secret|token|key|credential|private|auth|dsn|cookie|session|signature/i;
+export const SECRET_KEY =
+  /pass|pwd|secret|token|key|credential|private|auth|dsn|cookie|session|signature|jwt|(^|[^A-Za-z])sig([^A-Za-z]|$)/i;
 
 /**
- * A URL with credentials (`postgres://user:pw@host`, `jdbc:postgresql://…`, a user that is an e-mail
- * address, a password holding `@`): group 1 is everything up to the password, group 2 the password,
- * which runs to the last `@` before the host. Also evaluated by PostgreSQL as a POSIX regex.
+ * A URL with credentials anywhere in a text (`postgres://user:pw@host`, `jdbc:postgresql://…`,
+ * `//user:pw@host`, a user that is an e-mail address, a password holding `@`): group 1 is everything
+ * from the `//` up to the password, group 2 the password, which runs to the last `@` before the host.
+ * Also evaluated by PostgreSQL as a POSIX regex, on every match.
  */
-export const URL_PASSWORD = /^([A-Za-z][A-Za-z0-9+.:-]*:\/\/[^/?#:]*:)([^/?#]*)@/;
+export const URL_PASSWORD = /(\/\/[^/?#:]*:)([^/?#]*)@/;
+
+/**
+ * The body of a PEM private key anywhere in a text: group 1 is its `-----BEGIN … PRIVATE KEY …-----`
+ * line, group 2 the body, up to `-----END` (group 3) or, for a key cut short, the end of the text.
+ * Also evaluated by PostgreSQL as a POSIX regex, on every match.
+ */
+export const PEM_PRIVATE_KEY = /(-----BEGIN [A-Z0-9 ]*PRIVATE KEY[A-Z0-9 ]*-----)((?:[^-]|-(?!----END))*)(-----END|$)/;
+
+/**
+ * A named parameter in a text: at the start or after `?`, `&`, `;`, `#` or white space, a name (group
+ * 2) and `=` or `:` (group 3). A `:` separates a name from its value only before a space or a tab, or
+ * after a quoted name (`Authorization: Bearer …`, `"token": …`), not in `host:5432`. The value of a
+ * name matching SECRET_KEY is a secret up to the next parameter, or to the end of the text:
+ * `?api_key=…&x=1`, `;Password=…;`, `password=… dbname=app`. The database scans with the same
+ * regex (`audit_redact_text`).
+ */
+export const TEXT_PARAMETER = /(^|[?&;#\t\n\r ])([^=:?&;#\t\n\r ]+)([=:])/;
 
 function touches(changes: readonly { field: string }[], field: string): boolean {
   return changes.some((c) => c.field === field || c.field.startsWith(`${field}.`) || c.field.startsWith(`${field}[`));

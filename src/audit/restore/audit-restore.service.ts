@@ -7,7 +7,8 @@ import { runAsRestore } from '../../request-context/run-with-actor';
 import type { ResourceDelegate } from '../../resources/resource-kinds';
 import { DESTINATIONS, MODELS, SEGMENTS, SOURCES } from '../../resources/resources.module';
 import type { ResourceResponse, ResourcesService } from '../../resources/resources.service';
-import { AUDITED_RESOURCES, URL_PASSWORD } from '../capture/audited-resources';
+import { textSecrets } from '../../resources/secrets';
+import { AUDITED_RESOURCES } from '../capture/audited-resources';
 import type { AuditEntry, FieldChange } from '../query/audit-entry';
 import { AuditLogsService } from '../query/audit-logs.service';
 import { compact, deleteAt, type JsonValue, overlaps, parsePath, type PathSegment, setAt } from './change-path';
@@ -28,9 +29,11 @@ interface Leaf extends FieldChange {
   path: PathSegment[];
 }
 
-/** A value the log could not keep: a redacted secret, or a URL whose password was redacted. */
+/** A value the log could not keep: a redacted secret, or a text (a URL, a connection string) with a secret redacted. */
 function isRedacted(value: unknown): boolean {
-  return value === REDACTED || (typeof value === 'string' && URL_PASSWORD.exec(value)?.[2] === REDACTED);
+  return (
+    value === REDACTED || (typeof value === 'string' && textSecrets(value).some((secret) => secret.value === REDACTED))
+  );
 }
 
 const hasBefore = (change: FieldChange) => Object.hasOwn(change, 'before');

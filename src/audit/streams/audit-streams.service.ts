@@ -5,6 +5,7 @@ import { type AppPrismaClient, PRISMA } from '../../database/prisma-client.facto
 import { Prisma } from '../../generated/prisma/client';
 import {
   parseStreamUrl,
+  refuseTextSecrets,
   resolvePublic,
   STREAM_RESOLVER,
   StreamDestinationError,
@@ -53,6 +54,7 @@ export class AuditStreamsService {
     let url: URL;
     try {
       url = parseStreamUrl(rawUrl, this.config.auditStreamsAllowPrivate);
+      refuseTextSecrets(url);
       await resolvePublic(url, this.resolver, this.config.auditStreamsAllowPrivate);
     } catch (error) {
       if (error instanceof StreamDestinationError) throw new BadRequestException(error.message);

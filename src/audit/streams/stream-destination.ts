@@ -2,6 +2,7 @@ import ipaddr from 'ipaddr.js';
 import type { LookupAddress } from 'node:dns';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
+import { textSecrets } from '../../resources/secrets';
 import { SECRET_KEY } from '../capture/audited-resources';
 
 /** Resolves a host name to every address it has (DNS, /etc/hosts), as the connection would. */
@@ -55,6 +56,20 @@ export function parseStreamUrl(raw: string, allowPrivate: boolean): URL {
     );
   }
   return url;
+}
+
+/**
+ * Refuses a new stream's URL that holds a secret by the log's text rule anywhere else (a parameter of
+ * its path or fragment: `;jsessionid=…`, `#access_token=…`), which the log would record in clear. A
+ * stream added before the rule keeps delivering: only `parseStreamUrl` runs before each delivery.
+ */
+export function refuseTextSecrets(url: URL): void {
+  const [secret] = textSecrets(url.href);
+  if (secret !== undefined) {
+    throw new StreamDestinationError(
+      `url must not hold a credential (${secret.name === null ? 'a password' : `${secret.name}=…`}): the URL is shown to admins and recorded in the audit log, which is exported and streamed; the receiver authenticates a batch by its X-Audit-Signature`,
+    );
+  }
 }
 
 /** The host of a parsed URL without IPv6 brackets. */
