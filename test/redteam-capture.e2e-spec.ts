@@ -166,9 +166,12 @@ describe('Red team: capture in the database', () => {
       const [creation] = (await history(s, restoredSource.id)).filter((e) => e.action === 'created');
       const insert = (id: string) =>
         `INSERT INTO sources (id, workspace_id, name, type, config) VALUES ('${id}', '${s.workspaceId}', 'again ${rand()}', 'pg', '{}')`;
+      // A resource whose created entry the log does not hold is stamped as any insert: by the restorer.
+      const unlogged = randomUUID();
       const app = await asAppRole();
       try {
         await app.query(`${insert(restoredSource.id)} ${auditComment({ ...s.admin, action: 'restored' })}`);
+        await app.query(`${insert(unlogged)} ${auditComment({ ...s.admin, action: 'restored' })}`);
         // Refusing the statement is a safe answer too: then nothing changed.
         await app
           .query(
@@ -185,15 +188,17 @@ describe('Red team: capture in the database', () => {
       }
       const rows = await db.query<{ id: string; created_by_id: string | null; created_at: Date }>(
         'SELECT id, created_by_id, created_at FROM sources WHERE id = ANY($1::uuid[])',
-        [[restoredSource.id, framedSource.id]],
+        [[restoredSource.id, framedSource.id, unlogged]],
       );
       const restored = rows.rows.find((r) => r.id === restoredSource.id);
       expect({
         restored: [restored?.created_by_id, restored?.created_at.toISOString()],
+        unlogged: rows.rows.find((r) => r.id === unlogged)?.created_by_id,
         framed: rows.rows.filter((r) => r.id === framedSource.id && r.created_by_id === s.member.id).length,
         disagreements: await logDisagreementsViaApi(t.http, s.workspaceId, s.ws.admin.auth, db),
       }).toEqual({
         restored: [s.member.id, creation.occurredAt],
+        unlogged: s.admin.id,
         framed: 0,
         disagreements: [],
       });
