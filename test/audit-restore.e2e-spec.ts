@@ -1,5 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { runAsSystem } from '../src/request-context/run-with-actor';
 import { ResourceFactory, type ResourcePath } from './factories';
+import { listAuditEntries, logDisagreementsViaApi } from './log-invariant';
+import { connect } from './redteam-helpers';
 import { createTestApp, createWorkspace, type TestApp, type TestWorkspace } from './test-app';
 
 interface Change {
@@ -9,6 +12,7 @@ interface Change {
 }
 interface Entry {
   id: string;
+  occurredAt: string;
   action: string;
   actionName: string;
   resourceId: string;
@@ -136,7 +140,7 @@ describe('POST /audit-logs/:id/restore', () => {
       segmentIds: destination.segmentIds,
       // The log never held the secret: the key is left out.
       config: { instance: 'eu', headers: [{ name: 'X-Team', value: 'growth' }] },
-      // The database stamps the creator of every insert: the admin who restored it.
+      // The creator of its `created` entry, as before the deletion.
       createdBy: { id: ws.admin.id },
     });
     const [entry] = await history(destination.id);
@@ -146,6 +150,65 @@ describe('POST /audit-logs/:id/restore', () => {
       expect.arrayContaining(['name', 'enabled', 'config.instance', 'config.headers[0].value']),
     );
     expect(entry.changes.map((c) => c.field)).not.toContain('config.apiKey');
+  });
+
+  it('a re-created resource keeps its creator and creation time; the restorer is its last editor', async () => {
+    const own = await createWorkspace(t.app, 'Initech');
+    const byMember = new ResourceFactory(t.http, own.workspaceId, own.member.auth);
+    const segment = await byMember.create('segments', { name: 'Churn risk' });
+    const creation = (await listAuditEntries(t.http, own.workspaceId, own.admin.auth, { resourceId: segment.id }))[0];
+    expect(creation).toMatchObject({ action: 'created', user: { id: own.member.id } });
+    await t.http.delete(`/api/workspaces/${own.workspaceId}/segments/${segment.id}`).set(own.admin.auth).expect(204);
+    const [deletion] = await listAuditEntries(t.http, own.workspaceId, own.admin.auth, { resourceId: segment.id });
+    const res = await t.http.post(restoreUrl(deletion.id, own.workspaceId)).set(own.admin.auth).send().expect(200);
+    // The log's creation: its user, and its time (the row's own creation time is not in the log).
+    expect(res.body).toMatchObject({
+      id: segment.id,
+      createdBy: { id: own.member.id },
+      createdAt: creation.occurredAt,
+      updatedBy: { id: own.admin.id },
+    });
+    expect(Math.abs(Date.parse(res.body.createdAt) - Date.parse(segment.createdAt as string))).toBeLessThan(1000);
+    expect(Date.parse(res.body.updatedAt)).toBeGreaterThanOrEqual(Date.parse(deletion.occurredAt));
+    const [restored] = await listAuditEntries(t.http, own.workspaceId, own.admin.auth, { resourceId: segment.id });
+    expect(restored).toMatchObject({ action: 'restored', user: { id: own.admin.id } });
+    // The resources view shows the same creator, and counts the restorer as another editor.
+    const view = await t.http
+      .get(`/api/workspaces/${own.workspaceId}/resources`)
+      .query({ resourceType: 'segment', editedByOthers: 'true' })
+      .set(own.admin.auth)
+      .expect(200);
+    expect(view.body.items).toEqual([
+      expect.objectContaining({
+        id: segment.id,
+        createdBy: expect.objectContaining({ id: own.member.id }),
+        createdAt: creation.occurredAt,
+        updatedBy: expect.objectContaining({ id: own.admin.id }),
+      }),
+    ]);
+    const byCreator = await t.http
+      .get(`/api/workspaces/${own.workspaceId}/resources`)
+      .query({ createdBy: own.member.id })
+      .set(own.admin.auth)
+      .expect(200);
+    expect(byCreator.body.items.map((i: { id: string }) => i.id)).toContain(segment.id);
+    // The rows agree with a replay of the log, creators and last editors included.
+    const db = await connect(t.database.url);
+    try {
+      expect(await logDisagreementsViaApi(t.http, own.workspaceId, own.admin.auth, db)).toEqual([]);
+    } finally {
+      await db.end();
+    }
+  });
+
+  it('a resource a system job created is re-created with no creator', async () => {
+    const imported = await runAsSystem('import', () =>
+      t.prisma.source.create({ data: { workspaceId: ws.workspaceId, name: 'Imported', type: 'pg' } }),
+    );
+    await t.http.delete(api.url('sources', imported.id)).set(ws.admin.auth).expect(204);
+    const res = await restore((await latest(imported.id, 'deleted')).id);
+    expect(res.body).toMatchObject({ createdBy: null, updatedBy: { id: ws.admin.id } });
+    expect(res.body.createdAt).toBe((await latest(imported.id, 'created')).occurredAt);
   });
 
   it('keeps the current secret values when an update changed them, and lists them', async () => {

@@ -71,6 +71,13 @@ describe('the app on the embedded database', () => {
         created.body.id,
       ]);
     }
+    // A restored deletion re-creates the source with the creator and time of its `created` entry.
+    await http.delete(`${base}/sources/${created.body.id}`).set(auth).expect(204);
+    type Logged = { id: string; occurredAt: string; user: { id: string } };
+    const history = await http.get(`${base}/audit-logs`).query({ resourceId: created.body.id }).set(auth).expect(200);
+    const [deletion, , creation] = history.body.items as Logged[];
+    const restored = await http.post(`${base}/audit-logs/${deletion.id}/restore`).set(auth).expect(200);
+    expect(restored.body).toMatchObject({ createdBy: { id: creation.user.id }, createdAt: creation.occurredAt });
     expect((await http.get(`${base}/audit-logs/verify`).set(auth).expect(200)).body).toMatchObject({
       intact: true,
       unsealed: 0,

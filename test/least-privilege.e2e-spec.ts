@@ -73,6 +73,25 @@ describe('The service as the least-privilege role', () => {
     expect((await t.http.get(audit('/verify')).set(ws.admin.auth).expect(200)).body.intact).toBe(true);
   });
 
+  it('restores a deletion as that role, the resource keeping its creator and creation time', async () => {
+    const byMember = new ResourceFactory(t.http, ws.workspaceId, ws.member.auth);
+    const model = await byMember.create('models');
+    const [creation] = (await t.http.get(audit()).query({ resourceId: model.id }).set(ws.admin.auth).expect(200)).body
+      .items;
+    await t.http.delete(api.url('models', model.id)).set(ws.admin.auth).expect(204);
+    const [deletion] = (await t.http.get(audit()).query({ resourceId: model.id }).set(ws.admin.auth).expect(200)).body
+      .items;
+    const restored = await t.http
+      .post(audit(`/${deletion.id}/restore`))
+      .set(ws.admin.auth)
+      .expect(200);
+    expect(restored.body).toMatchObject({
+      createdBy: { id: ws.member.id },
+      createdAt: creation.occurredAt,
+      updatedBy: { id: ws.admin.id },
+    });
+  });
+
   it('holds no right to change or remove audit entries', async () => {
     const superuser = new Client({ connectionString: database.url });
     await superuser.connect();

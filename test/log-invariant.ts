@@ -279,19 +279,22 @@ export function replayDisagreements(
       if (!parsePath(change.field)) problems.push(`${id}: ${JSON.stringify(change.field)} is not a contract path`);
     }
     resource.lastEditor = entry.userId;
-    if (entry.action === 'created') {
+    // A restore of a deletion re-creates the resource: it keeps the creator of its `created` entry
+    // (the restorer when the log no longer holds one); any other restore changes fields like an update.
+    const recreation = entry.action === 'restored' && (resource.deleted || !resource.created);
+    if (entry.action === 'created' || recreation) {
       if (resource.created && !resource.deleted) problems.push(`${id}: created twice`);
+      if (entry.action === 'created' || !resource.created) resource.creator = entry.userId;
       resource.created = true;
       resource.deleted = false;
-      resource.creator = entry.userId;
       for (const change of entry.changes) {
         if ('before' in change || !('after' in change))
-          problems.push(`${id}: created ${change.field} is not after-only`);
+          problems.push(`${id}: ${entry.action} ${change.field} is not after-only`);
       }
       resource.state = new Map(entry.changes.map((c) => [c.field, c.after]));
-    } else if (entry.action === 'updated') {
+    } else if (entry.action === 'updated' || entry.action === 'restored') {
       if (!resource.created || resource.deleted) problems.push(`${id}: updated while it did not exist`);
-      if (entry.changes.length === 0) problems.push(`${id}: an update entry with no changes`);
+      if (entry.changes.length === 0) problems.push(`${id}: ${entry.action} with no changes`);
       for (const change of entry.changes) {
         const known = resource.state.has(change.field);
         if ((known || 'before' in change) && !same(resource.state.get(change.field), change.before)) {

@@ -1,15 +1,17 @@
 import { PGlite } from '@electric-sql/pglite';
 import { btree_gin } from '@electric-sql/pglite/contrib/btree_gin';
 import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm';
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from 'pg';
+import { attachAuditTriggers } from '../src/audit/capture/audit-triggers';
 import { loadConfig } from '../src/config/app-config';
 import { openDatabase } from '../src/database/database-connection';
 import { migrate, MigrationError, migrationStatus, MIGRATIONS_DIR, readMigrations } from '../src/database/migrator';
 import { pgExecutor, pgliteExecutor } from '../src/database/sql-executor';
 import { createTestDatabase, type TestDatabase } from './database';
+import { auditComment } from './redteam-helpers';
 import { until } from './until';
 
 describe('migration runner', () => {
@@ -113,6 +115,36 @@ describe('migration runner', () => {
       `SELECT pg_get_indexdef('audit_logs_workspace_id_actor_id_occurred_at_id_idx'::regclass) AS definition`,
     );
     expect(index[0].definition).toContain('INCLUDE (resource_type, resource_id)');
+  });
+
+  it('attaches the capture the service attached before again, so that a restore keeps the creator of a resource created then', async () => {
+    const client = await connect();
+    const all = readMigrations();
+    const split = all.findIndex((m) => m.name.endsWith('_audit_restore_keeps_the_creator'));
+    await migrate(pgExecutor(client), all.slice(0, split));
+    const [workspace, creator, restorer, source] = [randomUUID(), randomUUID(), randomUUID(), randomUUID()];
+    const as = (id: string, action?: string) => auditComment({ kind: 'user', id, name: id, email: null, action });
+    await client.query(`INSERT INTO workspaces (id, name) VALUES ($1, 'Old') ${as(restorer)}`, [workspace]);
+    for (const id of [creator, restorer]) {
+      await client.query(`INSERT INTO users (id, email, name) VALUES ($1, $2, $3) ${as(restorer)}`, [
+        id,
+        `${id}@acme.test`,
+        id,
+      ]);
+    }
+    const insert = `INSERT INTO sources (id, workspace_id, name, type) VALUES ($1, $2, 'Warehouse', 'pg')`;
+    await client.query(`${insert} ${as(creator)}`, [source, workspace]);
+    await client.query(`DELETE FROM sources WHERE id = $1 ${as(restorer)}`, [source]);
+    await migrate(pgExecutor(client));
+    expect(await attachAuditTriggers(pgExecutor(client))).toEqual([]);
+    await client.query(`${insert} ${as(restorer, 'restored')}`, [source, workspace]);
+    const { rows } = await client.query<{ created_by_id: string; updated_by_id: string; created: boolean }>(
+      `SELECT s.created_by_id, s.updated_by_id, s.created_at = (SELECT l.occurred_at FROM audit_logs l
+              WHERE l.resource_id = s.id AND l.action = 'created') AS created
+       FROM sources s WHERE s.id = $1`,
+      [source],
+    );
+    expect(rows).toEqual([{ created_by_id: creator, updated_by_id: restorer, created: true }]);
   });
 
   it('lets two runners start at once without interleaving', async () => {

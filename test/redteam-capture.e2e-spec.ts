@@ -155,6 +155,56 @@ describe('Red team: capture in the database', () => {
     });
   });
 
+  describe("B2. a restore's re-creation keeps the creator of the resource's created entry", () => {
+    it("app role: a re-creation tagged as a restore by the admin names the created entry's user and time; a forged audit.statement_restored does not — expected: createdBy/updatedBy agree with the log", async () => {
+      const s = await setup();
+      const restoredSource = await s.asMember.create('sources', { name: `restored ${rand()}` });
+      const framedSource = await s.asMember.create('sources', { name: `framed ${rand()}` });
+      for (const source of [restoredSource, framedSource]) {
+        await t.http.delete(s.asAdmin.url('sources', source.id)).set(s.ws.admin.auth).expect(204);
+      }
+      const [creation] = (await history(s, restoredSource.id)).filter((e) => e.action === 'created');
+      const insert = (id: string) =>
+        `INSERT INTO sources (id, workspace_id, name, type, config) VALUES ('${id}', '${s.workspaceId}', 'again ${rand()}', 'pg', '{}')`;
+      // A resource whose created entry the log does not hold is stamped as any insert: by the restorer.
+      const unlogged = randomUUID();
+      const app = await asAppRole();
+      try {
+        await app.query(`${insert(restoredSource.id)} ${auditComment({ ...s.admin, action: 'restored' })}`);
+        await app.query(`${insert(unlogged)} ${auditComment({ ...s.admin, action: 'restored' })}`);
+        // Refusing the statement is a safe answer too: then nothing changed.
+        await app
+          .query(
+            `DO $$ BEGIN
+             PERFORM set_config('audit.statement', statement_timestamp()::text, true),
+                     set_config('audit.statement_actor', '${s.member.id}', true),
+                     set_config('audit.statement_restored', 'on', true);
+             ${insert(framedSource.id)};
+           END $$`,
+          )
+          .catch((error: Error) => expect(error.message).toMatch(/does not match the statement's actor/));
+      } finally {
+        await app.end();
+      }
+      const rows = await db.query<{ id: string; created_by_id: string | null; created_at: Date }>(
+        'SELECT id, created_by_id, created_at FROM sources WHERE id = ANY($1::uuid[])',
+        [[restoredSource.id, framedSource.id, unlogged]],
+      );
+      const restored = rows.rows.find((r) => r.id === restoredSource.id);
+      expect({
+        restored: [restored?.created_by_id, restored?.created_at.toISOString()],
+        unlogged: rows.rows.find((r) => r.id === unlogged)?.created_by_id,
+        framed: rows.rows.filter((r) => r.id === framedSource.id && r.created_by_id === s.member.id).length,
+        disagreements: await logDisagreementsViaApi(t.http, s.workspaceId, s.ws.admin.auth, db),
+      }).toEqual({
+        restored: [s.member.id, creation.occurredAt],
+        unlogged: s.admin.id,
+        framed: 0,
+        disagreements: [],
+      });
+    });
+  });
+
   describe('C. who acted, as the comment says it', () => {
     it('a database role outside audit_log_app (an ETL login with UPDATE on sources) ends its statement with /*audit=<admin>*/ and is recorded as the admin — expected: actor {kind: database, name: <that role>}', async () => {
       const s = await setup();

@@ -126,7 +126,10 @@ export class AuditRestoreService {
     return secretsNotRestored;
   }
 
-  /** A deleted resource again, with its id and the state its deletion recorded. */
+  /**
+   * A deleted resource again, with its id and the state its deletion recorded. The database stamps
+   * it with the creator and creation time of its `created` entry; the restorer is its last editor.
+   */
   private async recreate(workspaceId: string, entry: AuditEntry, leaves: Leaf[], service: ResourcesService) {
     const kind = service.kind;
     const existing = await this.delegate(kind.delegate).findFirst({
