@@ -1,0 +1,33 @@
+import { MASK, maskSecrets, replaceTextSecrets } from './secrets';
+
+/** Milliseconds `run` takes, after one warm-up run. */
+function elapsed(run: () => unknown): number {
+  run();
+  const start = performance.now();
+  run();
+  return performance.now() - start;
+}
+
+/** What one text of a config may cost to mask: a resource is masked on every GET and list showing it. */
+const BUDGET_MS = 100;
+
+describe('text secrets, in time linear in the text', () => {
+  it('masks a config holding "-----BEGIN " and 9,000 `PRIVATE KEY`s without an END line (99 kB) within 100 ms — it took 400 ms, quadratic in the line', () => {
+    const text = `-----BEGIN ${'PRIVATE KEY'.repeat(9_000)}`;
+    expect({ ms: elapsed(() => maskSecrets({ cert: text })) < BUDGET_MS, masked: maskSecrets({ cert: text }) }).toEqual(
+      {
+        ms: true,
+        masked: { cert: text },
+      },
+    );
+  });
+
+  it('still masks the body of a key whose BEGIN line repeats PRIVATE KEY', () => {
+    const line = `-----BEGIN ${'PRIVATE KEY '.repeat(8_000)}-----`;
+    const text = `${line}\nMIIEsecret\n-----END PRIVATE KEY-----`;
+    expect({ ms: elapsed(() => replaceTextSecrets(text, () => MASK)) < BUDGET_MS, masked: maskSecrets(text) }).toEqual({
+      ms: true,
+      masked: `${line}${MASK}-----END PRIVATE KEY-----`,
+    });
+  });
+});

@@ -1,0 +1,52 @@
+import type { Client } from 'pg';
+import { PEM_PRIVATE_KEY, SECRET_KEY, URL_PASSWORD } from '../src/audit/capture/audited-resources';
+import { replaceTextSecrets } from '../src/resources/secrets';
+import { REDACTED } from './log-invariant';
+import { connect } from './redteam-helpers';
+import { createTestApp, type TestApp } from './test-app';
+
+/**
+ * Fifth red-team round: the cost of the text rule on both sides (the API's masking, the capture
+ * trigger's audit_redact_text) for texts a client may send within the body limit. Every test here
+ * states the safe behaviour the design claims and fails on the code it was written against.
+ */
+describe('Red team, round 5', () => {
+  let t: TestApp;
+  let db: Client;
+
+  beforeAll(async () => {
+    t = await createTestApp({ auditSealIntervalMs: 0 });
+    db = await connect(t.database.url);
+  });
+  afterAll(async () => {
+    await db.end();
+    await t.close();
+  });
+
+  /** What the capture trigger shows for each text, and the milliseconds it took. */
+  const redact = async (texts: string[]): Promise<{ shown: string[]; ms: number }> => {
+    const start = performance.now();
+    const { rows } = await db.query<{ shown: string[] }>(
+      'SELECT array_agg("audit_redact_text"(t, $2, $3) ORDER BY n) AS shown FROM unnest($1::text[]) WITH ORDINALITY AS x(t, n)',
+      [texts, SECRET_KEY.source, URL_PASSWORD.source],
+    );
+    return { shown: rows[0].shown, ms: performance.now() - start };
+  };
+
+  it('the database redacts PEM keys whose BEGIN line repeats its words as the API does, with the regex of PEM_PRIVATE_KEY', async () => {
+    const texts = [
+      `-----BEGIN ${'PRIVATE KEY'.repeat(9_000)}`,
+      `-----BEGIN ${'PRIVATE KEY '.repeat(50)}-----\nS\n-----END PRIVATE KEY-----`,
+      '-----BEGIN RSA PRIVATE KEY-----\nS\n------END RSA PRIVATE KEY-----',
+      '-----BEGIN PUBLIC KEY-----\nS\n-----END PUBLIC KEY----- -----BEGIN KEY PRIVATE-----S',
+      '-----BEGIN ENCRYPTED PRIVATE KEY 2-----S',
+    ];
+    const { rows } = await db.query<{ src: string }>(
+      `SELECT pg_get_functiondef('"audit_redact_text"(text, text, text)'::regprocedure) AS src`,
+    );
+    expect({
+      shown: (await redact(texts)).shown,
+      sameRegex: rows[0].src.includes(`'${PEM_PRIVATE_KEY.source}'`),
+    }).toEqual({ shown: texts.map((text) => replaceTextSecrets(text, () => REDACTED)), sameRegex: true });
+  });
+});
