@@ -1,4 +1,4 @@
-import { MASK, maskSecrets, replaceTextSecrets } from './secrets';
+import { MASK, maskSecrets, replaceTextSecrets, restoreSecrets } from './secrets';
 
 /** Milliseconds `run` takes, after one warm-up run. */
 function elapsed(run: () => unknown): number {
@@ -29,5 +29,14 @@ describe('text secrets, in time linear in the text', () => {
       ms: true,
       masked: `${line}${MASK}-----END PRIVATE KEY-----`,
     });
+  });
+
+  it('restores the stored secrets of a PATCHed text of 6,600 masked parameters (`token=******** `, 99 kB) within 100 ms — it took 0.6 s, each one looking through all stored ones', () => {
+    const stored = Array.from({ length: 6_600 }, (_, i) => `token=s${i}`).join(' ');
+    const incoming = Array.from({ length: 6_600 }, () => `token=${MASK}`).join(' ');
+    expect({
+      ms: elapsed(() => restoreSecrets({ url: incoming }, { url: stored }, 'config')) < BUDGET_MS,
+      restored: restoreSecrets({ url: incoming }, { url: stored }, 'config'),
+    }).toEqual({ ms: true, restored: { url: stored } });
   });
 });
