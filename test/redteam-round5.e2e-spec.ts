@@ -1,9 +1,9 @@
 import type { Client } from 'pg';
 import { PEM_PRIVATE_KEY, SECRET_KEY, URL_PASSWORD } from '../src/audit/capture/audited-resources';
-import { replaceTextSecrets } from '../src/resources/secrets';
-import { REDACTED } from './log-invariant';
+import { MASK, replaceTextSecrets } from '../src/resources/secrets';
+import { listAuditEntries, REDACTED } from './log-invariant';
 import { connect } from './redteam-helpers';
-import { createTestApp, type TestApp } from './test-app';
+import { createTestApp, createWorkspaceWithActors, type TestApp } from './test-app';
 
 /**
  * Fifth red-team round: the cost of the text rule on both sides (the API's masking, the capture
@@ -61,5 +61,42 @@ describe('Red team, round 5', () => {
       shown: manyRun.shown[0] === replaceTextSecrets(many, () => REDACTED),
       secretShown: manyRun.shown[0].includes('S&'),
     }).toEqual({ fewWithinAnEighthOfASecond: true, manyWithinASecond: true, shown: true, secretShown: false });
+  });
+  it('POST a source whose config holds header lines without a space after the colon (`Authorization:Bearer S`, curl\'s -H "X-Api-Key:S"): the entry and the response show the secrets — expected: neither does, `host:5432` is kept, and the entry redacts what the response masks', async () => {
+    const s = await createWorkspaceWithActors(t);
+    const secrets = ['Zq1bearer', 'Zq2apikey', 'Zq3curl'];
+    const config = {
+      extraHeaders: [`Authorization:Bearer ${secrets[0]}`, `X-Api-Key:${secrets[1]}`],
+      command: `curl -H "X-Api-Key:${secrets[2]}" https://hooks.example.com/x`,
+      host: 'db.example.com:5432',
+    };
+    const res = await t.http
+      .post(s.asAdmin.url('sources'))
+      .set(s.ws.admin.auth)
+      .send({ name: 'header lines', type: 'http', config });
+    const [entry] = await listAuditEntries(t.http, s.workspaceId, s.ws.admin.auth, {
+      resourceId: (res.body as { id: string }).id,
+    });
+    const after = Object.fromEntries(entry.changes.map((c) => [c.field, c.after]));
+    const shown = (res.body as { config: typeof config }).config;
+    expect({
+      status: res.status,
+      entryShows: secrets.filter((secret) => JSON.stringify(entry.changes).includes(secret)),
+      responseShows: secrets.filter((secret) => JSON.stringify(res.body).includes(secret)),
+      host: [after['config.host'], shown.host],
+      entryRedactsAsResponseMasks: [
+        after['config.extraHeaders[0]'],
+        after['config.extraHeaders[1]'],
+        after['config.command'],
+      ],
+    }).toEqual({
+      status: 201,
+      entryShows: [],
+      responseShows: [],
+      host: [config.host, config.host],
+      entryRedactsAsResponseMasks: [...shown.extraHeaders, shown.command].map((text) =>
+        text.split(MASK).join(REDACTED),
+      ),
+    });
   });
 });

@@ -91,7 +91,7 @@ export function replaceTextSecrets(text: string, replace: (secret: TextSecret) =
     const [whole, , name, separator] = parameter;
     at = parameter.index + whole.length;
     const next = unlocked.charAt(at);
-    const named = separator === '=' || next === ' ' || next === '\t' || name.endsWith('"');
+    const named = separator === '=' || next === ' ' || next === '\t' || name.endsWith('"') || SECRET_KEY.test(name);
     if (hidden && named) {
       out += replace(hidden);
       hidden = undefined;

@@ -236,8 +236,9 @@ export const PEM_PRIVATE_KEY =
 
 /**
  * A named parameter in a text: at the start or after `?`, `&`, `;`, `#` or white space, a name (group
- * 2) and `=` or `:` (group 3). A `:` separates a name from its value only before a space or a tab, or
- * after a quoted name (`Authorization: Bearer …`, `"token": …`), not in `host:5432`. The value of a
+ * 2) and `=` or `:` (group 3). A `:` separates a name from its value only before a space or a tab,
+ * after a quoted name (`Authorization: Bearer …`, `"token": …`) or after a name matching SECRET_KEY
+ * (`Authorization:Bearer …`, `X-Api-Key:…`), not in `host:5432`. The value of a
  * name matching SECRET_KEY is a secret up to the next parameter, or to the end of the text:
  * `?api_key=…&x=1`, `;Password=…;`, `password=… dbname=app`. The database scans with the same
  * regex (`audit_redact_text`).
