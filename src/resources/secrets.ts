@@ -91,7 +91,7 @@ export function replaceTextSecrets(text: string, replace: (secret: TextSecret) =
     const [whole, , name, separator] = parameter;
     at = parameter.index + whole.length;
     const next = unlocked.charAt(at);
-    const named = separator === '=' || next === ' ' || next === '\t' || name.endsWith('"');
+    const named = separator === '=' || next === ' ' || next === '\t' || name.endsWith('"') || SECRET_KEY.test(name);
     if (hidden && named) {
       out += replace(hidden);
       hidden = undefined;
@@ -181,14 +181,19 @@ export function restoreSecrets(
   }
   if (typeof incoming === 'string') {
     if (secret) return incoming;
-    const kept = typeof stored === 'string' ? textSecrets(stored) : [];
+    const kept = new Map<string | null, string[]>();
+    for (const secret of typeof stored === 'string' ? textSecrets(stored) : []) {
+      const values = kept.get(secret.name);
+      if (values) values.push(secret.value);
+      else kept.set(secret.name, [secret.value]);
+    }
     const seen = new Map<string | null, number>();
     return replaceTextSecrets(incoming, (found) => {
       const nth = seen.get(found.name) ?? 0;
       seen.set(found.name, nth + 1);
       if (found.value !== MASK) return found.value;
-      const same = kept.filter((k) => k.name === found.name)[nth] as TextSecret | undefined;
-      if (same) return same.value;
+      const same = kept.get(found.name)?.[nth];
+      if (same !== undefined) return same;
       throw new BadRequestException(
         found.name === null
           ? `${path} has the password "${MASK}", which keeps a stored URL's password, but no URL with a password is stored there.`

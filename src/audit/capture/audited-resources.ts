@@ -227,14 +227,18 @@ export const URL_PASSWORD = /(\/\/[^/?#:]*:)([^/?#]*)@/;
 /**
  * The body of a PEM private key anywhere in a text: group 1 is its `-----BEGIN … PRIVATE KEY …-----`
  * line, group 2 the body, up to `-----END` (group 3) or, for a key cut short, the end of the text.
- * Also evaluated by PostgreSQL as a POSIX regex, on every match.
+ * The line's words are one run of `[A-Z0-9 ]` that a lookahead checks for `PRIVATE KEY`: written
+ * as `[A-Z0-9 ]*PRIVATE KEY[A-Z0-9 ]*`, JavaScript tried every `PRIVATE KEY` in the run against the
+ * rest of it, quadratic in its length. Also evaluated by PostgreSQL as a POSIX regex, on every match.
  */
-export const PEM_PRIVATE_KEY = /(-----BEGIN [A-Z0-9 ]*PRIVATE KEY[A-Z0-9 ]*-----)((?:[^-]|-(?!----END))*)(-----END|$)/;
+export const PEM_PRIVATE_KEY =
+  /(-----BEGIN (?=[A-Z0-9 ]*PRIVATE KEY)[A-Z0-9 ]*-----)((?:[^-]|-(?!----END))*)(-----END|$)/;
 
 /**
  * A named parameter in a text: at the start or after `?`, `&`, `;`, `#` or white space, a name (group
- * 2) and `=` or `:` (group 3). A `:` separates a name from its value only before a space or a tab, or
- * after a quoted name (`Authorization: Bearer …`, `"token": …`), not in `host:5432`. The value of a
+ * 2) and `=` or `:` (group 3). A `:` separates a name from its value only before a space or a tab,
+ * after a quoted name (`Authorization: Bearer …`, `"token": …`) or after a name matching SECRET_KEY
+ * (`Authorization:Bearer …`, `X-Api-Key:…`), not in `host:5432`. The value of a
  * name matching SECRET_KEY is a secret up to the next parameter, or to the end of the text:
  * `?api_key=…&x=1`, `;Password=…;`, `password=… dbname=app`. The database scans with the same
  * regex (`audit_redact_text`).
