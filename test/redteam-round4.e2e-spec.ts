@@ -269,6 +269,45 @@ describe('Red team, round 4', () => {
       expect(patched.status).toBe(400);
     });
 
+    it.each([
+      ['a URL password, the host changed', 'https://u:SECRET@db.example.com/x', `https://u:${MASK}@evil.example/x`],
+      [
+        'a query token, the host changed',
+        'https://hooks.example.com/x?token=SECRET',
+        `https://evil.example/x?token=${MASK}`,
+      ],
+      [
+        'a query token, another parameter changed',
+        'https://h.example.com/x?a=1&token=SECRET',
+        `https://h.example.com/x?a=2&token=${MASK}`,
+      ],
+      ['a connection string, the server changed', 'Server=db;Password=SECRET;', `Server=evil;Password=${MASK};`],
+    ])(
+      'PATCH %s, the secret sent back masked: the stored secret would go where the new text points — expected: 400, nothing changed',
+      async (_case, text, sent) => {
+        const s = await setup();
+        const secret = `Zq${rand()}`;
+        const config = { url: text.replace('SECRET', secret) };
+        const source = await s.asAdmin.create('sources', { config });
+        const patched = await t.http
+          .patch(s.asAdmin.url('sources', source.id))
+          .set(s.ws.admin.auth)
+          .send({ config: { url: sent } });
+        const { rows } = await db.query<{ config: unknown }>('SELECT config FROM sources WHERE id = $1', [source.id]);
+        expect({
+          status: patched.status,
+          message: (patched.body as { message: string }).message,
+          stored: rows[0].config,
+          entries: (await history(s, source.id)).map((e) => e.action),
+        }).toEqual({
+          status: 400,
+          message: expect.stringContaining('config.url has "********" in place of a stored secret') as unknown,
+          stored: config,
+          entries: ['created'],
+        });
+      },
+    );
+
     it('the database (audit_redact_text) and the API (replaceTextSecrets) redact the same parts of 3,000 random texts of separators, names, URLs, key blocks and spaces', async () => {
       const parts = [
         '?',

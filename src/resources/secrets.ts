@@ -155,8 +155,8 @@ export function maskSecrets(value: Json, secret = false, listed = false): Json {
 }
 
 /**
- * Replaces every MASK in `incoming` (and every masked secret in text) by the value stored at the same
- * path (in text: the stored secret of the same parameter name, or URL password, in the same order).
+ * Replaces every MASK in `incoming` by the value stored at the same path, and a text with masked
+ * secrets by the stored text when it is that text masked (and by nothing else).
  * Only where the incoming document itself marks a secret, or where the stored value is masked whole
  * for its keys: a MASK moved under a harmless key or label would otherwise show the stored secret in
  * clear.
@@ -180,26 +180,14 @@ export function restoreSecrets(
     return stored;
   }
   if (typeof incoming === 'string') {
-    if (secret) return incoming;
-    const kept = new Map<string | null, string[]>();
-    for (const secret of typeof stored === 'string' ? textSecrets(stored) : []) {
-      const values = kept.get(secret.name);
-      if (values) values.push(secret.value);
-      else kept.set(secret.name, [secret.value]);
-    }
-    const seen = new Map<string | null, number>();
-    return replaceTextSecrets(incoming, (found) => {
-      const nth = seen.get(found.name) ?? 0;
-      seen.set(found.name, nth + 1);
-      if (found.value !== MASK) return found.value;
-      const same = kept.get(found.name)?.[nth];
-      if (same !== undefined) return same;
-      throw new BadRequestException(
-        found.name === null
-          ? `${path} has the password "${MASK}", which keeps a stored URL's password, but no URL with a password is stored there.`
-          : `${path} has "${MASK}" as its ${found.name}, which keeps a stored secret, but no ${found.name} is stored there.`,
-      );
-    });
+    if (secret || !textSecrets(incoming).some((found) => found.value.includes(MASK))) return incoming;
+    // A kept secret stays with the text it was stored in: sent back with a new host or another
+    // change, the stored password or token would go wherever the new text points.
+    if (typeof stored === 'string' && replaceTextSecrets(stored, () => MASK) === incoming) return stored;
+    throw new BadRequestException(
+      `${path} has "${MASK}" in place of a stored secret, but is not the stored text with its secrets masked: ` +
+        `a kept secret stays with the text it was stored in, so send the secret with a changed text.`,
+    );
   }
   if (Array.isArray(incoming)) {
     const isSecret = secretItems(incoming, secret, listed);
