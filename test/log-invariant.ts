@@ -58,11 +58,13 @@ function redactUrlPasswords(text: string): string {
 
 /**
  * Parameters in a text (`name=value`, `Name: value`), each starting the text or after one of
- * `?&;#`, a space, a tab or a line break; a secret one's value is redacted up to the next parameter.
+ * `?&;#`, a space, a tab or a line break; a secret one's value is redacted after the spaces or tabs
+ * that follow its separator: a header line's (a secret name, then `:`) up to the end of its line, any
+ * other's up to the next parameter.
  */
 function redactParameters(text: string): string {
   const breaks = '?&;#\t\n\r ';
-  const found: { start: number; end: number; name: string; named: boolean }[] = [];
+  const found: { start: number; end: number; name: string; named: boolean; header: boolean }[] = [];
   let i = 0;
   while (i < text.length) {
     const lead = breaks.includes(text[i]) ? 1 : i === 0 ? 0 : -1;
@@ -75,7 +77,8 @@ function redactParameters(text: string): string {
         start: i,
         end: j + 1,
         name,
-        named: text[j] === '=' || after === ' ' || after === '\t' || name.endsWith('"'),
+        header: text[j] === ':' && SECRET.test(name),
+        named: text[j] === '=' || after === ' ' || after === '\t' || name.endsWith('"') || SECRET.test(name),
       });
       i = j + 1;
     } else {
@@ -88,9 +91,13 @@ function redactParameters(text: string): string {
   for (const [k, p] of named.entries()) {
     if (p.start < from || !SECRET.test(p.name)) continue;
     let value = p.end;
-    const stop = named[k + 1]?.start ?? text.length;
-    const firstAny = found.find((q) => q.start >= p.end)?.start ?? text.length;
+    const firstAny = p.header ? text.length : (found.find((q) => q.start >= p.end)?.start ?? text.length);
     while (value < firstAny && (text[value] === ' ' || text[value] === '\t')) value++;
+    let stop = named[k + 1]?.start ?? text.length;
+    if (p.header) {
+      stop = value;
+      while (stop < text.length && text[stop] !== '\n' && text[stop] !== '\r') stop++;
+    }
     out += `${text.slice(from, value)}${REDACTED}`;
     from = stop;
   }

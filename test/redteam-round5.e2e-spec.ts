@@ -1,7 +1,7 @@
 import type { Client } from 'pg';
 import { PEM_PRIVATE_KEY, SECRET_KEY, URL_PASSWORD } from '../src/audit/capture/audited-resources';
 import { MASK, replaceTextSecrets } from '../src/resources/secrets';
-import { listAuditEntries, REDACTED } from './log-invariant';
+import { encodePath, listAuditEntries, type PathSegment, REDACTED } from './log-invariant';
 import { connect } from './redteam-helpers';
 import { createTestApp, createWorkspaceWithActors, type TestApp } from './test-app';
 
@@ -22,6 +22,50 @@ describe('Red team, round 5', () => {
     await db.end();
     await t.close();
   });
+
+  /** Every leaf of `value` by its entry path under `field`, as a response shows it. */
+  const leaves = (field: string, value: unknown, segments: PathSegment[] = [], out = new Map<string, unknown>()) => {
+    if (Array.isArray(value)) value.forEach((item, i) => leaves(field, item, [...segments, i], out));
+    else if (typeof value === 'object' && value !== null)
+      for (const [k, v] of Object.entries(value)) leaves(field, v, [...segments, k], out);
+    else out.set(encodePath(field, segments), value);
+    return out;
+  };
+
+  /**
+   * Creates a source with `config`: which of `secrets` its entry and its response show, and whether the
+   * entry shows every leaf as the response does, with "[REDACTED]" exactly where it has "********".
+   */
+  const createSource = async (config: Record<string, unknown>, secrets: string[]) => {
+    const s = await createWorkspaceWithActors(t);
+    const res = await t.http
+      .post(s.asAdmin.url('sources'))
+      .set(s.ws.admin.auth)
+      .send({ name: 'n', type: 'http', config });
+    const [entry] = await listAuditEntries(t.http, s.workspaceId, s.ws.admin.auth, {
+      resourceId: (res.body as { id: string }).id,
+    });
+    const shown = (res.body as { config: Record<string, unknown> }).config;
+    const fromEntry = Object.fromEntries(
+      entry.changes
+        .filter((c) => c.field.startsWith('config'))
+        .map((c) => [c.field, c.after])
+        .sort(([a], [b]) => String(a).localeCompare(String(b))),
+    );
+    const fromResponse = Object.fromEntries(
+      [...leaves('config', shown)]
+        .map(([path, v]) => [path, typeof v === 'string' ? v.split(MASK).join(REDACTED) : v])
+        .sort(([a], [b]) => String(a).localeCompare(String(b))),
+    );
+    return {
+      status: res.status,
+      shown,
+      entryShows: secrets.filter((secret) => JSON.stringify(entry.changes).includes(secret)),
+      responseShows: secrets.filter((secret) => JSON.stringify(res.body).includes(secret)),
+      entryRedactsAsResponseMasks:
+        JSON.stringify(fromEntry) === JSON.stringify(fromResponse) ? true : { fromEntry, fromResponse },
+    };
+  };
 
   /** What the capture trigger shows for each text, and the milliseconds it took. */
   const redact = async (texts: string[]): Promise<{ shown: string[]; ms: number }> => {
@@ -97,6 +141,31 @@ describe('Red team, round 5', () => {
       entryRedactsAsResponseMasks: [...shown.extraHeaders, shown.command].map((text) =>
         text.split(MASK).join(REDACTED),
       ),
+    });
+  });
+  it('POST a source whose config holds header lines whose value holds parameters (`Cookie: sid=S; theme=dark`, `Authorization: Bearer t=S`): the entry and the response show the secrets after the first `=`, since the value ended at the next parameter — expected: a header line is secret to the end of its line, the other lines, `host:5432` and URLs are kept, and the entry redacts what the response masks', async () => {
+    const secrets = ['Zr1cookie', 'Zr2bearer', 'Zr3apikey', 'Zr4raw', 'Zr5tab'];
+    const config = {
+      header: `Cookie: sid=${secrets[0]}; theme=dark`,
+      headers: [`Authorization: Bearer t=${secrets[1]} x=1`, `X-Api-Key:k=${secrets[2]};v=2`],
+      request: `GET /x?a=1 HTTP/1.1\r\nHost: h.example.com\r\nCookie: a=1; b=${secrets[3]}\r\nAccept: */*`,
+      lines: `user: app\nsession:\tid=${secrets[4]}\nurl=https://hooks.example.com/x?a=1`,
+      host: 'db.example.com:5432',
+      url: 'https://hooks.example.com/x?a=1&b=2',
+    };
+    expect(await createSource(config, secrets)).toEqual({
+      status: 201,
+      shown: {
+        header: `Cookie: ${MASK}`,
+        headers: [`Authorization: ${MASK}`, `X-Api-Key:${MASK}`],
+        request: `GET /x?a=1 HTTP/1.1\r\nHost: h.example.com\r\nCookie: ${MASK}\r\nAccept: */*`,
+        lines: `user: app\nsession:\t${MASK}\nurl=https://hooks.example.com/x?a=1`,
+        host: config.host,
+        url: config.url,
+      },
+      entryShows: [],
+      responseShows: [],
+      entryRedactsAsResponseMasks: true,
     });
   });
 });

@@ -63,10 +63,16 @@ const PEM_PRIVATE_KEYS = new RegExp(PEM_PRIVATE_KEY.source, 'g');
 const URL_PASSWORDS = new RegExp(URL_PASSWORD.source, 'g');
 const TEXT_PARAMETERS = new RegExp(TEXT_PARAMETER.source, 'g');
 
+/** From `lastIndex`: the next line break (`\n` or `\r`); the spaces or tabs starting there. */
+const LINE_BREAK = /[\r\n]/g;
+const BLANKS = /[ \t]*/y;
+
 /**
  * `text` with each secret it holds replaced by `replace(secret)`: first the body of every PEM private
- * key, then every URL's password, then in the result the value of every parameter named like a secret, from after its `=` or `:` (and the
- * spaces or tabs that follow) to the start of the next parameter or the end of the text. The
+ * key, then every URL's password, then in the result the value of every parameter named like a
+ * secret, from after its `=` or `:` and the spaces or tabs that follow: a header line's (`:` after the
+ * name: `Cookie: sid=…; theme=dark`) to the end of its line, since a header's value may hold `;`, `=`
+ * and spaces, and any other's to the start of the next parameter or the end of the text. The
  * database's `audit_redact_text` applies the same steps with the same regexes.
  */
 export function replaceTextSecrets(text: string, replace: (secret: TextSecret) => string): string {
@@ -84,6 +90,8 @@ export function replaceTextSecrets(text: string, replace: (secret: TextSecret) =
   let hidden: TextSecret | undefined;
   for (let i = 0; i <= parameters.length; i++) {
     const parameter = parameters[i] as RegExpExecArray | undefined;
+    // A parameter on a header line is part of its value.
+    if (parameter && parameter.index < at) continue;
     const before = unlocked.slice(at, parameter ? parameter.index : unlocked.length);
     if (hidden) hidden.value += before;
     else out += before;
@@ -101,7 +109,14 @@ export function replaceTextSecrets(text: string, replace: (secret: TextSecret) =
       continue;
     }
     out += whole;
-    if (named && SECRET_KEY.test(name)) {
+    if (named && SECRET_KEY.test(name) && separator === ':') {
+      BLANKS.lastIndex = at;
+      const spaces = BLANKS.exec(unlocked)![0];
+      LINE_BREAK.lastIndex = at + spaces.length;
+      const end = LINE_BREAK.exec(unlocked)?.index ?? unlocked.length;
+      out += spaces + replace({ name, value: unlocked.slice(at + spaces.length, end) });
+      at = end;
+    } else if (named && SECRET_KEY.test(name)) {
       const spaces = /^[ \t]*/.exec(unlocked.slice(at, parameters[i + 1]?.index ?? unlocked.length))![0];
       out += spaces;
       at += spaces.length;

@@ -240,7 +240,8 @@ export const PEM_PRIVATE_KEY =
  * after a quoted name (`Authorization: Bearer …`, `"token": …`) or after a name matching SECRET_KEY
  * (`Authorization:Bearer …`, `X-Api-Key:…`), not in `host:5432`. The value of a
  * name matching SECRET_KEY is a secret up to the next parameter, or to the end of the text:
- * `?api_key=…&x=1`, `;Password=…;`, `password=… dbname=app`. The database scans with the same
+ * `?api_key=…&x=1`, `;Password=…;`, `password=… dbname=app`; after a `:` (a header line:
+ * `Cookie: sid=…; theme=dark`), up to the end of its line. The database scans with the same
  * regex (`audit_redact_text`).
  */
 export const TEXT_PARAMETER = /(^|[?&;#\t\n\r ])([^=:?&;#\t\n\r ]+)([=:])/;
