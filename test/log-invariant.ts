@@ -183,11 +183,11 @@ export function contractLeaves(field: string, value: unknown, secretField: boole
     } else if (isObject(v)) {
       const keys = Object.keys(v);
       if (keys.length === 0) out.set(path, {});
-      const isValue = (k: string) => k.toLowerCase() === 'value';
-      const named = (k: string) => !isValue(k) && typeof v[k] === 'string' && SECRET.test(v[k]);
-      const valueIsSecret = secretField && keys.some(isValue) && keys.some(named);
+      const isValue = (k: string) => ['value', 'val', 'v', 'content'].includes(k.toLowerCase());
+      const named = (k: string) => typeof v[k] === 'string' && SECRET.test(v[k]);
+      const valueIsSecret = (k: string) => secretField && isValue(k) && keys.some((l) => l !== k && named(l));
       for (const key of keys) {
-        const secretKey = secretField && (SECRET.test(key) || (isValue(key) && valueIsSecret));
+        const secretKey = secretField && (SECRET.test(key) || valueIsSecret(key));
         walk(v[key], [...segments, key], secretKey, false);
       }
     } else if (secretField && typeof v === 'string') {

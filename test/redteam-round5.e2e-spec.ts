@@ -1,5 +1,5 @@
 import type { Client } from 'pg';
-import { PEM_PRIVATE_KEY, SECRET_KEY, URL_PASSWORD } from '../src/audit/capture/audited-resources';
+import { PEM_PRIVATE_KEY, SECRET_KEY, URL_PASSWORD, VALUE_KEY } from '../src/audit/capture/audited-resources';
 import { MASK, replaceTextSecrets } from '../src/resources/secrets';
 import { encodePath, listAuditEntries, type PathSegment, REDACTED } from './log-invariant';
 import { connect } from './redteam-helpers';
@@ -162,6 +162,40 @@ describe('Red team, round 5', () => {
         lines: `user: app\nsession:\t${MASK}\nurl=https://hooks.example.com/x?a=1`,
         host: config.host,
         url: config.url,
+      },
+      entryShows: [],
+      responseShows: [],
+      entryRedactsAsResponseMasks: true,
+    });
+  });
+  it('POST a source whose config holds header objects with other value members (`{"key": "Authorization", "val": S}`, `{"name": "Authorization", "content": S}`, `{"k": "X-Api-Key", "v": S}`): the entry and the response show the secrets, since only a `value` beside a secret label was one — expected: `val`, `content` and `v` are values too (VALUE_KEY, the same regex in audit_leaves), harmless headers are kept, and the entry redacts what the response masks', async () => {
+    const secrets = ['Zs1val', 'Zs2content', 'Zs3v', 'Zs4value'];
+    const config = {
+      headers: [
+        { key: 'Authorization', val: secrets[0] },
+        { name: 'Authorization', content: secrets[1] },
+        { k: 'X-Api-Key', v: secrets[2] },
+        { content: 'Cookie', value: secrets[3] },
+        { name: 'Accept', content: 'text/plain', val: 'x', v: 1 },
+      ],
+    };
+    const { rows } = await db.query<{ src: string }>(
+      `SELECT pg_get_functiondef('"audit_leaves"(jsonb, text, boolean, text, text)'::regprocedure) AS src`,
+    );
+    expect({
+      ...(await createSource(config, secrets)),
+      sameRegex: rows[0].src.includes(`'${VALUE_KEY.source}'`),
+    }).toEqual({
+      sameRegex: true,
+      status: 201,
+      shown: {
+        headers: [
+          { key: MASK, val: MASK },
+          { name: 'Authorization', content: MASK },
+          { k: 'X-Api-Key', v: MASK },
+          { content: 'Cookie', value: MASK },
+          { name: 'Accept', content: 'text/plain', val: 'x', v: 1 },
+        ],
       },
       entryShows: [],
       responseShows: [],

@@ -1,5 +1,11 @@
 import { BadRequestException } from '@nestjs/common';
-import { PEM_PRIVATE_KEY, SECRET_KEY, TEXT_PARAMETER, URL_PASSWORD } from '../audit/capture/audited-resources';
+import {
+  PEM_PRIVATE_KEY,
+  SECRET_KEY,
+  TEXT_PARAMETER,
+  URL_PASSWORD,
+  VALUE_KEY,
+} from '../audit/capture/audited-resources';
 
 /** What responses show instead of a stored secret; sending it back in a PATCH keeps the stored value. */
 export const MASK = '********';
@@ -14,9 +20,6 @@ function own(object: Record<string, Json>, key: string): Json | undefined {
   return Object.hasOwn(object, key) ? object[key] : undefined;
 }
 
-/** The key of a header-list item's value, in any casing: `value`, `Value`. */
-const VALUE_KEY = /^value$/i;
-
 /**
  * Whether a label looks secret: a string, or the JSON text of another value, as PostgreSQL's `->>`
  * reads it.
@@ -28,16 +31,18 @@ function looksSecret(label: Json | undefined): boolean {
 
 /**
  * Whether each member of `object` holds a secret: every one when the object itself is under a secret,
- * one whose key looks secret, and the `value` (any casing) of a header-list item with another member
- * that looks secret, whatever its key (`{ name: "Authorization", value }`, `{ Key: "X-Api-Key",
- * Value }`, `{ header: "Cookie", value }`).
+ * one whose key looks secret, and the value (VALUE_KEY: `value`, `val`, `v`, `content`, any casing)
+ * of a header-list item with another member that looks secret, whatever its key
+ * (`{ name: "Authorization", value }`, `{ key: "Authorization", val }`, `{ k: "X-Api-Key", v }`,
+ * `{ name: "Cookie", content }`, `{ content: "Cookie", value }`).
  */
 function secretMembers(object: Record<string, Json>, secret: boolean): (key: string) => boolean {
   const keys = Object.keys(object);
-  const labelled =
-    keys.some((key) => VALUE_KEY.test(key)) &&
-    keys.some((key) => !VALUE_KEY.test(key) && looksSecret(own(object, key)));
-  return (key) => secret || SECRET_KEY.test(key) || (labelled && VALUE_KEY.test(key));
+  const labels = keys.some((key) => VALUE_KEY.test(key))
+    ? keys.filter((key) => looksSecret(own(object, key))).length
+    : 0;
+  return (key) =>
+    secret || SECRET_KEY.test(key) || (VALUE_KEY.test(key) && labels > (looksSecret(own(object, key)) ? 1 : 0));
 }
 
 /**
@@ -151,7 +156,7 @@ export function textSecrets(text: string): TextSecret[] {
 
 /**
  * The secret rule, as the database's capture trigger applies it to audit entries: a value under a
- * key matching SECRET_KEY, a `value` beside a secret-looking label, the second item of a pair in a
+ * key matching SECRET_KEY, a value (VALUE_KEY) beside a secret-looking label, the second item of a pair in a
  * list whose first looks secret, and in text a URL's password and the value of a parameter named
  * like a secret. A secret object or array is masked whole, its keys with it, and so is an object
  * with a key that holds a secret by the text rule.

@@ -217,6 +217,14 @@ export const SECRET_KEY =
   /pass|pwd|secret|token|key|credential|private|auth|dsn|cookie|session|signature|jwt|(^|[^A-Za-z])sig([^A-Za-z]|$)/i;
 
 /**
+ * The key of a header-list item's value, in any casing, which holds a secret beside another member
+ * that matches SECRET_KEY (`{ name: "Authorization", value }`, `{ key: "Authorization", val }`,
+ * `{ k: "X-Api-Key", v }`, `{ name: "Cookie", content }`). The database's `audit_leaves` uses the
+ * same regex.
+ */
+export const VALUE_KEY = /^(value|val|v|content)$/i;
+
+/**
  * A URL with credentials anywhere in a text (`postgres://user:pw@host`, `jdbc:postgresql://…`,
  * `//user:pw@host`, a user that is an e-mail address, a password holding `@`): group 1 is everything
  * from the `//` up to the password, group 2 the password, which runs to the last `@` before the host.
