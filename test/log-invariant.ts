@@ -58,11 +58,13 @@ function redactUrlPasswords(text: string): string {
 
 /**
  * Parameters in a text (`name=value`, `Name: value`), each starting the text or after one of
- * `?&;#`, a space, a tab or a line break; a secret one's value is redacted up to the next parameter.
+ * `?&;#`, a space, a tab or a line break; a secret one's value is redacted after the spaces or tabs
+ * that follow its separator: a header line's (a secret name, then `:`) up to the end of its line, any
+ * other's up to the next parameter.
  */
 function redactParameters(text: string): string {
   const breaks = '?&;#\t\n\r ';
-  const found: { start: number; end: number; name: string; named: boolean }[] = [];
+  const found: { start: number; end: number; name: string; named: boolean; header: boolean }[] = [];
   let i = 0;
   while (i < text.length) {
     const lead = breaks.includes(text[i]) ? 1 : i === 0 ? 0 : -1;
@@ -75,7 +77,8 @@ function redactParameters(text: string): string {
         start: i,
         end: j + 1,
         name,
-        named: text[j] === '=' || after === ' ' || after === '\t' || name.endsWith('"'),
+        header: text[j] === ':' && SECRET.test(name),
+        named: text[j] === '=' || after === ' ' || after === '\t' || name.endsWith('"') || SECRET.test(name),
       });
       i = j + 1;
     } else {
@@ -88,9 +91,13 @@ function redactParameters(text: string): string {
   for (const [k, p] of named.entries()) {
     if (p.start < from || !SECRET.test(p.name)) continue;
     let value = p.end;
-    const stop = named[k + 1]?.start ?? text.length;
-    const firstAny = found.find((q) => q.start >= p.end)?.start ?? text.length;
+    const firstAny = p.header ? text.length : (found.find((q) => q.start >= p.end)?.start ?? text.length);
     while (value < firstAny && (text[value] === ' ' || text[value] === '\t')) value++;
+    let stop = named[k + 1]?.start ?? text.length;
+    if (p.header) {
+      stop = value;
+      while (stop < text.length && text[stop] !== '\n' && text[stop] !== '\r') stop++;
+    }
     out += `${text.slice(from, value)}${REDACTED}`;
     from = stop;
   }
@@ -176,11 +183,11 @@ export function contractLeaves(field: string, value: unknown, secretField: boole
     } else if (isObject(v)) {
       const keys = Object.keys(v);
       if (keys.length === 0) out.set(path, {});
-      const isValue = (k: string) => k.toLowerCase() === 'value';
-      const named = (k: string) => !isValue(k) && typeof v[k] === 'string' && SECRET.test(v[k]);
-      const valueIsSecret = secretField && keys.some(isValue) && keys.some(named);
+      const isValue = (k: string) => ['value', 'val', 'v', 'content'].includes(k.toLowerCase());
+      const named = (k: string) => typeof v[k] === 'string' && SECRET.test(v[k]);
+      const valueIsSecret = (k: string) => secretField && isValue(k) && keys.some((l) => l !== k && named(l));
       for (const key of keys) {
-        const secretKey = secretField && (SECRET.test(key) || (isValue(key) && valueIsSecret));
+        const secretKey = secretField && (SECRET.test(key) || valueIsSecret(key));
         walk(v[key], [...segments, key], secretKey, false);
       }
     } else if (secretField && typeof v === 'string') {

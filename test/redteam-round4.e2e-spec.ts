@@ -308,7 +308,7 @@ describe('Red team, round 4', () => {
       },
     );
 
-    it('the database (audit_redact_text) and the API (replaceTextSecrets) redact the same parts of 3,000 random texts of separators, names, URLs, key blocks and spaces', async () => {
+    it('the database (audit_redact_text) and the API (replaceTextSecrets) redact the same parts of 3,000 random texts of separators, names, header lines, URLs, key blocks and spaces', async () => {
       const parts = [
         '?',
         '&',
@@ -317,8 +317,11 @@ describe('Red team, round 4', () => {
         ' ',
         '\t',
         '\n',
+        '\r',
+        '\r\n',
         '=',
         ':',
+        ': ',
         '"',
         '@',
         '/',
@@ -334,6 +337,11 @@ describe('Red team, round 4', () => {
         'é',
         '😀',
         'Authorization',
+        'Cookie: ',
+        'X-Api-Key:',
+        'sid=S; ',
+        'theme=dark',
+        'host:5432',
         '[REDACTED]',
         '-----BEGIN RSA PRIVATE KEY-----',
         '-----END',

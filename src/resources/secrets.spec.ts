@@ -39,4 +39,34 @@ describe('text secrets, in time linear in the text', () => {
       restored: restoreSecrets({ url: incoming }, { url: stored }, 'config'),
     }).toEqual({ ms: true, restored: { url: stored } });
   });
+
+  it('masks a header line of 20,000 parameters (`Cookie: a=1; …`, 120 kB) and 20,000 header lines (`token:a\\n…`) within 100 ms each, a header line to its end', () => {
+    const cookie = `Cookie: ${'a=1; '.repeat(20_000)}\nHost: h`;
+    const lines = 'token:a\n'.repeat(20_000);
+    expect({
+      ms: [cookie, lines].map((text) => elapsed(() => replaceTextSecrets(text, () => MASK)) < BUDGET_MS),
+      masked: [maskSecrets(cookie), maskSecrets(lines)],
+    }).toEqual({ ms: [true, true], masked: [`Cookie: ${MASK}\nHost: h`, `token:${MASK}\n`.repeat(20_000)] });
+  });
+});
+
+describe('header lines', () => {
+  it('keeps the stored header line for the line sent back masked, and refuses it on another line', () => {
+    const stored = 'Cookie: sid=S; theme=dark\r\nHost: h';
+    expect({
+      masked: maskSecrets(stored),
+      kept: restoreSecrets({ h: `Cookie: ${MASK}\r\nHost: h` }, { h: stored }, 'config'),
+      moved: (() => {
+        try {
+          return restoreSecrets({ h: `Cookie: ${MASK}\r\nHost: evil` }, { h: stored }, 'config');
+        } catch (error) {
+          return (error as Error).constructor.name;
+        }
+      })(),
+    }).toEqual({
+      masked: `Cookie: ${MASK}\r\nHost: h`,
+      kept: { h: stored },
+      moved: 'BadRequestException',
+    });
+  });
 });

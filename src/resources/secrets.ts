@@ -1,5 +1,11 @@
 import { BadRequestException } from '@nestjs/common';
-import { PEM_PRIVATE_KEY, SECRET_KEY, TEXT_PARAMETER, URL_PASSWORD } from '../audit/capture/audited-resources';
+import {
+  PEM_PRIVATE_KEY,
+  SECRET_KEY,
+  TEXT_PARAMETER,
+  URL_PASSWORD,
+  VALUE_KEY,
+} from '../audit/capture/audited-resources';
 
 /** What responses show instead of a stored secret; sending it back in a PATCH keeps the stored value. */
 export const MASK = '********';
@@ -14,9 +20,6 @@ function own(object: Record<string, Json>, key: string): Json | undefined {
   return Object.hasOwn(object, key) ? object[key] : undefined;
 }
 
-/** The key of a header-list item's value, in any casing: `value`, `Value`. */
-const VALUE_KEY = /^value$/i;
-
 /**
  * Whether a label looks secret: a string, or the JSON text of another value, as PostgreSQL's `->>`
  * reads it.
@@ -28,16 +31,18 @@ function looksSecret(label: Json | undefined): boolean {
 
 /**
  * Whether each member of `object` holds a secret: every one when the object itself is under a secret,
- * one whose key looks secret, and the `value` (any casing) of a header-list item with another member
- * that looks secret, whatever its key (`{ name: "Authorization", value }`, `{ Key: "X-Api-Key",
- * Value }`, `{ header: "Cookie", value }`).
+ * one whose key looks secret, and the value (VALUE_KEY: `value`, `val`, `v`, `content`, any casing)
+ * of a header-list item with another member that looks secret, whatever its key
+ * (`{ name: "Authorization", value }`, `{ key: "Authorization", val }`, `{ k: "X-Api-Key", v }`,
+ * `{ name: "Cookie", content }`, `{ content: "Cookie", value }`).
  */
 function secretMembers(object: Record<string, Json>, secret: boolean): (key: string) => boolean {
   const keys = Object.keys(object);
-  const labelled =
-    keys.some((key) => VALUE_KEY.test(key)) &&
-    keys.some((key) => !VALUE_KEY.test(key) && looksSecret(own(object, key)));
-  return (key) => secret || SECRET_KEY.test(key) || (labelled && VALUE_KEY.test(key));
+  const labels = keys.some((key) => VALUE_KEY.test(key))
+    ? keys.filter((key) => looksSecret(own(object, key))).length
+    : 0;
+  return (key) =>
+    secret || SECRET_KEY.test(key) || (VALUE_KEY.test(key) && labels > (looksSecret(own(object, key)) ? 1 : 0));
 }
 
 /**
@@ -63,10 +68,16 @@ const PEM_PRIVATE_KEYS = new RegExp(PEM_PRIVATE_KEY.source, 'g');
 const URL_PASSWORDS = new RegExp(URL_PASSWORD.source, 'g');
 const TEXT_PARAMETERS = new RegExp(TEXT_PARAMETER.source, 'g');
 
+/** From `lastIndex`: the next line break (`\n` or `\r`); the spaces or tabs starting there. */
+const LINE_BREAK = /[\r\n]/g;
+const BLANKS = /[ \t]*/y;
+
 /**
  * `text` with each secret it holds replaced by `replace(secret)`: first the body of every PEM private
- * key, then every URL's password, then in the result the value of every parameter named like a secret, from after its `=` or `:` (and the
- * spaces or tabs that follow) to the start of the next parameter or the end of the text. The
+ * key, then every URL's password, then in the result the value of every parameter named like a
+ * secret, from after its `=` or `:` and the spaces or tabs that follow: a header line's (`:` after the
+ * name: `Cookie: sid=…; theme=dark`) to the end of its line, since a header's value may hold `;`, `=`
+ * and spaces, and any other's to the start of the next parameter or the end of the text. The
  * database's `audit_redact_text` applies the same steps with the same regexes.
  */
 export function replaceTextSecrets(text: string, replace: (secret: TextSecret) => string): string {
@@ -84,6 +95,8 @@ export function replaceTextSecrets(text: string, replace: (secret: TextSecret) =
   let hidden: TextSecret | undefined;
   for (let i = 0; i <= parameters.length; i++) {
     const parameter = parameters[i] as RegExpExecArray | undefined;
+    // A parameter on a header line is part of its value.
+    if (parameter && parameter.index < at) continue;
     const before = unlocked.slice(at, parameter ? parameter.index : unlocked.length);
     if (hidden) hidden.value += before;
     else out += before;
@@ -101,7 +114,14 @@ export function replaceTextSecrets(text: string, replace: (secret: TextSecret) =
       continue;
     }
     out += whole;
-    if (named && SECRET_KEY.test(name)) {
+    if (named && SECRET_KEY.test(name) && separator === ':') {
+      BLANKS.lastIndex = at;
+      const spaces = BLANKS.exec(unlocked)![0];
+      LINE_BREAK.lastIndex = at + spaces.length;
+      const end = LINE_BREAK.exec(unlocked)?.index ?? unlocked.length;
+      out += spaces + replace({ name, value: unlocked.slice(at + spaces.length, end) });
+      at = end;
+    } else if (named && SECRET_KEY.test(name)) {
       const spaces = /^[ \t]*/.exec(unlocked.slice(at, parameters[i + 1]?.index ?? unlocked.length))![0];
       out += spaces;
       at += spaces.length;
@@ -136,7 +156,7 @@ export function textSecrets(text: string): TextSecret[] {
 
 /**
  * The secret rule, as the database's capture trigger applies it to audit entries: a value under a
- * key matching SECRET_KEY, a `value` beside a secret-looking label, the second item of a pair in a
+ * key matching SECRET_KEY, a value (VALUE_KEY) beside a secret-looking label, the second item of a pair in a
  * list whose first looks secret, and in text a URL's password and the value of a parameter named
  * like a secret. A secret object or array is masked whole, its keys with it, and so is an object
  * with a key that holds a secret by the text rule.

@@ -217,6 +217,14 @@ export const SECRET_KEY =
   /pass|pwd|secret|token|key|credential|private|auth|dsn|cookie|session|signature|jwt|(^|[^A-Za-z])sig([^A-Za-z]|$)/i;
 
 /**
+ * The key of a header-list item's value, in any casing, which holds a secret beside another member
+ * that matches SECRET_KEY (`{ name: "Authorization", value }`, `{ key: "Authorization", val }`,
+ * `{ k: "X-Api-Key", v }`, `{ name: "Cookie", content }`). The database's `audit_leaves` uses the
+ * same regex.
+ */
+export const VALUE_KEY = /^(value|val|v|content)$/i;
+
+/**
  * A URL with credentials anywhere in a text (`postgres://user:pw@host`, `jdbc:postgresql://…`,
  * `//user:pw@host`, a user that is an e-mail address, a password holding `@`): group 1 is everything
  * from the `//` up to the password, group 2 the password, which runs to the last `@` before the host.
@@ -240,7 +248,8 @@ export const PEM_PRIVATE_KEY =
  * after a quoted name (`Authorization: Bearer …`, `"token": …`) or after a name matching SECRET_KEY
  * (`Authorization:Bearer …`, `X-Api-Key:…`), not in `host:5432`. The value of a
  * name matching SECRET_KEY is a secret up to the next parameter, or to the end of the text:
- * `?api_key=…&x=1`, `;Password=…;`, `password=… dbname=app`. The database scans with the same
+ * `?api_key=…&x=1`, `;Password=…;`, `password=… dbname=app`; after a `:` (a header line:
+ * `Cookie: sid=…; theme=dark`), up to the end of its line. The database scans with the same
  * regex (`audit_redact_text`).
  */
 export const TEXT_PARAMETER = /(^|[?&;#\t\n\r ])([^=:?&;#\t\n\r ]+)([=:])/;
