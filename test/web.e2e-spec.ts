@@ -784,6 +784,59 @@ type Entry = {
     expect(await axeViolations(phone)).toEqual([]);
   });
 
+  it('says when the service cannot be reached or the database is lost, offers Retry, and keeps the saved token', async () => {
+    const p = await newPage(TIMEZONE, 1280);
+    await signIn(p);
+    await rows(p).first().waitFor();
+    await ready(p);
+    const list = /\/api\/workspaces\/[^/]+\/audit-logs\?/;
+    const unavailable = {
+      status: 503,
+      headers: { 'Retry-After': '5', 'Content-Type': 'application/json' },
+      body: JSON.stringify({
+        statusCode: 503,
+        message: 'The database is unavailable; nothing was changed. Retry shortly.',
+        error: 'Service Unavailable',
+      }),
+    };
+    // The server gone (connection refused): an explanation and Retry, not "Loading…" for ever.
+    await p.route(list, (route) => route.abort('connectionrefused'));
+    await p.selectOption('#f-range', '24h');
+    await p.locator('#retry-box').waitFor();
+    await expect(p.textContent('#retry-text')).resolves.toMatch(/cannot be reached/);
+    await expect(p.getAttribute('#log', 'aria-busy')).resolves.toBe('false');
+    await expect(p.textContent('#status')).resolves.not.toContain('Loading');
+    await p.unroute(list);
+    await p.click('#retry');
+    await ready(p);
+    await rows(p).first().waitFor();
+    await expect(p.isHidden('#retry-box')).resolves.toBe(true);
+    // A lost database (503): the API's reason, and Retry.
+    await p.route(list, (route) => route.fulfill(unavailable));
+    await p.selectOption('#f-range', '7d');
+    await p.locator('#retry-box').waitFor();
+    await expect(p.textContent('#retry-text')).resolves.toContain('The database is unavailable');
+    await p.unroute(list);
+    await p.click('#retry');
+    await ready(p);
+    await rows(p).first().waitFor();
+    // Opening the page while the database is lost does not forget the token: Sign in retries with it.
+    await p.route(/\/api\/me$/, (route) => route.fulfill(unavailable));
+    await p.reload();
+    await p.locator('#sign-in').waitFor();
+    await expect(p.textContent('#sign-in-error')).resolves.toContain('The database is unavailable');
+    await expect(p.evaluate(() => localStorage.getItem('auditLog.token'))).resolves.toBe(ws.admin.token);
+    await p.unroute(/\/api\/me$/);
+    await p.click('#sign-in-form button[type=submit]');
+    await rows(p).first().waitFor();
+    // Members, unreachable: said so, not a blank tab.
+    await p.route(/\/api\/workspaces\/[^/]+\/members$/, (route) => route.abort('connectionrefused'));
+    await p.click('#tab-members');
+    await p.waitForFunction(() => document.getElementById('members')!.dataset.state === 'ready');
+    await expect(p.textContent('#m-status')).resolves.toMatch(/cannot be reached/);
+    await p.unroute(/\/api\/workspaces\/[^/]+\/members$/);
+  });
+
   it('tells a member that the page is for admins only, and signs out', async () => {
     await page.click('#sign-out');
     await page.fill('#token', ws.member.token);

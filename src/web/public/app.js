@@ -2,6 +2,7 @@
 const TOKEN_KEY = 'auditLog.token';
 const PAGE_SIZE = 50;
 const TYPING_DELAY = 400;
+const UNREACHABLE = 'The service cannot be reached: check your connection, then retry.';
 const $ = (id) => document.getElementById(id);
 const el = (tag, props = {}, ...children) => {
   const node = Object.assign(document.createElement(tag), props);
@@ -78,11 +79,20 @@ function setStatus(text, isError = false, id = 'status') {
 async function api(path, { raw = false, method = 'GET', body: sent } = {}) {
   const headers = { Authorization: `Bearer ${state.token}` };
   if (sent !== undefined) headers['Content-Type'] = 'application/json';
-  const res = await fetch(`/api${path}`, {
-    method,
-    headers,
-    body: sent === undefined ? undefined : JSON.stringify(sent),
-  });
+  let res;
+  try {
+    res = await fetch(`/api${path}`, {
+      method,
+      headers,
+      body: sent === undefined ? undefined : JSON.stringify(sent),
+    });
+  } catch {
+    // No answer at all (the server stopped, the network gone) reads like an unavailable service.
+    res = new Response(JSON.stringify({ message: UNREACHABLE }), {
+      status: 503,
+      headers: { 'Content-Type': 'application/json' },
+    });
+  }
   if (res.status === 401) {
     signOut('Your token is unknown or was revoked. Paste a valid one.');
     throw new Error('unauthorized');
@@ -110,8 +120,10 @@ const personText = (user) => (user ? user.name : 'No user (system or database)')
 
 // ---- sign in / out -------------------------------------------------------------------------
 
-function signOut(reason = '') {
-  localStorage.removeItem(TOKEN_KEY);
+/** Back to the sign-in form; with `retryToken` (the API failed, not the token), it stays saved and filled in. */
+function signOut(reason = '', retryToken = '') {
+  if (!retryToken) localStorage.removeItem(TOKEN_KEY);
+  $('token').value = retryToken;
   Object.assign(state, { token: null, me: null, workspaceId: null, workspace: null });
   $('who').textContent = '';
   $('sign-out').hidden = true;
@@ -129,7 +141,7 @@ async function signIn(token) {
   } catch {
     return;
   }
-  if (me.status !== 200) return signOut(messageOf(me.body));
+  if (me.status !== 200) return signOut(messageOf(me.body), token);
   localStorage.setItem(TOKEN_KEY, token);
   state.me = me.body;
   $('who').textContent = `${me.body.user.name} · ${me.body.user.email}`;
@@ -540,11 +552,14 @@ function setLoading(section, loading) {
   $(section).setAttribute('aria-busy', String(loading));
 }
 
+/** Retry after a 429 (how long to wait) or a 503 (the API's reason, such as a lost database). */
 function showRetry(res, again) {
   const seconds = Number(res.retryAfter) || 60;
   const at = new Date(Date.now() + seconds * 1000).toLocaleTimeString();
   $('retry-text').textContent =
-    `Too many requests: the rate limit is reached. Try again in ${seconds} seconds (at ${at}).`;
+    res.status === 503
+      ? messageOf(res.body)
+      : `Too many requests: the rate limit is reached. Try again in ${seconds} seconds (at ${at}).`;
   $('retry-box').hidden = false;
   state.retry = again;
 }
@@ -569,7 +584,7 @@ async function loadPage() {
   setLoading('log', false);
   $('more').disabled = false;
   if (page.status === 403) return setStatus(messageOf(page.body), true);
-  if (page.status === 429) {
+  if (page.status === 429 || page.status === 503) {
     setStatus('');
     return showRetry(page, () => loadPage());
   }
@@ -1323,8 +1338,10 @@ async function exportLog(format) {
   query.set('format', format);
   setStatus('Preparing the export…');
   const res = await api(wsPath(`/audit-logs/export?${query}`), { raw: true });
-  if (res.status === 429) {
-    return showRetry({ retryAfter: res.headers.get('Retry-After') }, () => exportLog(format));
+  if (res.status === 429 || res.status === 503) {
+    setStatus('');
+    const body = await res.json().catch(() => ({}));
+    return showRetry({ status: res.status, body, retryAfter: res.headers.get('Retry-After') }, () => exportLog(format));
   }
   if (!res.ok) return setStatus(messageOf(await res.json().catch(() => ({}))), true);
   const name = downloadName(res.headers.get('Content-Disposition'), format);
