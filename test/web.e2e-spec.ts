@@ -837,6 +837,19 @@ type Entry = {
     await p.unroute(/\/api\/workspaces\/[^/]+\/members$/);
   });
 
+  it('says that a workspace has no resources yet, rather than that none match filters', async () => {
+    const empty = await createWorkspace(t.app, 'Empty');
+    const p = await newPage(TIMEZONE, 1280);
+    await signIn(p, empty.admin.token);
+    await rows(p).first().waitFor();
+    await p.click('#tab-resources');
+    await p.waitForFunction(() => document.getElementById('resources')!.dataset.state === 'ready');
+    await expect(p.textContent('#r-status')).resolves.toBe('This workspace has no resources yet.');
+    await p.fill('#r-name', 'nothing');
+    await p.waitForFunction(() => /match/.test(document.getElementById('r-status')!.textContent));
+    await expect(p.textContent('#r-status')).resolves.toBe('No resources match these filters.');
+  });
+
   it('tells a member that the page is for admins only, and signs out', async () => {
     await page.click('#sign-out');
     await page.fill('#token', ws.member.token);

@@ -1086,7 +1086,11 @@ async function loadResources(more = false) {
   $('r-more').hidden = !state.rCursor;
   const count = $('r-rows').children.length;
   setStatus(
-    count === 0 ? 'No resources match these filters.' : `${count} resource${count === 1 ? '' : 's'} shown.`,
+    count > 0
+      ? `${count} resource${count === 1 ? '' : 's'} shown.`
+      : [...url.keys()].some((key) => /^r[A-Z]/.test(key))
+        ? 'No resources match these filters.'
+        : 'This workspace has no resources yet.',
     false,
     'r-status',
   );
