@@ -850,6 +850,33 @@ type Entry = {
     await expect(p.textContent('#r-status')).resolves.toBe('No resources match these filters.');
   });
 
+  it('keeps a long name without spaces inside its column, the dates and actions on one line', async () => {
+    const other = await createWorkspace(t.app, 'Long names');
+    const p = await newPage(TIMEZONE, 1280);
+    const name = `Customers_who_bought_${'x'.repeat(120)}`;
+    await new ResourceFactory(t.http, other.workspaceId, other.admin.auth).create('segments', { name });
+    await signIn(p, other.admin.token, `/settings/audit-logs?workspace=${other.workspaceId}&tab=resources`);
+    await p.waitForFunction(() => document.getElementById('resources')!.dataset.state === 'ready');
+    const fits = (table: string) =>
+      p
+        .locator(table)
+        .evaluate((t: HTMLTableElement) => t.scrollWidth <= t.parentElement!.clientWidth && t.offsetWidth <= 1200);
+    await expect(fits('#r-table')).resolves.toBe(true);
+    const lines = (cell: string) =>
+      p.locator(cell).evaluate((td) => {
+        const range = document.createRange();
+        range.selectNodeContents(td);
+        return new Set(Array.from(range.getClientRects(), (r) => Math.round(r.bottom))).size;
+      });
+    await expect(lines('#r-rows tr:first-child td:last-child')).resolves.toBe(1);
+    await p.click('#tab-log');
+    await ready(p);
+    await expect(column(3, p)).resolves.toContain(name);
+    await expect(fits('#table')).resolves.toBe(true);
+    await expect(lines('#rows tr:first-child td:first-child')).resolves.toBe(1);
+    await expect(lines('#rows tr:first-child td:nth-child(2)')).resolves.toBe(1);
+  });
+
   it('tells a member that the page is for admins only, and signs out', async () => {
     await page.click('#sign-out');
     await page.fill('#token', ws.member.token);
