@@ -784,6 +784,25 @@ type Entry = {
     expect(await axeViolations(phone)).toEqual([]);
   });
 
+  it('opens an entry taller than a phone’s screen at its title, the Close button a Tab away', async () => {
+    const [created] = await apiFirst({ resourceName: 'Billing DB', action: 'created' });
+    const phone = await newPage(TIMEZONE, 390, 500);
+    await signIn(phone, ws.admin.token, `/settings/audit-logs?workspace=${ws.workspaceId}&entry=${created.id}`);
+    await phone.locator('#detail[open]').waitFor();
+    await phone.locator('#detail-changes tr').first().waitFor();
+    const dialog = phone.locator('#detail');
+    await expect(dialog.evaluate((d) => d.scrollHeight > d.clientHeight)).resolves.toBe(true);
+    await expect(dialog.evaluate((d) => d.scrollTop)).resolves.toBe(0);
+    const title = await phone.locator('#detail-title').boundingBox();
+    expect(title!.y).toBeGreaterThanOrEqual(0);
+    await expect(phone.evaluate(() => document.activeElement!.id)).resolves.toBe('detail-title');
+    await phone.keyboard.press('Tab');
+    await expect(phone.evaluate(() => document.activeElement!.id)).resolves.toBe('history');
+    expect(await axeViolations(phone)).toEqual([]);
+    await phone.keyboard.press('Escape');
+    await expect(phone.locator('#detail').evaluate((d: HTMLDialogElement) => d.open)).resolves.toBe(false);
+  });
+
   it('says when the service cannot be reached or the database is lost, offers Retry, and keeps the saved token', async () => {
     const p = await newPage(TIMEZONE, 1280);
     await signIn(p);
