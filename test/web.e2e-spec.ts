@@ -803,6 +803,34 @@ type Entry = {
     await expect(phone.locator('#detail').evaluate((d: HTMLDialogElement) => d.open)).resolves.toBe(false);
   });
 
+  it('shows no rows of the previous filters while the dates are wrong, and says to correct them', async () => {
+    const p = await newPage(TIMEZONE, 1280);
+    await signIn(p);
+    await rows(p).first().waitFor();
+    await ready(p);
+    await p.selectOption('#f-range', 'custom');
+    await p.fill('#f-from-day', '2026-03-10');
+    await p.locator('#f-from-day').dispatchEvent('change');
+    await ready(p);
+    await p.fill('#f-from-day', '');
+    await p.locator('#f-from-day').dispatchEvent('change');
+    await ready(p);
+    expect(await rows(p).count()).toBeGreaterThan(0);
+    await p.fill('#f-from-day', '2026-03-10');
+    await p.fill('#f-to-day', '2026-03-01');
+    await p.locator('#f-to-day').dispatchEvent('change');
+    await expect(p.textContent('#f-to-error')).resolves.toBe(
+      'The end (Mar 1, 2026) is before the start (Mar 10, 2026).',
+    );
+    await expect(p.textContent('#status')).resolves.toBe('Correct the dates to see entries.');
+    expect(await rows(p).count()).toBe(0);
+    await expect(p.isHidden('#more')).resolves.toBe(true);
+    await p.fill('#f-to-day', '');
+    await p.locator('#f-to-day').dispatchEvent('change');
+    await ready(p);
+    await expect(p.textContent('#status')).resolves.toMatch(/entries shown|No entries/);
+  });
+
   it('says when the service cannot be reached or the database is lost, offers Retry, and keeps the saved token', async () => {
     const p = await newPage(TIMEZONE, 1280);
     await signIn(p);

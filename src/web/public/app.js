@@ -397,9 +397,21 @@ function filtersChanged() {
   $('custom-range').hidden = state.filters.range !== 'custom';
   for (const c of [$('f-user'), $('f-type'), $('f-action')]) summarizeMulti(c);
   renderChips();
-  if (!showFieldErrors(state.filters)) return;
+  if (!showFieldErrors(state.filters)) return showNoEntries();
   history.pushState(null, '', `${location.pathname}?${urlQuery(state.filters)}`);
   void reload();
+}
+
+/** Wrong dates: nothing is requested, and the rows of the previous filters are not left on show. */
+function showNoEntries() {
+  state.seq++;
+  state.cursor = null;
+  state.entries.clear();
+  $('rows').replaceChildren();
+  $('more').hidden = true;
+  $('retry-box').hidden = true;
+  setLoading('log', false);
+  setStatus('Correct the dates to see entries.', true);
 }
 
 function applyFilters(f, { push = true } = {}) {
