@@ -128,7 +128,9 @@ type Entry = {
     expect((await column(3))[0]).toBe(newest.resourceName);
     expect((await column(1))[0]).toBe(localFormat(newest.occurredAt, TIMEZONE));
     expect((await column(1))[0]).toMatch(/E[SD]T/);
-    await expect(page.textContent('#zone')).resolves.toContain(TIMEZONE);
+    await expect(page.textContent('#zone')).resolves.toBe(
+      `Times are shown in your timezone, ${TIMEZONE} (Eastern Time).`,
+    );
     expect(await axeViolations(page)).toEqual([]);
     mkdirSync(DOCS, { recursive: true });
     await page.screenshot({ path: join(DOCS, 'audit-logs.png') });
@@ -729,6 +731,9 @@ type Entry = {
     const [newest] = await apiFirst();
     expect((await column(1, kolkata))[0]).toBe(localFormat(newest.occurredAt, KOLKATA));
     expect((await column(1, kolkata))[0]).toMatch(/GMT\+5:30$/);
+    await expect(kolkata.textContent('#zone')).resolves.toBe(
+      'Times are shown in your timezone, Asia/Kolkata (India Standard Time).',
+    );
     await kolkata.selectOption('#f-range', 'custom');
     await kolkata.fill('#f-from-day', '2026-03-01');
     await kolkata.fill('#f-to-day', '2026-03-02');

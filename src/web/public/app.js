@@ -51,7 +51,20 @@ const DATE_OPTIONS = {
 };
 const dateFormat = new Intl.DateTimeFormat(undefined, DATE_OPTIONS);
 const dayFormat = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
-const timeZone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+/** Chromium's ICU still names some zones by their former city (Asia/Calcutta): the page uses today's name. */
+const RENAMED_ZONES = {
+  'Asia/Calcutta': 'Asia/Kolkata',
+  'Asia/Katmandu': 'Asia/Kathmandu',
+  'Asia/Saigon': 'Asia/Ho_Chi_Minh',
+  'Asia/Rangoon': 'Asia/Yangon',
+  'Europe/Kiev': 'Europe/Kyiv',
+  'Atlantic/Faeroe': 'Atlantic/Faroe',
+};
+const browserZone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+const timeZone = RENAMED_ZONES[browserZone] ?? browserZone;
+const zoneName = new Intl.DateTimeFormat('en-US', { timeZoneName: 'longGeneric' })
+  .formatToParts(new Date())
+  .find((part) => part.type === 'timeZoneName')?.value;
 /** What GET …/resources lists; the log's types and actions come from GET …/audit-logs/filters. */
 const LISTED_TYPES = ['source', 'model', 'segment', 'destination'];
 const TAB_TITLES = { log: 'Audit Logs', resources: 'Resources', members: 'Members', tokens: 'API tokens' };
@@ -480,7 +493,7 @@ async function openWorkspace(workspaceId, { keepFilters }) {
   for (const id of ['tab-resources', 'tab-members']) $(id).hidden = workspace.role !== 'admin';
   if (!keepFilters) history.replaceState(null, '', `${location.pathname}?workspace=${workspaceId}`);
   if (workspace.role === 'admin' && !(await loadChoices())) return;
-  $('zone').textContent = `Times are shown in your timezone, ${timeZone}.`;
+  $('zone').textContent = `Times are shown in your timezone, ${timeZone}${zoneName ? ` (${zoneName})` : ''}.`;
   await route();
 }
 
