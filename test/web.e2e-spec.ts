@@ -836,6 +836,22 @@ type Entry = {
     await expect(p.textContent('#status')).resolves.toMatch(/entries shown|No entries/);
   });
 
+  it('opens ?entry=<id>, ?resourceId=<id> and ?tab= as the README says, without a workspace in the address', async () => {
+    const [newest] = await apiFirst();
+    const p = await newPage(TIMEZONE, 1280);
+    await signIn(p, ws.admin.token, `/settings/audit-logs?entry=${newest.id}`);
+    await p.locator('#detail[open]').waitFor();
+    await expect(p.textContent('#detail-title')).resolves.toBe(`${newest.actionName}: ${newest.resourceName}`);
+    expect(query(p).get('workspace')).toBe(ws.workspaceId);
+    await p.keyboard.press('Escape');
+    await p.goto(`${base}/settings/audit-logs?resourceId=${churn.id}`);
+    await ready(p);
+    expect(new Set(await column(3, p))).toEqual(new Set(['Churn risk', 'Churn risk v2', 'Churn risk 2026']));
+    await p.goto(`${base}/?tab=members`);
+    await p.waitForFunction(() => document.getElementById('members')!.dataset.state === 'ready');
+    await expect(p.isVisible('#members')).resolves.toBe(true);
+  });
+
   it('says when the service cannot be reached or the database is lost, offers Retry, and keeps the saved token', async () => {
     const p = await newPage(TIMEZONE, 1280);
     await signIn(p);

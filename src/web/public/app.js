@@ -171,7 +171,8 @@ async function signIn(token) {
   const wanted = new URLSearchParams(location.search).get('workspace');
   const chosen = workspaces.find((w) => w.id === wanted) ?? workspaces[0];
   picker.value = chosen.id;
-  await openWorkspace(chosen.id, { keepFilters: chosen.id === wanted });
+  // An address without a workspace (?entry=…, ?tab=…) is read in the workspace opened first.
+  await openWorkspace(chosen.id, { keepFilters: !wanted || chosen.id === wanted });
 }
 
 // ---- multi-selects: a disclosure with checkboxes (plain click toggles) ------------------------
@@ -491,7 +492,9 @@ async function openWorkspace(workspaceId, { keepFilters }) {
   const workspace = state.me.workspaces.find((w) => w.id === workspaceId);
   state.workspace = workspace;
   for (const id of ['tab-resources', 'tab-members']) $(id).hidden = workspace.role !== 'admin';
-  if (!keepFilters) history.replaceState(null, '', `${location.pathname}?workspace=${workspaceId}`);
+  const address = new URLSearchParams(keepFilters ? location.search : '');
+  address.set('workspace', workspaceId);
+  history.replaceState(null, '', `${location.pathname}?${address}`);
   if (workspace.role === 'admin' && !(await loadChoices())) return;
   $('zone').textContent = `Times are shown in your timezone, ${timeZone}${zoneName ? ` (${zoneName})` : ''}.`;
   await route();
