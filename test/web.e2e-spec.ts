@@ -789,7 +789,7 @@ type Entry = {
     expect(await axeViolations(phone)).toEqual([]);
   });
 
-  it('opens an entry taller than a phone’s screen at its title, the Close button a Tab away', async () => {
+  it('opens an entry taller than a phone’s screen at its title, the Close button a Tab away and apart from the diff', async () => {
     const [created] = await apiFirst({ resourceName: 'Billing DB', action: 'created' });
     const phone = await newPage(TIMEZONE, 390, 500);
     await signIn(phone, ws.admin.token, `/settings/audit-logs?workspace=${ws.workspaceId}&entry=${created.id}`);
@@ -801,6 +801,10 @@ type Entry = {
     const title = await phone.locator('#detail-title').boundingBox();
     expect(title!.y).toBeGreaterThanOrEqual(0);
     await expect(phone.evaluate(() => document.activeElement!.id)).resolves.toBe('detail-title');
+    // The Close button sits apart from the diff above it, not against its bottom border.
+    const diff = await phone.locator('#detail table[aria-label="Changes"]').boundingBox();
+    const close = await phone.locator('#detail form[method=dialog] button').boundingBox();
+    expect(close!.y - (diff!.y + diff!.height)).toBeGreaterThanOrEqual(8);
     await phone.keyboard.press('Tab');
     await expect(phone.evaluate(() => document.activeElement!.id)).resolves.toBe('history');
     expect(await axeViolations(phone)).toEqual([]);
