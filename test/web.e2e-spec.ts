@@ -876,6 +876,8 @@ type Entry = {
     await p.selectOption('#f-range', '24h');
     await p.locator('#retry-box').waitFor();
     await expect(p.textContent('#retry-text')).resolves.toMatch(/cannot be reached/);
+    // Announced, not only shown: the status above the table is emptied, so the reason is an alert.
+    await expect(p.getByRole('alert').filter({ hasText: 'cannot be reached' }).count()).resolves.toBe(1);
     await expect(p.getAttribute('#log', 'aria-busy')).resolves.toBe('false');
     await expect(p.textContent('#status')).resolves.not.toContain('Loading');
     await p.unroute(list);
