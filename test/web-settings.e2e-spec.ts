@@ -299,6 +299,25 @@ type Token = { id: string; label: string; createdAt: string; lastUsedAt: string 
     await expect(fits('#m-table')).resolves.toBe(true);
   });
 
+  it('lines up each member’s name and email with the role and Remove controls of its row', async () => {
+    const p = await newPage(TIMEZONE, 1280);
+    await signIn(p, ws.admin.token);
+    const middles = await memberRow('(you)', p).evaluate((row: HTMLTableRowElement) => {
+      const middle = (node: Element) => {
+        const range = document.createRange();
+        range.selectNodeContents(node);
+        const box = range.getBoundingClientRect();
+        return box.top + box.height / 2;
+      };
+      const control = (selector: string) => {
+        const box = row.querySelector(selector)!.getBoundingClientRect();
+        return box.top + box.height / 2;
+      };
+      return [middle(row.cells[0]), middle(row.cells[1]), control('select'), control('button')];
+    });
+    for (const m of middles) expect(Math.abs(m - middles[2])).toBeLessThanOrEqual(3);
+  });
+
   it('in a +05:30 timezone, shows when tokens were created in that zone', async () => {
     const kolkata = await newPage(KOLKATA, 1280);
     await signIn(kolkata, ws.admin.token, 'tokens');
