@@ -29,6 +29,7 @@ export default tseslint.config(
           'document',
           'localStorage',
           'fetch',
+          'Response',
           'URL',
           'URLSearchParams',
           'Intl',

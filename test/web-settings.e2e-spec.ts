@@ -273,6 +273,51 @@ type Token = { id: string; label: string; createdAt: string; lastUsedAt: string 
     });
   });
 
+  it('keeps a long token label and a long email inside their tables, the Revoke and Remove buttons in view', async () => {
+    const label = `nightly_export_${'x'.repeat(130)}`;
+    await t.http.post('/api/me/tokens').set(ws.admin.auth).send({ label }).expect(201);
+    const email = `${'long'.repeat(15)}@${'domain'.repeat(10)}.example.test`;
+    await t.http
+      .post(`/api/workspaces/${ws.workspaceId}/members`)
+      .set(ws.admin.auth)
+      .send({ email, name: 'Long Email', role: 'member' })
+      .expect(201);
+    const p = await newPage(TIMEZONE, 1280);
+    const fits = (table: string) =>
+      p.locator(table).evaluate((t: HTMLTableElement) => t.scrollWidth <= t.parentElement!.clientWidth);
+    await signIn(p, ws.admin.token, 'tokens');
+    await expect(p.locator('#t-rows tr', { hasText: label }).count()).resolves.toBe(1);
+    await expect(fits('#t-table')).resolves.toBe(true);
+    await p.fill('#t-label', label);
+    await p.click('#add-token button[type=submit]');
+    await p.locator('#new-token').waitFor();
+    await expect(p.locator('#new-token').evaluate((box) => box.scrollWidth <= box.clientWidth)).resolves.toBe(true);
+    await p.click('#new-token-done');
+    await p.click('#tab-members');
+    await settled(p, 'members');
+    await expect(memberRow('Long Email', p).count()).resolves.toBe(1);
+    await expect(fits('#m-table')).resolves.toBe(true);
+  });
+
+  it('lines up each member’s name and email with the role and Remove controls of its row', async () => {
+    const p = await newPage(TIMEZONE, 1280);
+    await signIn(p, ws.admin.token);
+    const middles = await memberRow('(you)', p).evaluate((row: HTMLTableRowElement) => {
+      const middle = (node: Element) => {
+        const range = document.createRange();
+        range.selectNodeContents(node);
+        const box = range.getBoundingClientRect();
+        return box.top + box.height / 2;
+      };
+      const control = (selector: string) => {
+        const box = row.querySelector(selector)!.getBoundingClientRect();
+        return box.top + box.height / 2;
+      };
+      return [middle(row.cells[0]), middle(row.cells[1]), control('select'), control('button')];
+    });
+    for (const m of middles) expect(Math.abs(m - middles[2])).toBeLessThanOrEqual(3);
+  });
+
   it('in a +05:30 timezone, shows when tokens were created in that zone', async () => {
     const kolkata = await newPage(KOLKATA, 1280);
     await signIn(kolkata, ws.admin.token, 'tokens');

@@ -128,7 +128,9 @@ type Entry = {
     expect((await column(3))[0]).toBe(newest.resourceName);
     expect((await column(1))[0]).toBe(localFormat(newest.occurredAt, TIMEZONE));
     expect((await column(1))[0]).toMatch(/E[SD]T/);
-    await expect(page.textContent('#zone')).resolves.toContain(TIMEZONE);
+    await expect(page.textContent('#zone')).resolves.toBe(
+      `Times are shown in your timezone, ${TIMEZONE} (Eastern Time).`,
+    );
     expect(await axeViolations(page)).toEqual([]);
     mkdirSync(DOCS, { recursive: true });
     await page.screenshot({ path: join(DOCS, 'audit-logs.png') });
@@ -729,6 +731,9 @@ type Entry = {
     const [newest] = await apiFirst();
     expect((await column(1, kolkata))[0]).toBe(localFormat(newest.occurredAt, KOLKATA));
     expect((await column(1, kolkata))[0]).toMatch(/GMT\+5:30$/);
+    await expect(kolkata.textContent('#zone')).resolves.toBe(
+      'Times are shown in your timezone, Asia/Kolkata (India Standard Time).',
+    );
     await kolkata.selectOption('#f-range', 'custom');
     await kolkata.fill('#f-from-day', '2026-03-01');
     await kolkata.fill('#f-to-day', '2026-03-02');
@@ -782,6 +787,168 @@ type Entry = {
     await phone.waitForFunction(() => document.getElementById('resources')!.dataset.state === 'ready');
     await expect(width()).resolves.toBeLessThanOrEqual(390);
     expect(await axeViolations(phone)).toEqual([]);
+  });
+
+  it('opens an entry taller than a phone’s screen at its title, the Close button a Tab away and apart from the diff', async () => {
+    const [created] = await apiFirst({ resourceName: 'Billing DB', action: 'created' });
+    const phone = await newPage(TIMEZONE, 390, 500);
+    await signIn(phone, ws.admin.token, `/settings/audit-logs?workspace=${ws.workspaceId}&entry=${created.id}`);
+    await phone.locator('#detail[open]').waitFor();
+    await phone.locator('#detail-changes tr').first().waitFor();
+    const dialog = phone.locator('#detail');
+    await expect(dialog.evaluate((d) => d.scrollHeight > d.clientHeight)).resolves.toBe(true);
+    await expect(dialog.evaluate((d) => d.scrollTop)).resolves.toBe(0);
+    const title = await phone.locator('#detail-title').boundingBox();
+    expect(title!.y).toBeGreaterThanOrEqual(0);
+    await expect(phone.evaluate(() => document.activeElement!.id)).resolves.toBe('detail-title');
+    // The Close button sits apart from the diff above it, not against its bottom border.
+    const diff = await phone.locator('#detail table[aria-label="Changes"]').boundingBox();
+    const close = await phone.locator('#detail form[method=dialog] button').boundingBox();
+    expect(close!.y - (diff!.y + diff!.height)).toBeGreaterThanOrEqual(8);
+    await phone.keyboard.press('Tab');
+    await expect(phone.evaluate(() => document.activeElement!.id)).resolves.toBe('history');
+    expect(await axeViolations(phone)).toEqual([]);
+    await phone.keyboard.press('Escape');
+    await expect(phone.locator('#detail').evaluate((d: HTMLDialogElement) => d.open)).resolves.toBe(false);
+  });
+
+  it('shows no rows of the previous filters while the dates are wrong, and says to correct them', async () => {
+    const p = await newPage(TIMEZONE, 1280);
+    await signIn(p);
+    await rows(p).first().waitFor();
+    await ready(p);
+    await p.selectOption('#f-range', 'custom');
+    await p.fill('#f-from-day', '2026-03-10');
+    await p.locator('#f-from-day').dispatchEvent('change');
+    await ready(p);
+    await p.fill('#f-from-day', '');
+    await p.locator('#f-from-day').dispatchEvent('change');
+    await ready(p);
+    expect(await rows(p).count()).toBeGreaterThan(0);
+    await p.fill('#f-from-day', '2026-03-10');
+    await p.fill('#f-to-day', '2026-03-01');
+    await p.locator('#f-to-day').dispatchEvent('change');
+    await expect(p.textContent('#f-to-error')).resolves.toBe(
+      'The end (Mar 1, 2026) is before the start (Mar 10, 2026).',
+    );
+    await expect(p.textContent('#status')).resolves.toBe('Correct the dates to see entries.');
+    expect(await rows(p).count()).toBe(0);
+    await expect(p.isHidden('#more')).resolves.toBe(true);
+    await p.fill('#f-to-day', '');
+    await p.locator('#f-to-day').dispatchEvent('change');
+    await ready(p);
+    await expect(p.textContent('#status')).resolves.toMatch(/entries shown|No entries/);
+  });
+
+  it('opens ?entry=<id>, ?resourceId=<id> and ?tab= as the README says, without a workspace in the address', async () => {
+    const [newest] = await apiFirst();
+    const p = await newPage(TIMEZONE, 1280);
+    await signIn(p, ws.admin.token, `/settings/audit-logs?entry=${newest.id}`);
+    await p.locator('#detail[open]').waitFor();
+    await expect(p.textContent('#detail-title')).resolves.toBe(`${newest.actionName}: ${newest.resourceName}`);
+    expect(query(p).get('workspace')).toBe(ws.workspaceId);
+    await p.keyboard.press('Escape');
+    await p.goto(`${base}/settings/audit-logs?resourceId=${churn.id}`);
+    await ready(p);
+    expect(new Set(await column(3, p))).toEqual(new Set(['Churn risk', 'Churn risk v2', 'Churn risk 2026']));
+    await p.goto(`${base}/?tab=members`);
+    await p.waitForFunction(() => document.getElementById('members')!.dataset.state === 'ready');
+    await expect(p.isVisible('#members')).resolves.toBe(true);
+  });
+
+  it('says when the service cannot be reached or the database is lost, offers Retry, and keeps the saved token', async () => {
+    const p = await newPage(TIMEZONE, 1280);
+    await signIn(p);
+    await rows(p).first().waitFor();
+    await ready(p);
+    const list = /\/api\/workspaces\/[^/]+\/audit-logs\?/;
+    const unavailable = {
+      status: 503,
+      headers: { 'Retry-After': '5', 'Content-Type': 'application/json' },
+      body: JSON.stringify({
+        statusCode: 503,
+        message: 'The database is unavailable; nothing was changed. Retry shortly.',
+        error: 'Service Unavailable',
+      }),
+    };
+    // The server gone (connection refused): an explanation and Retry, not "Loading…" for ever.
+    await p.route(list, (route) => route.abort('connectionrefused'));
+    await p.selectOption('#f-range', '24h');
+    await p.locator('#retry-box').waitFor();
+    await expect(p.textContent('#retry-text')).resolves.toMatch(/cannot be reached/);
+    // Announced, not only shown: the status above the table is emptied, so the reason is an alert.
+    await expect(p.getByRole('alert').filter({ hasText: 'cannot be reached' }).count()).resolves.toBe(1);
+    await expect(p.getAttribute('#log', 'aria-busy')).resolves.toBe('false');
+    await expect(p.textContent('#status')).resolves.not.toContain('Loading');
+    await p.unroute(list);
+    await p.click('#retry');
+    await ready(p);
+    await rows(p).first().waitFor();
+    await expect(p.isHidden('#retry-box')).resolves.toBe(true);
+    // A lost database (503): the API's reason, and Retry.
+    await p.route(list, (route) => route.fulfill(unavailable));
+    await p.selectOption('#f-range', '7d');
+    await p.locator('#retry-box').waitFor();
+    await expect(p.textContent('#retry-text')).resolves.toContain('The database is unavailable');
+    await p.unroute(list);
+    await p.click('#retry');
+    await ready(p);
+    await rows(p).first().waitFor();
+    // Opening the page while the database is lost does not forget the token: Sign in retries with it.
+    await p.route(/\/api\/me$/, (route) => route.fulfill(unavailable));
+    await p.reload();
+    await p.locator('#sign-in').waitFor();
+    await expect(p.textContent('#sign-in-error')).resolves.toContain('The database is unavailable');
+    await expect(p.evaluate(() => localStorage.getItem('auditLog.token'))).resolves.toBe(ws.admin.token);
+    await p.unroute(/\/api\/me$/);
+    await p.click('#sign-in-form button[type=submit]');
+    await rows(p).first().waitFor();
+    // Members, unreachable: said so, not a blank tab.
+    await p.route(/\/api\/workspaces\/[^/]+\/members$/, (route) => route.abort('connectionrefused'));
+    await p.click('#tab-members');
+    await p.waitForFunction(() => document.getElementById('members')!.dataset.state === 'ready');
+    await expect(p.textContent('#m-status')).resolves.toMatch(/cannot be reached/);
+    await p.unroute(/\/api\/workspaces\/[^/]+\/members$/);
+  });
+
+  it('says that a workspace has no resources yet, rather than that none match filters', async () => {
+    const empty = await createWorkspace(t.app, 'Empty');
+    const p = await newPage(TIMEZONE, 1280);
+    await signIn(p, empty.admin.token);
+    await rows(p).first().waitFor();
+    await p.click('#tab-resources');
+    await p.waitForFunction(() => document.getElementById('resources')!.dataset.state === 'ready');
+    await expect(p.textContent('#r-status')).resolves.toBe('This workspace has no resources yet.');
+    await p.fill('#r-name', 'nothing');
+    await p.waitForFunction(() => /match/.test(document.getElementById('r-status')!.textContent));
+    await expect(p.textContent('#r-status')).resolves.toBe('No resources match these filters.');
+  });
+
+  it('keeps a long name without spaces inside its column, the dates and actions on one line', async () => {
+    const other = await createWorkspace(t.app, 'Long names');
+    const p = await newPage(TIMEZONE, 1280);
+    const name = `Customers_who_bought_${'x'.repeat(120)}`;
+    await new ResourceFactory(t.http, other.workspaceId, other.admin.auth).create('segments', { name });
+    await signIn(p, other.admin.token, `/settings/audit-logs?workspace=${other.workspaceId}&tab=resources`);
+    await p.waitForFunction(() => document.getElementById('resources')!.dataset.state === 'ready');
+    const fits = (table: string) =>
+      p
+        .locator(table)
+        .evaluate((t: HTMLTableElement) => t.scrollWidth <= t.parentElement!.clientWidth && t.offsetWidth <= 1200);
+    await expect(fits('#r-table')).resolves.toBe(true);
+    const lines = (cell: string) =>
+      p.locator(cell).evaluate((td) => {
+        const range = document.createRange();
+        range.selectNodeContents(td);
+        return new Set(Array.from(range.getClientRects(), (r) => Math.round(r.bottom))).size;
+      });
+    await expect(lines('#r-rows tr:first-child td:last-child')).resolves.toBe(1);
+    await p.click('#tab-log');
+    await ready(p);
+    await expect(column(3, p)).resolves.toContain(name);
+    await expect(fits('#table')).resolves.toBe(true);
+    await expect(lines('#rows tr:first-child td:first-child')).resolves.toBe(1);
+    await expect(lines('#rows tr:first-child td:nth-child(2)')).resolves.toBe(1);
   });
 
   it('tells a member that the page is for admins only, and signs out', async () => {

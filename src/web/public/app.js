@@ -2,6 +2,7 @@
 const TOKEN_KEY = 'auditLog.token';
 const PAGE_SIZE = 50;
 const TYPING_DELAY = 400;
+const UNREACHABLE = 'The service cannot be reached: check your connection, then retry.';
 const $ = (id) => document.getElementById(id);
 const el = (tag, props = {}, ...children) => {
   const node = Object.assign(document.createElement(tag), props);
@@ -50,7 +51,20 @@ const DATE_OPTIONS = {
 };
 const dateFormat = new Intl.DateTimeFormat(undefined, DATE_OPTIONS);
 const dayFormat = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
-const timeZone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+/** Chromium's ICU still names some zones by their former city (Asia/Calcutta): the page uses today's name. */
+const RENAMED_ZONES = {
+  'Asia/Calcutta': 'Asia/Kolkata',
+  'Asia/Katmandu': 'Asia/Kathmandu',
+  'Asia/Saigon': 'Asia/Ho_Chi_Minh',
+  'Asia/Rangoon': 'Asia/Yangon',
+  'Europe/Kiev': 'Europe/Kyiv',
+  'Atlantic/Faeroe': 'Atlantic/Faroe',
+};
+const browserZone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+const timeZone = RENAMED_ZONES[browserZone] ?? browserZone;
+const zoneName = new Intl.DateTimeFormat('en-US', { timeZoneName: 'longGeneric' })
+  .formatToParts(new Date())
+  .find((part) => part.type === 'timeZoneName')?.value;
 /** What GET …/resources lists; the log's types and actions come from GET …/audit-logs/filters. */
 const LISTED_TYPES = ['source', 'model', 'segment', 'destination'];
 const TAB_TITLES = { log: 'Audit Logs', resources: 'Resources', members: 'Members', tokens: 'API tokens' };
@@ -78,11 +92,20 @@ function setStatus(text, isError = false, id = 'status') {
 async function api(path, { raw = false, method = 'GET', body: sent } = {}) {
   const headers = { Authorization: `Bearer ${state.token}` };
   if (sent !== undefined) headers['Content-Type'] = 'application/json';
-  const res = await fetch(`/api${path}`, {
-    method,
-    headers,
-    body: sent === undefined ? undefined : JSON.stringify(sent),
-  });
+  let res;
+  try {
+    res = await fetch(`/api${path}`, {
+      method,
+      headers,
+      body: sent === undefined ? undefined : JSON.stringify(sent),
+    });
+  } catch {
+    // No answer at all (the server stopped, the network gone) reads like an unavailable service.
+    res = new Response(JSON.stringify({ message: UNREACHABLE }), {
+      status: 503,
+      headers: { 'Content-Type': 'application/json' },
+    });
+  }
   if (res.status === 401) {
     signOut('Your token is unknown or was revoked. Paste a valid one.');
     throw new Error('unauthorized');
@@ -110,8 +133,10 @@ const personText = (user) => (user ? user.name : 'No user (system or database)')
 
 // ---- sign in / out -------------------------------------------------------------------------
 
-function signOut(reason = '') {
-  localStorage.removeItem(TOKEN_KEY);
+/** Back to the sign-in form; with `retryToken` (the API failed, not the token), it stays saved and filled in. */
+function signOut(reason = '', retryToken = '') {
+  if (!retryToken) localStorage.removeItem(TOKEN_KEY);
+  $('token').value = retryToken;
   Object.assign(state, { token: null, me: null, workspaceId: null, workspace: null });
   $('who').textContent = '';
   $('sign-out').hidden = true;
@@ -129,7 +154,7 @@ async function signIn(token) {
   } catch {
     return;
   }
-  if (me.status !== 200) return signOut(messageOf(me.body));
+  if (me.status !== 200) return signOut(messageOf(me.body), token);
   localStorage.setItem(TOKEN_KEY, token);
   state.me = me.body;
   $('who').textContent = `${me.body.user.name} · ${me.body.user.email}`;
@@ -146,7 +171,8 @@ async function signIn(token) {
   const wanted = new URLSearchParams(location.search).get('workspace');
   const chosen = workspaces.find((w) => w.id === wanted) ?? workspaces[0];
   picker.value = chosen.id;
-  await openWorkspace(chosen.id, { keepFilters: chosen.id === wanted });
+  // An address without a workspace (?entry=…, ?tab=…) is read in the workspace opened first.
+  await openWorkspace(chosen.id, { keepFilters: !wanted || chosen.id === wanted });
 }
 
 // ---- multi-selects: a disclosure with checkboxes (plain click toggles) ------------------------
@@ -385,9 +411,21 @@ function filtersChanged() {
   $('custom-range').hidden = state.filters.range !== 'custom';
   for (const c of [$('f-user'), $('f-type'), $('f-action')]) summarizeMulti(c);
   renderChips();
-  if (!showFieldErrors(state.filters)) return;
+  if (!showFieldErrors(state.filters)) return showNoEntries();
   history.pushState(null, '', `${location.pathname}?${urlQuery(state.filters)}`);
   void reload();
+}
+
+/** Wrong dates: nothing is requested, and the rows of the previous filters are not left on show. */
+function showNoEntries() {
+  state.seq++;
+  state.cursor = null;
+  state.entries.clear();
+  $('rows').replaceChildren();
+  $('more').hidden = true;
+  $('retry-box').hidden = true;
+  setLoading('log', false);
+  setStatus('Correct the dates to see entries.', true);
 }
 
 function applyFilters(f, { push = true } = {}) {
@@ -454,9 +492,11 @@ async function openWorkspace(workspaceId, { keepFilters }) {
   const workspace = state.me.workspaces.find((w) => w.id === workspaceId);
   state.workspace = workspace;
   for (const id of ['tab-resources', 'tab-members']) $(id).hidden = workspace.role !== 'admin';
-  if (!keepFilters) history.replaceState(null, '', `${location.pathname}?workspace=${workspaceId}`);
+  const address = new URLSearchParams(keepFilters ? location.search : '');
+  address.set('workspace', workspaceId);
+  history.replaceState(null, '', `${location.pathname}?${address}`);
   if (workspace.role === 'admin' && !(await loadChoices())) return;
-  $('zone').textContent = `Times are shown in your timezone, ${timeZone}.`;
+  $('zone').textContent = `Times are shown in your timezone, ${timeZone}${zoneName ? ` (${zoneName})` : ''}.`;
   await route();
 }
 
@@ -540,11 +580,14 @@ function setLoading(section, loading) {
   $(section).setAttribute('aria-busy', String(loading));
 }
 
+/** Retry after a 429 (how long to wait) or a 503 (the API's reason, such as a lost database). */
 function showRetry(res, again) {
   const seconds = Number(res.retryAfter) || 60;
   const at = new Date(Date.now() + seconds * 1000).toLocaleTimeString();
   $('retry-text').textContent =
-    `Too many requests: the rate limit is reached. Try again in ${seconds} seconds (at ${at}).`;
+    res.status === 503
+      ? messageOf(res.body)
+      : `Too many requests: the rate limit is reached. Try again in ${seconds} seconds (at ${at}).`;
   $('retry-box').hidden = false;
   state.retry = again;
 }
@@ -569,7 +612,7 @@ async function loadPage() {
   setLoading('log', false);
   $('more').disabled = false;
   if (page.status === 403) return setStatus(messageOf(page.body), true);
-  if (page.status === 429) {
+  if (page.status === 429 || page.status === 503) {
     setStatus('');
     return showRetry(page, () => loadPage());
   }
@@ -1071,7 +1114,11 @@ async function loadResources(more = false) {
   $('r-more').hidden = !state.rCursor;
   const count = $('r-rows').children.length;
   setStatus(
-    count === 0 ? 'No resources match these filters.' : `${count} resource${count === 1 ? '' : 's'} shown.`,
+    count > 0
+      ? `${count} resource${count === 1 ? '' : 's'} shown.`
+      : [...url.keys()].some((key) => /^r[A-Z]/.test(key))
+        ? 'No resources match these filters.'
+        : 'This workspace has no resources yet.',
     false,
     'r-status',
   );
@@ -1323,8 +1370,10 @@ async function exportLog(format) {
   query.set('format', format);
   setStatus('Preparing the export…');
   const res = await api(wsPath(`/audit-logs/export?${query}`), { raw: true });
-  if (res.status === 429) {
-    return showRetry({ retryAfter: res.headers.get('Retry-After') }, () => exportLog(format));
+  if (res.status === 429 || res.status === 503) {
+    setStatus('');
+    const body = await res.json().catch(() => ({}));
+    return showRetry({ status: res.status, body, retryAfter: res.headers.get('Retry-After') }, () => exportLog(format));
   }
   if (!res.ok) return setStatus(messageOf(await res.json().catch(() => ({}))), true);
   const name = downloadName(res.headers.get('Content-Disposition'), format);
