@@ -16,7 +16,7 @@ import { Prisma } from '../generated/prisma/client';
 import type { AppClsStore } from '../request-context/app-cls-store';
 import { isUuid } from '../common/uuid';
 import { IS_PUBLIC } from './public.decorator';
-import { hashToken, looksLikeToken } from './token';
+import { bearerToken, hashToken, looksLikeToken } from './token';
 import { TokenUsageService } from './token-usage.service';
 
 interface TokenRow {
@@ -45,9 +45,8 @@ export class AuthGuard implements CanActivate {
   async canActivate(context: ExecutionContext): Promise<boolean> {
     if (this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, [context.getHandler(), context.getClass()])) return true;
     const request = context.switchToHttp().getRequest<Request>();
-    const [scheme, token, ...rest] = (request.headers.authorization ?? '').split(' ');
-    // The scheme is case-insensitive in HTTP: "bearer" is "Bearer".
-    if (scheme.toLowerCase() !== 'bearer' || !token || rest.length > 0 || !looksLikeToken(token)) {
+    const token = bearerToken(request.headers.authorization);
+    if (!token || !looksLikeToken(token)) {
       throw new UnauthorizedException('Send an API token as "Authorization: Bearer <token>".');
     }
     const prisma = this.txHost.tx;

@@ -13,6 +13,12 @@ export function hashToken(token: string): string {
   return createHash('sha256').update(token).digest('hex');
 }
 
+/** The token of an `Authorization: Bearer <token>` header (the scheme in any case), else undefined. */
+export function bearerToken(header: string | undefined): string | undefined {
+  const [scheme, token, ...rest] = (header ?? '').split(' ');
+  return scheme.toLowerCase() === 'bearer' && token && rest.length === 0 ? token : undefined;
+}
+
 export function looksLikeToken(value: string): boolean {
   return value.startsWith(PREFIX) && /^[A-Za-z0-9_-]{40,100}$/.test(value);
 }

@@ -1,7 +1,7 @@
 import { ClsPluginTransactional } from '@nestjs-cls/transactional';
 import { TransactionalAdapterPrisma } from '@nestjs-cls/transactional-adapter-prisma';
 import { Module } from '@nestjs/common';
-import type { Request, Response } from 'express';
+import type { Request } from 'express';
 import { ClsModule } from 'nestjs-cls';
 import { DatabaseModule } from '../database/database.module';
 import { PRISMA } from '../database/prisma-client.factory';
@@ -15,11 +15,10 @@ import { requestIdOf } from './request-id';
         mount: true,
         generateId: true,
         idGenerator: (req: Request) => requestIdOf(req),
-        setup: (cls, req: Request, res: Response) => {
+        setup: (cls, req: Request) => {
           cls.set('requestId', cls.getId());
           cls.set('ip', req.ip);
           cls.set('userAgent', req.headers['user-agent']);
-          res.setHeader('X-Request-Id', cls.getId());
         },
       },
       plugins: [

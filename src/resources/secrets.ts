@@ -132,11 +132,11 @@ export function replaceTextSecrets(text: string, replace: (secret: TextSecret) =
   return out;
 }
 
-/** How the log shows a secret; a key that the text rule changes holds one. */
-const REDACTED = '[REDACTED]';
+/** How the capture records a secret in an entry's `changes`. */
+export const REDACTED = '[REDACTED]';
 
 /**
- * Whether `value` is an object with a key that holds a secret by the text rule (a URL with its
+ * Whether `value` is an object with a key that holds a secret by the text rule (one the rule changes) (a URL with its
  * password, `…?token=…`): the object is then a secret as a whole, so that no path or response shows
  * the key.
  */

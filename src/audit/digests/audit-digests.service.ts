@@ -10,7 +10,7 @@ import { SchedulerRegistry } from '@nestjs/schedule';
 import { CronJob } from 'cron';
 import { APP_CONFIG, type AppConfig } from '../../config/app-config';
 import { type AppPrismaClient, PRISMA } from '../../database/prisma-client.factory';
-import { instantMicros, postgresInstant } from '../query/audit-log-query.dto';
+import { instantRange } from '../query/audit-log-query.dto';
 import { AuditLogsService, type ChainVerification } from '../query/audit-logs.service';
 import { AuditSealerService } from '../seal/audit-sealer.service';
 import { type Digest, digestHash, digestSignatureValid, keyIdOf, signDigest } from './audit-digest';
@@ -167,10 +167,7 @@ export class AuditDigestsService implements OnApplicationBootstrap, OnApplicatio
 
   /** The workspace's digests issued in [from, to), newest first, at most MAX_DIGESTS. */
   async list(workspaceId: string, from?: string, to?: string): Promise<Digest[]> {
-    if (from && to && instantMicros(from) > instantMicros(to)) {
-      throw new BadRequestException(`from (${from}) must not be after to (${to})`);
-    }
-    const [since, until] = [from, to].map((instant) => (instant ? postgresInstant(instant) : null));
+    const { since = null, until = null } = instantRange(from, to);
     const rows = await this.prisma.$queryRaw<DigestRow[]>`
       SELECT * FROM "audit_digests" WHERE "workspace_id" = ${workspaceId}::uuid
         AND (${since}::timestamptz IS NULL OR "issued_at" >= ${since}::timestamptz)

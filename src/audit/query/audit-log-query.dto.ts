@@ -1,3 +1,4 @@
+import { BadRequestException } from '@nestjs/common';
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform, Type } from 'class-transformer';
 import {
@@ -42,7 +43,7 @@ function instantParts(instant: string): { millis: number; micros: number } {
 }
 
 /** An INSTANT in microseconds since 1970, to compare two of them. */
-export function instantMicros(instant: string): number {
+function instantMicros(instant: string): number {
   const { millis, micros } = instantParts(instant);
   return millis * 1000 + micros;
 }
@@ -57,10 +58,22 @@ const LAST_MILLIS = Date.parse('9999-12-31T23:59:59.999Z');
  * before year 10000, so the first one at or after the instant, kept within them, bounds `from`
  * (inclusive) and `to` (exclusive) alike.
  */
-export function postgresInstant(instant: string): string {
+function postgresInstant(instant: string): string {
   let { millis, micros } = instantParts(instant);
   if (millis > LAST_MILLIS) [millis, micros] = [LAST_MILLIS, 999];
   return `${new Date(millis).toISOString().slice(0, -1)}${String(micros).padStart(3, '0')}Z`;
+}
+
+/**
+ * A `from` / `to` pair as given (not as JavaScript dates, which keep milliseconds while an instant
+ * may carry microseconds), each as PostgreSQL reads it exactly (postgresInstant); a 400 when `from`
+ * is after `to`.
+ */
+export function instantRange(from?: string, to?: string): { since?: string; until?: string } {
+  if (from && to && instantMicros(from) > instantMicros(to)) {
+    throw new BadRequestException(`from (${from}) must not be after to (${to})`);
+  }
+  return { since: from ? postgresInstant(from) : undefined, until: to ? postgresInstant(to) : undefined };
 }
 
 export class AuditLogFilterDto {

@@ -1,4 +1,4 @@
-import { BadRequestException, Inject, Injectable, NotFoundException } from '@nestjs/common';
+import { Inject, Injectable, NotFoundException } from '@nestjs/common';
 import pLimit from 'p-limit';
 import { APP_CONFIG, type AppConfig } from '../../config/app-config';
 import { isDatabaseUnavailable } from '../../common/database-unavailable';
@@ -16,7 +16,7 @@ import {
 import { AuditSealerService } from '../seal/audit-sealer.service';
 import { AuditCursorCodec, type CursorPosition } from './audit-cursor';
 import { AUDIT_LOG_ROW_COLUMNS, type AuditEntry, type AuditLogRow, CSV_COLUMNS, toAuditEntry } from './audit-entry';
-import { type AuditLogFilterDto, instantMicros, postgresInstant } from './audit-log-query.dto';
+import { type AuditLogFilterDto, instantRange } from './audit-log-query.dto';
 
 export interface AuditLogPage {
   items: AuditEntry[];
@@ -202,8 +202,7 @@ function once(expression: string, cell: (value: string) => string): string {
  * The entry's `user.name` and `user.email`, empty when no user acted: `actor_name` also names the
  * system job or the database role of an entry without a user, which only actorName shows.
  */
-const USER_NAME = `(CASE WHEN "actor_id" IS NULL THEN '' ELSE coalesce("actor_name", '') END)`;
-const USER_EMAIL = `(CASE WHEN "actor_id" IS NULL THEN '' ELSE coalesce("actor_email", '') END)`;
+const ofUser = (column: string) => `(CASE WHEN "actor_id" IS NULL THEN '' ELSE coalesce(${column}, '') END)`;
 
 /**
  * The contract's CSV columns (CSV_COLUMNS), one line per entry. A time, a uuid, an action or an actor
@@ -216,8 +215,8 @@ const CSV_LINE = Prisma.raw(
     once(ACTION_NAME.text, csvCell),
     csvCell('"resource_type"'),
     csvCell('"resource_name"'),
-    csvCell(USER_NAME),
-    csvCell(USER_EMAIL),
+    csvCell(ofUser('"actor_name"')),
+    csvCell(ofUser('"actor_email"')),
     '"resource_id"::text',
     csvCell(`coalesce("request_id", '')`),
     '"id"::text',
@@ -797,19 +796,15 @@ export class AuditLogsService {
 
   /** One predicate per filter that is set, except the name (see `page`). */
   private where(workspaceId: string, filter: AuditLogFilterDto): Prisma.Sql[] {
-    // As given, not as JavaScript dates: those keep milliseconds, and an instant may carry microseconds.
-    const { from, to } = filter;
-    if (from && to && instantMicros(from) > instantMicros(to)) {
-      throw new BadRequestException(`from (${from}) must not be after to (${to})`);
-    }
+    const { since, until } = instantRange(filter.from, filter.to);
     const where = [Prisma.sql`"workspace_id" = ${workspaceId}::uuid`];
     if (filter.userId?.length) where.push(oneOf('actor_id', filter.userId, 'uuid'));
     if (filter.resourceType?.length) where.push(oneOf('resource_type', filter.resourceType, 'text'));
     if (filter.action?.length) where.push(oneOf('action', filter.action, 'text'));
     if (filter.requestId) where.push(Prisma.sql`"request_id" = ${filter.requestId}`);
     if (filter.resourceId) where.push(Prisma.sql`"resource_id" = ${filter.resourceId}::uuid`);
-    if (from) where.push(Prisma.sql`"occurred_at" >= ${postgresInstant(from)}::timestamptz`);
-    if (to) where.push(Prisma.sql`"occurred_at" < ${postgresInstant(to)}::timestamptz`);
+    if (since) where.push(Prisma.sql`"occurred_at" >= ${since}::timestamptz`);
+    if (until) where.push(Prisma.sql`"occurred_at" < ${until}::timestamptz`);
     return where;
   }
 }

@@ -2,7 +2,7 @@ import { HttpException, HttpStatus, Injectable } from '@nestjs/common';
 import { ThrottlerGuard, type ThrottlerLimitDetail } from '@nestjs/throttler';
 import type { ExecutionContext } from '@nestjs/common';
 import type { Request } from 'express';
-import { hashToken } from '../../auth/token';
+import { bearerToken, hashToken } from '../../auth/token';
 
 /** The export has a tighter budget of its own; every other guarded route shares one. */
 export function isExport(context: ExecutionContext): boolean {
@@ -19,7 +19,7 @@ export class TokenThrottlerGuard extends ThrottlerGuard {
   protected override getTracker(req: Record<string, unknown>): Promise<string> {
     // The token itself: "Bearer t" and "bearer t" spend one budget.
     const header = (req as unknown as Request).headers.authorization ?? '';
-    return Promise.resolve(hashToken(header.replace(/^bearer /i, '')));
+    return Promise.resolve(hashToken(bearerToken(header) ?? header));
   }
 
   protected override generateKey(context: ExecutionContext, tracker: string, name: string): string {

@@ -7,14 +7,11 @@ import { runAsRestore } from '../../request-context/run-with-actor';
 import type { ResourceDelegate } from '../../resources/resource-kinds';
 import { DESTINATIONS, MODELS, SEGMENTS, SOURCES } from '../../resources/resources.module';
 import type { ResourceResponse, ResourcesService } from '../../resources/resources.service';
-import { textSecrets } from '../../resources/secrets';
+import { REDACTED, textSecrets } from '../../resources/secrets';
 import { AUDITED_RESOURCES } from '../capture/audited-resources';
 import type { AuditEntry, FieldChange } from '../query/audit-entry';
 import { AuditLogsService } from '../query/audit-logs.service';
 import { compact, deleteAt, type JsonValue, overlaps, parsePath, type PathSegment, setAt } from './change-path';
-
-/** How the capture records a secret in `changes`. */
-const REDACTED = '[REDACTED]';
 
 export type RestoreResult = ResourceResponse & { secretsNotRestored: string[] };
 
